@@ -1,0 +1,32 @@
+# The two commands a newcomer runs from a fresh clone: `make demo` and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stepline-installed
+DEMO_DIR ?= stepline_logs
+
+.PHONY: demo test install benchmark clean
+
+install: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# torch is pinned first: anything that pulls torch in later then finds it there, instead of a CUDA build.
+$(STAMP): pyproject.toml Makefile | $(PY)
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	STEPLINE_DIR=$(DEMO_DIR) $(PY) examples/plain_loop.py
+	$(VENV)/bin/stepline show plain-loop --project examples --dir $(DEMO_DIR)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+benchmark: $(STAMP)
+	$(PY) benchmarks/log_overhead.py
+
+clean:
+	rm -rf $(VENV) stepline_logs .pytest_cache .hypothesis

@@ -1,0 +1,125 @@
+"""What one ``run.log`` of 8 metrics costs the training loop, beside a baseline in the same run.
+
+    python benchmarks/log_overhead.py [--calls 200000] [--repeats 5]
+
+Baseline: an orjson line appended to an open file, the cheapest synchronous logger there is.
+Printed, each the median over repeats, each repeat in a fresh child process:
+- p50 / p99 microseconds per call in a loop that does ~20 us of other work per step (a fast training
+  step; the writer thread keeps up, as it does in real training);
+- points per second drained into the logbook: log calls back to back, then finish(), wall clock (here
+  the writer is the bottleneck and the bounded queue makes the caller wait);
+- peak RSS of the child.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+KEYS = [f"metric_{i}" for i in range(8)]
+STEP_WORK_US = 20.0
+
+
+def _percentiles(durations: list[int]) -> tuple[float, float]:
+    durations.sort()
+    n = len(durations)
+    return durations[n // 2] / 1000, durations[int(n * 0.99)] / 1000
+
+
+def _step_work(microseconds: float) -> None:
+    end = time.perf_counter() + microseconds / 1e6
+    while time.perf_counter() < end:
+        pass
+
+
+def _timed_loop(log, calls: int, work_us: float) -> tuple[list[int], float]:
+    clock = time.perf_counter_ns
+    durations = []
+    start = time.perf_counter()
+    for step in range(calls):
+        if work_us:
+            _step_work(work_us)
+        values = {key: step * 0.001 + i for i, key in enumerate(KEYS)}
+        t0 = clock()
+        log(values, step)
+        durations.append(clock() - t0)
+    return durations, start
+
+
+def measure_baseline(calls: int, folder: str) -> dict[str, float]:
+    import orjson
+
+    with open(os.path.join(folder, "baseline.jsonl"), "ab") as handle:
+        def log(values, step):
+            line = {"step": step, "time": time.time(), "values": values}
+            handle.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+
+        durations, _ = _timed_loop(log, calls // 4, STEP_WORK_US)
+        _, start = _timed_loop(log, calls, 0)
+        handle.flush()
+        elapsed = time.perf_counter() - start
+    p50, p99 = _percentiles(durations)
+    return {"p50_us": p50, "p99_us": p99, "points_per_s": calls * len(KEYS) / elapsed}
+
+
+def measure_stepline(calls: int, folder: str) -> dict[str, float]:
+    import stepline
+
+    paced = stepline.init(project="bench", dir=folder)
+    durations, _ = _timed_loop(lambda values, step: paced.log(values, step=step), calls // 4, STEP_WORK_US)
+    paced.finish()
+    run = stepline.init(project="bench", dir=folder)
+    _, start = _timed_loop(lambda values, step: run.log(values, step=step), calls, 0)
+    run.finish()
+    elapsed = time.perf_counter() - start
+    with open(os.path.join(run.path, "metrics.jsonl"), "rb") as handle:
+        landed = sum(1 for _ in handle)
+    assert landed == calls, f"{landed} of {calls} records landed"
+    p50, p99 = _percentiles(durations)
+    return {"p50_us": p50, "p99_us": p99, "points_per_s": calls * len(KEYS) / elapsed}
+
+
+def child(kind: str, calls: int) -> None:
+    import resource
+    import warnings
+
+    warnings.simplefilter("ignore")  # the queue-full warning is expected in the back-to-back loop
+    with tempfile.TemporaryDirectory() as folder:
+        figures = (measure_baseline if kind == "baseline" else measure_stepline)(calls, folder)
+    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(figures))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--child", choices=["baseline", "stepline"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.calls)
+        return
+    results: dict[str, list[dict[str, float]]] = {"baseline": [], "stepline": []}
+    for _ in range(args.repeats):
+        for kind in results:  # interleaved, so drift in the machine's load hits both alike
+            out = subprocess.run([sys.executable, __file__, "--child", kind, "--calls", str(args.calls)],
+                                 check=True, capture_output=True, text=True).stdout
+            results[kind].append(json.loads(out.strip().splitlines()[-1]))
+    median = {kind: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for kind, runs in results.items()}
+    base, ours = median["baseline"], median["stepline"]
+    print(f"run.log of {len(KEYS)} metrics, {args.calls} calls, median of {args.repeats} repeats")
+    print(f"{'figure':<22}{'baseline (orjson line)':>24}{'stepline':>14}{'ratio':>10}")
+    for key, label in (("p50_us", "p50 us/call"), ("p99_us", "p99 us/call"),
+                       ("points_per_s", "points/s drained"), ("peak_rss_mb", "peak RSS MB")):
+        print(f"{label:<22}{base[key]:>24,.2f}{ours[key]:>14,.2f}{ours[key] / base[key]:>10.2f}")
+    print(f"{'RSS above baseline MB':<22}{'':>24}{ours['peak_rss_mb'] - base['peak_rss_mb']:>14,.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""``stepline.init`` and the module-level conveniences over the current run.
+
+    run = stepline.init(project="mnist", config={"lr": 1e-3})
+    stepline.log({"loss": 0.5})     # the same as run.log(...)
+    stepline.finish()
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from stepline import __version__, lifecycle
+from stepline.config import HEARTBEAT_INTERVAL, Settings, heartbeat_timeout, resolve_settings
+from stepline.errors import ConfigError, RunNotFoundError, SteplineError
+from stepline.logbook import layout
+from stepline.logbook.reader import Logbook, RunView
+from stepline.run import DisabledRun, Run
+from stepline.sinks.logbook import LogbookSink
+from stepline.system import describe_process, process_rank
+from stepline.writer import Writer
+
+BACKENDS = ("local",)
+
+
+def init(
+    project: str | None = None,
+    name: str | None = None,
+    *,
+    config: Mapping[str, Any] | Any = None,
+    dir: str | os.PathLike[str] | None = None,
+    tags: Sequence[str] | None = None,
+    notes: str | None = None,
+    resume: str | bool | None = None,
+    backend: str | None = None,
+    mode: str | None = None,
+    all_ranks: bool = False,
+) -> Run:
+    """Start a run (or continue one) and return its handle.
+
+        run = stepline.init(project="mnist", name="baseline", config={"lr": 1e-3}, tags=["cnn"])
+
+    ``resume`` continues a run: a run id or name (it must exist), or ``True`` to continue the latest run
+    of this name when there is one. ``mode="disabled"`` (or ``STEPLINE_MODE=disabled``) makes every call a
+    no-op, as does a process of rank other than zero unless ``all_ranks=True``.
+    """
+    settings = resolve_settings(project=project, name=name, dir=dir, resume=resume, mode=mode)
+    if backend not in (None, *BACKENDS):
+        raise ConfigError(f"backend={backend!r} is not supported; use 'local' (the embedded logbook)")
+    tag_list = _check_tags(tags)
+    if notes is not None and not isinstance(notes, str):
+        raise ConfigError(f"notes must be text, got {type(notes).__name__}")
+
+    if settings.mode == "disabled" or (not all_ranks and process_rank() != 0):
+        run: Run = DisabledRun(run_id="disabled", name=settings.name or "disabled", project=settings.project,
+                               path=None, writer=None)
+    else:
+        existing = _run_to_resume(settings)
+        run = _continue(existing, settings, tag_list, notes) if existing else _create(settings, tag_list, notes)
+    lifecycle.remember(run)
+    if config is not None:
+        run.params.set(config)
+    return run
+
+
+def current_run() -> Run | None:
+    """The most recently started run that is still open, or None: ``stepline.current_run()``."""
+    return lifecycle.current()
+
+
+def log(metrics: Mapping[str, Any], step: int | None = None, *, epoch: float | None = None) -> None:
+    """Log to the current run: ``stepline.log({"loss": 0.3}, step=10)``."""
+    _require_current().log(metrics, step, epoch=epoch)
+
+
+def finish(timeout: float | None = None) -> bool:
+    """Finish the current run: ``stepline.finish()``. Does nothing when no run is open."""
+    run = lifecycle.current()
+    return run.finish(timeout) if run is not None else True
+
+
+def _require_current() -> Run:
+    run = lifecycle.current()
+    if run is None:
+        raise SteplineError("no run is open: call stepline.init(project=...) before stepline.log(...)")
+    return run
+
+
+def _check_tags(tags: Sequence[str] | None) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, str) or not all(isinstance(t, str) and t for t in tags):
+        raise ConfigError(f"tags must be a list of non-empty strings, e.g. tags=['baseline'], got {tags!r}")
+    return list(dict.fromkeys(tags))
+
+
+def _run_to_resume(settings: Settings) -> RunView | None:
+    if not settings.resume:
+        return None
+    book = Logbook(settings.root)
+    if settings.resume is True:
+        runs = [r for r in book.runs(settings.project) if settings.name is None or r.name == settings.name]
+        return runs[-1] if runs else None
+    try:
+        return book.run(str(settings.resume), project=settings.project)
+    except RunNotFoundError as err:
+        raise RunNotFoundError(f"{err}; to start a new run, drop resume= (or use resume=True)") from None
+
+
+def _create(settings: Settings, tags: list[str], notes: str | None) -> Run:
+    run_id, path = layout.create_run_dir(settings.root, settings.project)
+    now = time.time()
+    meta = {
+        "format": layout.FORMAT_VERSION,
+        "id": run_id,
+        "name": settings.name or run_id,
+        "project": settings.project,
+        "status": "running",
+        "created_at": now,
+        "started_at": now,
+        "ended_at": None,
+        "heartbeat_at": now,
+        "resumed_at": [],
+        **describe_process(),
+        "tags": tags,
+        "notes": notes,
+        "error": None,
+        "stepline_version": __version__,
+    }
+    layout.write_meta(path, meta)
+    return _open(settings, meta, path, first_seq=1, next_step=0, params=None)
+
+
+def _continue(view: RunView, settings: Settings, tags: list[str], notes: str | None) -> Run:
+    meta = dict(view.meta)
+    if meta.get("status") == "running" and view.status == "running" and meta.get("pid") != os.getpid():
+        raise ConfigError(
+            f"run {view.id} is still running (pid {meta.get('pid')} on {meta.get('host')}, heartbeat "
+            f"{time.time() - (view.heartbeat_at or 0):.0f} s ago); stop it first, or wait "
+            f"{heartbeat_timeout():.0f} s after it died"
+        )
+    max_seq, max_step = view.positions()
+    now = time.time()
+    meta.update(describe_process())
+    meta.update(status="running", ended_at=None, error=None, heartbeat_at=now,
+                resumed_at=[*(meta.get("resumed_at") or []), now],
+                tags=list(dict.fromkeys([*(meta.get("tags") or []), *tags])))
+    if notes is not None:
+        meta["notes"] = notes
+    layout.write_meta(view.path, meta)
+    return _open(settings, meta, view.path, first_seq=max_seq + 1,
+                 next_step=0 if max_step is None else max_step + 1, params=view.params())
+
+
+def _open(settings: Settings, meta: dict[str, Any], path: Any, *, first_seq: int, next_step: int,
+          params: dict[str, Any] | None) -> Run:
+    writer = Writer([LogbookSink(path, meta)], first_seq=first_seq, max_queue=settings.queue_size,
+                    label=meta["id"], heartbeat_interval=HEARTBEAT_INTERVAL)
+    return Run(run_id=meta["id"], name=meta["name"], project=meta["project"], path=path, writer=writer,
+               next_step=next_step, params=params)

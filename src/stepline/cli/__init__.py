@@ -1,0 +1,1 @@
+"""The ``stepline`` command line: list, show and export runs of a logbook."""

@@ -1,0 +1,54 @@
+"""``stepline`` entry point: parses the command line and dispatches to one module per command.
+
+    stepline list [--dir DIR] [--project P]
+    stepline show RUN [--dir DIR] [--project P]
+    stepline export RUN --format csv|jsonl [-o FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from stepline import __version__
+from stepline.cli import export, listing, show
+from stepline.errors import SteplineError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stepline", description="Track machine-learning training runs.")
+    parser.add_argument("--version", action="version", version=f"stepline {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument("--dir", help="the logbook folder (default: $STEPLINE_DIR or ./stepline_logs)")
+        sub.add_argument("--project", help="only this project")
+        return sub
+
+    add("list", "a table of projects and their runs").set_defaults(handler=listing.run)
+    sub = add("show", "one run: metadata, params, and last / min / max of each metric")
+    sub.add_argument("run", help="a run id, or a run name (the latest run of that name)")
+    sub.set_defaults(handler=show.run)
+    sub = add("export", "a run's metrics as CSV or JSON lines")
+    sub.add_argument("run", help="a run id, or a run name (the latest run of that name)")
+    sub.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    sub.add_argument("-o", "--output", help="write to this file instead of standard output")
+    sub.set_defaults(handler=export.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except SteplineError as err:
+        print(f"stepline: {err}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `stepline export RUN | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

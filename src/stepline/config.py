@@ -1,0 +1,100 @@
+"""Settings from arguments and ``STEPLINE_*`` variables (every one is listed in docs/configuration.md).
+
+An argument wins over its variable; a variable wins over the default.
+
+    settings = resolve_settings(project="mnist")
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from stepline.errors import ConfigError
+from stepline.names import check_name
+
+DEFAULT_DIR = "stepline_logs"
+# The writer rewrites a run's heartbeat this often; a `running` run whose heartbeat is older than
+# HEARTBEAT_TIMEOUT is reported `crashed` (its process died without a word).
+HEARTBEAT_INTERVAL = 10.0
+HEARTBEAT_TIMEOUT = 60.0
+DEFAULT_PROJECT = "default"
+DEFAULT_QUEUE_SIZE = 10_000
+MODES = ("enabled", "disabled")
+_AUTO_RESUME = {"auto", "true", "1", "yes"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    project: str
+    name: str | None
+    mode: str
+    resume: str | bool | None
+    queue_size: int
+
+
+def resolve_settings(
+    *,
+    project: str | None = None,
+    name: str | None = None,
+    dir: str | os.PathLike[str] | None = None,
+    resume: str | bool | None = None,
+    mode: str | None = None,
+) -> Settings:
+    project = project if project is not None else os.environ.get("STEPLINE_PROJECT") or DEFAULT_PROJECT
+    name = name if name is not None else os.environ.get("STEPLINE_RUN_NAME") or None
+    mode = mode if mode is not None else os.environ.get("STEPLINE_MODE", "enabled").strip().lower() or "enabled"
+    if mode not in MODES:
+        raise ConfigError(f"STEPLINE_MODE / mode={mode!r} is not one of {', '.join(MODES)}")
+    return Settings(
+        root=logbook_root(dir),
+        project=check_name(project, "project"),
+        name=check_name(name, "run name") if name is not None else None,
+        mode=mode,
+        resume=_resume(resume),
+        queue_size=_positive_int("STEPLINE_QUEUE_SIZE", DEFAULT_QUEUE_SIZE),
+    )
+
+
+def logbook_root(dir: str | os.PathLike[str] | None = None) -> Path:
+    """The logbook folder: ``dir``, else ``STEPLINE_DIR``, else ``./stepline_logs``."""
+    return Path(dir if dir is not None else os.environ.get("STEPLINE_DIR") or DEFAULT_DIR).expanduser()
+
+
+def heartbeat_timeout() -> float:
+    """Seconds without a heartbeat after which a `running` run is reported `crashed`."""
+    raw = os.environ.get("STEPLINE_HEARTBEAT_TIMEOUT")
+    if raw is None:
+        return HEARTBEAT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ConfigError(f"STEPLINE_HEARTBEAT_TIMEOUT={raw!r} must be a positive number of seconds")
+    return value
+
+
+def _resume(resume: str | bool | None) -> str | bool | None:
+    if resume is None:
+        resume = os.environ.get("STEPLINE_RESUME") or None
+    if isinstance(resume, str) and resume.strip().lower() in _AUTO_RESUME:
+        return True
+    if isinstance(resume, str) and resume.strip().lower() in ("false", "0", "no", "never"):
+        return None
+    if resume is False:
+        return None
+    if resume is not None and not isinstance(resume, (str, bool)):
+        raise ConfigError(f"resume must be a run id or name, or True, got {type(resume).__name__}")
+    return resume
+
+
+def _positive_int(variable: str, default: int) -> int:
+    raw = os.environ.get(variable)
+    if raw is None:
+        return default
+    if not raw.strip().isdigit() or int(raw) <= 0:
+        raise ConfigError(f"{variable}={raw!r} must be a positive whole number")
+    return int(raw)

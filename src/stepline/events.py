@@ -1,0 +1,61 @@
+"""The one event format: the records the logbook stores, the wire will carry and sync will replay.
+
+Every record is a JSON object with ``type`` and a per-run ``seq`` (see docs/format.md):
+
+    {"type": "metrics", "seq": 7, "time": 1764100000.25, "step": 3, "epoch": 0.5, "values": {"loss": 0.25}}
+    {"type": "params", "seq": 1, "time": ..., "op": "set", "data": {"lr": 0.001}}
+    {"type": "params", "seq": 2, "time": ..., "op": "update", "key": "model.layers", "value": 100}
+    {"type": "log", "seq": 9, "time": ..., "level": "INFO", "message": "epoch done", "context": {"epoch": 1}}
+    {"type": "status", "seq": 10, "time": ..., "status": "finished"}
+
+Metric values that are NaN or infinite are written as the strings ``"NaN"``, ``"Infinity"`` and
+``"-Infinity"``: metric values are numbers, so a string there is never ambiguous.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+
+from stepline.values import NON_FINITE_NAMES
+
+METRICS = "metrics"
+PARAMS = "params"
+LOG = "log"
+STATUS = "status"
+HEARTBEAT = "heartbeat"
+FILE = "file"
+
+_DUMPS_OPTIONS = orjson.OPT_APPEND_NEWLINE
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """One record as one JSON line (with its newline)."""
+    line = orjson.dumps(record, option=_DUMPS_OPTIONS)
+    # orjson writes a non-finite float as null; a metric value is never None, so null means we must re-encode.
+    if record.get("type") == METRICS and (b":null," in line or b":null}" in line):
+        record = {**record, "values": {k: _finite_or_name(v) for k, v in record["values"].items()}}
+        line = orjson.dumps(record, option=_DUMPS_OPTIONS)
+    return line
+
+
+def decode(line: bytes | str) -> dict[str, Any]:
+    """The record of one JSON line; raises ``orjson.JSONDecodeError`` on a torn or corrupt line."""
+    record = orjson.loads(line)
+    if not isinstance(record, dict):
+        raise orjson.JSONDecodeError("a record must be a JSON object", str(line)[:80], 0)
+    if record.get("type") == METRICS:
+        values = record.get("values")
+        if isinstance(values, dict):
+            for key, value in values.items():
+                if type(value) is str:
+                    values[key] = NON_FINITE_NAMES.get(value, math.nan)
+    return record
+
+
+def _finite_or_name(value: Any) -> Any:
+    if type(value) is float and not math.isfinite(value):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    return value

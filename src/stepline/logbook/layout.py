@@ -1,0 +1,109 @@
+"""The one place that knows the logbook's on-disk layout (specified in docs/format.md).
+
+    <root>/<project>/<run id>/meta.json        the run's metadata and status, replaced atomically
+    <root>/<project>/<run id>/params.jsonl     params operations, appended
+    <root>/<project>/<run id>/metrics.jsonl    metric points, appended
+    <root>/<project>/<run id>/logs.jsonl       log lines, appended
+    <root>/<project>/<run id>/files/           files saved by the run
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import string
+from pathlib import Path
+from typing import Any, Iterator
+
+import orjson
+
+from stepline import events
+from stepline.errors import LogbookError
+from stepline.names import check_name, check_relative_path
+
+FORMAT_VERSION = 1
+META_FILE = "meta.json"
+FILES_DIR = "files"
+RECORD_FILES = {
+    events.METRICS: "metrics.jsonl",
+    events.PARAMS: "params.jsonl",
+    events.LOG: "logs.jsonl",
+}
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+_ID_LENGTH = 8
+
+
+def new_run_id() -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
+
+
+def project_dir(root: Path, project: str) -> Path:
+    return root / check_name(project, "project")
+
+
+def run_dir(root: Path, project: str, run_id: str) -> Path:
+    return project_dir(root, project) / check_name(run_id, "run id")
+
+
+def record_path(run_path: Path, record_type: str) -> Path:
+    return run_path / RECORD_FILES[record_type]
+
+
+def file_path(run_path: Path, relative: str) -> Path:
+    """The path of a run's file; ``relative`` is validated, so it never leaves ``files/``."""
+    return run_path / FILES_DIR / check_relative_path(relative, "file name")
+
+
+def create_run_dir(root: Path, project: str) -> tuple[str, Path]:
+    """Make a new, empty run folder with a fresh id; safe when several processes share the root."""
+    parent = project_dir(root, project)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            run_id = new_run_id()
+            path = parent / run_id
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            return run_id, path
+    except OSError as err:
+        raise LogbookError(f"cannot create a run folder under {parent}: {err}") from err
+
+
+def write_meta(run_path: Path, meta: dict[str, Any]) -> None:
+    """Replace meta.json atomically: a reader sees the old or the new file, never half of one."""
+    target = run_path / META_FILE
+    temporary = run_path / f".{META_FILE}.{os.getpid()}.tmp"
+    temporary.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+    os.replace(temporary, target)
+
+
+def read_meta(run_path: Path) -> dict[str, Any] | None:
+    """The run's metadata, or None when the folder holds no readable meta.json."""
+    try:
+        meta = orjson.loads((run_path / META_FILE).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def iter_projects(root: Path) -> Iterator[str]:
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.is_dir() and not entry.name.startswith("."):
+            yield entry.name
+
+
+def iter_run_dirs(root: Path, project: str) -> Iterator[Path]:
+    try:
+        entries = list(os.scandir(project_dir(root, project)))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.is_dir() and (Path(entry.path) / META_FILE).is_file():
+            yield Path(entry.path)

@@ -1,0 +1,228 @@
+"""Reading a logbook: the one way every part of stepline (CLI, server, sync) reads runs.
+
+    book = stepline.Logbook("stepline_logs")
+    for run in book.runs(project="mnist"):
+        print(run.name, run.status, run.series("train/loss").values[-1])
+
+Torn lines (a process killed mid-write) are skipped and counted in ``run.problems``; a record whose
+``seq`` was already read (a write retried after an error) is read once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import orjson
+
+from stepline import events
+from stepline.config import heartbeat_timeout as configured_heartbeat_timeout
+from stepline.config import logbook_root
+from stepline.errors import RunNotFoundError
+from stepline.logbook import layout
+from stepline.names import check_name
+from stepline.params import apply_operation
+from stepline.values import decode_params
+
+
+@dataclass
+class Series:
+    """One metric's points in the order they were logged."""
+
+    key: str
+    steps: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    epochs: list[float | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+class Logbook:
+    """A logbook folder, read-only: ``Logbook()`` reads ``STEPLINE_DIR`` or ``./stepline_logs``.
+
+        book = Logbook("stepline_logs")
+        run = book.run("a1b2c3d4")
+    """
+
+    def __init__(self, dir: str | os.PathLike[str] | None = None, *, heartbeat_timeout: float | None = None) -> None:
+        self.root = logbook_root(dir)
+        self.heartbeat_timeout = (
+            heartbeat_timeout if heartbeat_timeout is not None else configured_heartbeat_timeout()
+        )
+
+    def __repr__(self) -> str:
+        return f"<stepline.Logbook {self.root}>"
+
+    def projects(self) -> list[str]:
+        """The names of the projects that hold at least one run."""
+        return [p for p in layout.iter_projects(self.root) if any(True for _ in layout.iter_run_dirs(self.root, p))]
+
+    def runs(self, project: str | None = None) -> list[RunView]:
+        """The runs of ``project`` (or of every project), oldest first."""
+        projects = [check_name(project, "project")] if project is not None else list(layout.iter_projects(self.root))
+        views = []
+        for name in projects:
+            for path in layout.iter_run_dirs(self.root, name):
+                meta = layout.read_meta(path)
+                if meta is not None:
+                    views.append(RunView(path, meta, self.heartbeat_timeout))
+        views.sort(key=lambda v: (v.started_at or 0.0, v.id))
+        return views
+
+    def run(self, id_or_name: str, project: str | None = None) -> RunView:
+        """The run with this id, else the latest run with this name; raises :class:`RunNotFoundError`."""
+        runs = self.runs(project)
+        for view in runs:
+            if view.id == id_or_name:
+                return view
+        named = [view for view in runs if view.name == id_or_name]
+        if named:
+            return named[-1]
+        where = f"project {project!r}" if project is not None else str(self.root)
+        raise RunNotFoundError(
+            f"no run with id or name {id_or_name!r} in {where}; `stepline list` shows the runs there"
+        )
+
+
+class RunView:
+    """One run as the logbook holds it. Every accessor reads the files afresh."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], heartbeat_timeout: float) -> None:
+        self.path = path
+        self.meta = meta
+        self._heartbeat_timeout = heartbeat_timeout
+        self.problems = {"torn_lines": 0, "duplicate_records": 0}
+
+    def __repr__(self) -> str:
+        return f"<stepline.RunView {self.project}/{self.name} id={self.id} {self.status}>"
+
+    id = property(lambda self: self.meta.get("id", self.path.name))
+    name = property(lambda self: self.meta.get("name", self.id))
+    project = property(lambda self: self.meta.get("project", self.path.parent.name))
+    started_at = property(lambda self: self.meta.get("started_at"))
+    ended_at = property(lambda self: self.meta.get("ended_at"))
+    heartbeat_at = property(lambda self: self.meta.get("heartbeat_at"))
+    error = property(lambda self: self.meta.get("error"))
+    tags = property(lambda self: list(self.meta.get("tags") or []))
+    notes = property(lambda self: self.meta.get("notes"))
+
+    @property
+    def status(self) -> str:
+        """``running``, ``finished``, ``failed``, ``killed``, or ``crashed`` (running, but the heartbeat is stale)."""
+        status = self.meta.get("status", "running")
+        if status == "running":
+            beat = self.heartbeat_at or self.started_at or 0.0
+            if time.time() - beat > self._heartbeat_timeout:
+                return "crashed"
+        return status
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end (or to the last heartbeat while running or crashed)."""
+        end = self.ended_at or self.heartbeat_at
+        return end - self.started_at if end is not None and self.started_at is not None else None
+
+    def records(self, record_type: str) -> Iterator[dict[str, Any]]:
+        """The raw records of one type (``metrics``, ``params``, ``log``) in the event format."""
+        path = layout.record_path(self.path, record_type)
+        try:
+            handle = open(path, "rb")
+        except FileNotFoundError:
+            return
+        last_seq = 0
+        with handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                try:
+                    record = events.decode(line)
+                except orjson.JSONDecodeError:
+                    self.problems["torn_lines"] += 1
+                    continue
+                seq = record.get("seq")
+                if type(seq) is int:
+                    if seq <= last_seq:
+                        self.problems["duplicate_records"] += 1
+                        continue
+                    last_seq = seq
+                yield record
+
+    def params(self) -> dict[str, Any]:
+        """The params, every recorded operation replayed in order."""
+        state: dict[str, Any] = {}
+        for record in self.records(events.PARAMS):
+            apply_operation(state, record)
+        return decode_params(state)
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """One dict per log call: ``step``, ``timestamp``, ``epoch`` when it was set, and the values."""
+        rows = []
+        for record in self.records(events.METRICS):
+            row = dict(record.get("values") or {})
+            row["step"] = record.get("step")
+            row["timestamp"] = record.get("time")
+            if "epoch" in record:
+                row["epoch"] = record["epoch"]
+            rows.append(row)
+        return rows
+
+    def metric_keys(self) -> list[str]:
+        """Every metric key the run logged, in first-seen order."""
+        keys: dict[str, None] = {}
+        for record in self.records(events.METRICS):
+            keys.update(dict.fromkeys(record.get("values") or ()))
+        return list(keys)
+
+    def series(self, key: str) -> Series:
+        """The points of one metric: ``run.series("train/loss").values``."""
+        series = Series(key)
+        for record in self.records(events.METRICS):
+            values = record.get("values") or {}
+            if key in values:
+                series.steps.append(record.get("step"))
+                series.values.append(values[key])
+                series.times.append(record.get("time"))
+                series.epochs.append(record.get("epoch"))
+        return series
+
+    def logs(self, level: str | None = None) -> list[dict[str, Any]]:
+        """Log lines (``time``, ``level``, ``message``, ``context``), optionally of one level."""
+        wanted = level.upper() if level else None
+        return [
+            {"time": r.get("time"), "level": r.get("level"), "message": r.get("message"), "context": r.get("context") or {}}
+            for r in self.records(events.LOG)
+            if wanted is None or r.get("level") == wanted
+        ]
+
+    def files(self) -> list[str]:
+        """The run's files, relative to its ``files/`` folder, sorted."""
+        base = self.path / layout.FILES_DIR
+        if not base.is_dir():
+            return []
+        return sorted(p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+    def file_path(self, relative: str) -> Path:
+        """Where one of the run's files lies; the name is validated, so it never leaves ``files/``."""
+        return layout.file_path(self.path, relative)
+
+    def positions(self) -> tuple[int, int | None]:
+        """``(largest seq, largest step)`` written so far: where a resumed run carries on."""
+        max_seq, max_step = 0, None
+        for record_type in layout.RECORD_FILES:
+            for record in self.records(record_type):
+                max_seq = max(max_seq, record.get("seq") or 0)
+                step = record.get("step")
+                if record_type == events.METRICS and type(step) is int and (max_step is None or step > max_step):
+                    max_step = step
+        return max_seq, max_step
+
+    def to_pandas(self) -> Any:
+        """The metrics as a pandas DataFrame, one row per log call (needs pandas)."""
+        import pandas
+
+        return pandas.DataFrame(self.metrics())

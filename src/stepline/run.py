@@ -1,0 +1,292 @@
+"""The ``Run``: the handle a training script logs through. Calls only check and enqueue; the writer
+thread does the I/O.
+
+    run = stepline.init(project="mnist", config={"lr": 1e-3})
+    for step in range(100):
+        run.log({"train/loss": loss}, step=step)
+    run.finish()
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import traceback
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Callable, TypeVar
+
+from stepline import events, lifecycle
+from stepline.errors import InvalidValueError, SteplineWarning
+from stepline.files import Files
+from stepline.logs import Logs
+from stepline.metrics import MetricsLogger
+from stepline.params import Params
+from stepline.values import PLAIN_NUMBER_TYPES, DeferredScalar, coerce_metric
+from stepline.writer import DEFERRED_METRICS_TAG, METRICS_TAG, Writer
+
+F = TypeVar("F", bound=Callable[..., Any])
+_time = time.time
+
+
+class Run:
+    """One tracked run. Create it with :func:`stepline.init`; use it as a handle, context manager or decorator.
+
+        with stepline.init(project="demo") as run:
+            run.params.set(lr=0.1)
+            run.log({"loss": 0.5})
+    """
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        name: str,
+        project: str,
+        path: Path | None,
+        writer: Writer | None,
+        next_step: int = 0,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        self.id = run_id
+        self.name = name
+        self.project = project
+        self.path = path
+        self.status = "running"
+        self._writer = writer
+        self._items: Any = writer.items if writer is not None else _DiscardQueue()
+        self._max_queue = writer.max_queue if writer is not None else 1 << 62
+        self._next_step = next_step
+        self._warned: set[Any] = set()
+        self.metrics = MetricsLogger(self)
+        self.params = Params(self, params)
+        self.logs = Logs(self)
+        self.files = Files(self)
+
+    def __repr__(self) -> str:
+        return f"<stepline.Run {self.project}/{self.name} id={self.id} {self.status}>"
+
+    # -- metrics: the hot path -------------------------------------------------------------------
+
+    def log(self, metrics: Mapping[str, Any], step: int | None = None, *, epoch: float | None = None) -> None:
+        """Log one point per key: ``run.log({"loss": 0.3, "acc": 0.9}, step=10)``.
+
+        Without ``step`` the point goes at the run's largest step + 1. Values that are not numbers are
+        refused with a warning that names the key; the call's other keys still land.
+        """
+        values = dict(metrics)
+        tag = METRICS_TAG
+        for key, value in values.items():
+            if type(value) not in PLAIN_NUMBER_TYPES or type(key) is not str:
+                values, tag = self._coerce(values)
+                break
+        if epoch is not None and type(epoch) not in PLAIN_NUMBER_TYPES:
+            epoch = self._coerce_epoch(epoch)
+        if not values:
+            return
+        if step is None:
+            step = self._next_step
+        elif type(step) is not int:
+            step = self._coerce_step(step)
+        if step >= self._next_step:
+            self._next_step = step + 1
+        items = self._items
+        items.append((tag, _time(), step, epoch, values))
+        if len(items) >= self._max_queue:
+            self._writer.wait_for_room()  # type: ignore[union-attr]
+
+    def _coerce(self, values: dict[Any, Any]) -> tuple[dict[str, Any], str]:
+        clean: dict[str, Any] = {}
+        tag = METRICS_TAG
+        for key, value in values.items():
+            if type(key) is not str or not key:
+                self._warn_once(("key", repr(key)), f"metric key {key!r} is refused: keys are non-empty strings")
+                continue
+            try:
+                number = coerce_metric(key, value)
+            except InvalidValueError as err:
+                self._warn_once(("value", key, type(value)), str(err))
+                continue
+            if isinstance(number, DeferredScalar):
+                tag = DEFERRED_METRICS_TAG
+            clean[key] = number
+        return clean, tag
+
+    def _coerce_step(self, step: Any) -> int:
+        try:
+            number = coerce_metric("step", step)
+            if isinstance(number, DeferredScalar):
+                number = number.resolve()
+            if isinstance(number, bool) or number != int(number):
+                raise InvalidValueError(f"step must be a whole number, got {step!r}")
+            return int(number)
+        except (InvalidValueError, ValueError, OverflowError) as err:
+            self._warn_once(("step", type(step)), f"{err}; the point goes at the next step ({self._next_step})")
+            return self._next_step
+
+    def _coerce_epoch(self, epoch: Any) -> float | int | None:
+        try:
+            number = coerce_metric("epoch", epoch)
+            return number.resolve() if isinstance(number, DeferredScalar) else number
+        except InvalidValueError as err:
+            self._warn_once(("epoch", type(epoch)), f"{err}; the point is logged without its epoch")
+            return None
+
+    # -- shortcuts ---------------------------------------------------------------------------------
+
+    def debug(self, message: str, **context: Any) -> None:
+        """``run.debug("shapes", x=[8, 32])``"""
+        self.logs.log(message, "DEBUG", **context)
+
+    def info(self, message: str, **context: Any) -> None:
+        """``run.info("epoch done", epoch=1)``"""
+        self.logs.log(message, "INFO", **context)
+
+    def warning(self, message: str, **context: Any) -> None:
+        """``run.warning("loss spiked", loss=9.1)``"""
+        self.logs.log(message, "WARNING", **context)
+
+    def error(self, message: str, **context: Any) -> None:
+        """``run.error("eval failed", reason="OOM")``"""
+        self.logs.log(message, "ERROR", **context)
+
+    # -- delivery and lifecycle --------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything logged so far is in the logbook: ``run.flush(timeout=5)``; False on timeout."""
+        return self._writer.flush(timeout) if self._writer is not None else True
+
+    def finish(self, timeout: float | None = None) -> bool:
+        """Mark the run finished and wait for its records to land: ``run.finish()``; idempotent."""
+        return self._end("finished", None, timeout)
+
+    def fail(self, error: BaseException | str | None = None, timeout: float | None = None) -> bool:
+        """Mark the run failed, with the exception or message: ``run.fail(err)``."""
+        return self._end("failed", describe_error(error), timeout)
+
+    def _end(self, status: str, error: dict[str, Any] | None, timeout: float | None) -> bool:
+        if self.status != "running":
+            return True
+        self.status = status
+        lifecycle.forget(self)
+        writer = self._writer
+        if writer is None:
+            self._items = _ClosedQueue(self)
+            return True
+        record: dict[str, Any] = {"type": events.STATUS, "seq": None, "time": _time(), "status": status}
+        if error is not None:
+            record["error"] = error
+        writer.items.append(record)
+        self._items = _ClosedQueue(self)
+        done = writer.close(timeout)
+        if not done:
+            warnings.warn(
+                f"stepline run {self.id}: {writer.pending()} records were still being written when "
+                f"finish() gave up after {timeout} s; they are lost if this process exits now",
+                SteplineWarning,
+                stacklevel=3,
+            )
+        return done
+
+    def _put(self, record: dict[str, Any]) -> None:
+        """Queue a params, log, file or status record (the rare, non-metric records)."""
+        items = self._items
+        items.append(record)
+        if len(items) >= self._max_queue:
+            self._writer.wait_for_room()  # type: ignore[union-attr]
+
+    def _warn_once(self, key: Any, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(f"stepline: {message}", SteplineWarning, stacklevel=4)
+
+    def _detach_after_fork(self) -> None:
+        """In a forked child the writer thread does not exist: drop records instead of queueing for ever."""
+        self._items = _DiscardQueue()
+        self._writer = None
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if error is None:
+            self.finish()
+        else:
+            self._end(status_for_exception(error), describe_error(error), None)
+
+    def __call__(self, function: F) -> F:
+        """Use the run as a decorator: the run ends when ``function`` returns or raises."""
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return function(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+def status_for_exception(error: BaseException) -> str:
+    if isinstance(error, KeyboardInterrupt):
+        return "killed"
+    if isinstance(error, SystemExit) and error.code in (0, None):
+        return "finished"
+    return "failed"
+
+
+def describe_error(error: BaseException | str | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    if isinstance(error, str):
+        return {"type": None, "message": error, "traceback": None}
+    if isinstance(error, SystemExit) and error.code in (0, None):
+        return None
+    return {
+        "type": type(error).__name__,
+        "message": str(error),
+        "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+    }
+
+
+class _DiscardQueue:
+    """Stands in for the queue of a run that records nothing (disabled, another rank, a forked child)."""
+
+    __slots__ = ()
+
+    def append(self, item: Any) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return 0
+
+
+class _ClosedQueue:
+    """Stands in for the queue of an ended run: warns once, so a late log call never raises."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    def append(self, item: Any) -> None:
+        self._run._warn_once(
+            ("closed",),
+            f"run {self._run.id} is {self._run.status}; this and later records are ignored. "
+            f"Continue it with stepline.init(resume={self._run.id!r}).",
+        )
+
+    def __len__(self) -> int:
+        return 0
+
+
+class DisabledRun(Run):
+    """What ``init`` returns when ``STEPLINE_MODE=disabled`` or on a rank other than zero: every call is a no-op.
+
+        run = stepline.init(mode="disabled"); run.log({"loss": 1.0})   # records nothing
+    """
+
+    def log(self, metrics: Mapping[str, Any], step: int | None = None, *, epoch: float | None = None) -> None:
+        pass

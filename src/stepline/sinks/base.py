@@ -1,0 +1,30 @@
+"""The contract every sink fulfils. A sink is only ever called from its run's writer thread."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+
+class Sink(ABC):
+    """Receives batches of records (see :mod:`stepline.events`) in ``seq`` order.
+
+    ``write`` may raise ``OSError`` for a passing trouble (the writer retries the same batch later) or any
+    other exception for a bug (the writer warns and stops using the sink).
+
+        class PrintSink(Sink):
+            name = "print"
+            def write(self, records): print(records)
+    """
+
+    name: str = "sink"
+
+    @abstractmethod
+    def write(self, records: list[dict[str, Any]]) -> None:
+        """Deliver a batch. File records carry their content under ``data`` (bytes) or ``source`` (a path)."""
+
+    def flush(self) -> None:
+        """Make everything written so far durable against the death of this process."""
+
+    def close(self) -> None:
+        """Flush and release resources; called once, after the last ``write``."""
