@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from stepline.values import NON_FINITE_NAMES
+from stepline.values import INT64_MIN, NON_FINITE_NAMES, UINT64_MAX
 
 METRICS = "metrics"
 PARAMS = "params"
@@ -33,10 +33,15 @@ _DUMPS_OPTIONS = orjson.OPT_APPEND_NEWLINE
 
 def encode(record: dict[str, Any]) -> bytes:
     """One record as one JSON line (with its newline)."""
-    line = orjson.dumps(record, option=_DUMPS_OPTIONS)
+    try:
+        line = orjson.dumps(record, option=_DUMPS_OPTIONS)
+    except orjson.JSONEncodeError:
+        if record.get("type") != METRICS:
+            raise
+        line = b":null}"  # an integer beyond 64 bits: take the slow path below, which makes it a float
     # orjson writes a non-finite float as null; a metric value is never None, so null means we must re-encode.
     if record.get("type") == METRICS and (b":null," in line or b":null}" in line):
-        record = {**record, "values": {k: _finite_or_name(v) for k, v in record["values"].items()}}
+        record = {**record, "values": {k: _json_number(v) for k, v in record["values"].items()}}
         line = orjson.dumps(record, option=_DUMPS_OPTIONS)
     return line
 
@@ -55,7 +60,9 @@ def decode(line: bytes | str) -> dict[str, Any]:
     return record
 
 
-def _finite_or_name(value: Any) -> Any:
+def _json_number(value: Any) -> Any:
     if type(value) is float and not math.isfinite(value):
         return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if type(value) is int and not INT64_MIN <= value <= UINT64_MAX:
+        return _json_number(float(value))
     return value

@@ -27,6 +27,10 @@ from stepline.errors import InvalidValueError
 # Exact types accepted without a further look: the hot path checks ``type(v) in PLAIN_NUMBER_TYPES``.
 PLAIN_NUMBER_TYPES = frozenset((float, int, bool))
 
+# The integers JSON encoders (orjson, browsers) keep exactly; a metric beyond them becomes a float,
+# a param beyond them its decimal text.
+INT64_MIN, UINT64_MAX = -(2**63), 2**64 - 1
+
 # How a non-finite float is written where a JSON number cannot hold it (see docs/format.md).
 NON_FINITE_NAMES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -82,8 +86,10 @@ _MAX_DEPTH = 64
 
 def _convert(value: Any, path: str, lossy: list[str], depth: int) -> Any:
     kind = type(value)
-    if value is None or kind in (str, int, bool):
+    if value is None or kind in (str, bool):
         return value
+    if kind is int:
+        return value if INT64_MIN <= value <= UINT64_MAX else str(value)
     if kind is float:
         return value if math.isfinite(value) else encode_non_finite_param(value)
     if depth > _MAX_DEPTH:
@@ -106,7 +112,7 @@ def _convert(value: Any, path: str, lossy: list[str], depth: int) -> Any:
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, numbers.Integral):
-        return int(value)
+        return _convert(int(value), path, lossy, depth)
     if isinstance(value, numbers.Real) and not _is_array(value):
         return _convert(float(value), path, lossy, depth)
     if isinstance(value, os.PathLike):
