@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stepline-installed
 DEMO_DIR ?= stepline_logs
 
-.PHONY: demo test install benchmark clean
+.PHONY: demo test lint install benchmark clean
 
 install: $(STAMP)
 
@@ -22,7 +22,11 @@ demo: $(STAMP)
 	STEPLINE_DIR=$(DEMO_DIR) $(PY) examples/plain_loop.py
 	$(VENV)/bin/stepline show plain-loop --project examples --dir $(DEMO_DIR)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest
 
 benchmark: $(STAMP)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 
@@ -79,7 +78,7 @@ def test_context_manager_and_decorator(logdir):
 
 def test_keyboard_interrupt_in_a_context_is_killed(logdir):
     with pytest.raises(KeyboardInterrupt):
-        with stepline.init(project="p", dir=logdir) as run:
+        with stepline.init(project="p", dir=logdir):
             raise KeyboardInterrupt
     assert only_run(logdir).status == "killed"
 

@@ -75,13 +75,13 @@ def test_git_commit_is_read_from_the_repository(tmp_path, monkeypatch):
 
 
 def test_two_processes_write_one_logbook_at_once(logdir):
-    code = """
+    code = f"""
         import sys, stepline
-        run = stepline.init(project="shared", name=sys.argv[1] if len(sys.argv) > 1 else "w", dir={dir!r})
+        run = stepline.init(project="shared", name=sys.argv[1] if len(sys.argv) > 1 else "w", dir={str(logdir)!r})
         for step in range(20_000):
             run.log({{"v": step}}, step=step)
         run.finish()
-    """.format(dir=str(logdir))
+    """
     processes = [start_python(code) for _ in range(2)]
     for process in processes:
         assert process.wait(timeout=60) == 0, process.stderr.read()

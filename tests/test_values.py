@@ -15,7 +15,9 @@ numbers = st.one_of(st.integers(min_value=-(2**63), max_value=2**64 - 1), st.flo
 keys = st.text(min_size=1, max_size=20)
 json_like = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(), st.text(max_size=20)),
-    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 

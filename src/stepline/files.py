@@ -69,29 +69,36 @@ class Files:
     def load(self, name: str) -> Any:
         """Read a saved file back, by its extension: ``run.files.load("results.json")``."""
         path = self._path(name)
-        if not path.is_file():
+        if path is None or not path.is_file():
             raise SteplineError(f"run {self._run.id} has no file {self._relative(name)!r}")
         return deserialise(path.read_bytes(), path.suffix.lower())
 
     def exists(self, name: str) -> bool:
         """``run.files.exists("best.pt")``"""
-        return self._path(name).exists()
+        path = self._path(name)
+        return path is not None and path.exists()
 
     def list(self) -> list[str]:
         """Files under this namespace, relative to it, sorted: ``run.files("checkpoints").list()``."""
-        self._run.flush()
-        base = layout.file_path(self._run.path, self._namespace) if self._namespace else self._run.path / layout.FILES_DIR
-        if not base.is_dir():
+        run_path = self._run_path()
+        if run_path is None:
             return []
-        return sorted(p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file())
+        base = layout.file_path(run_path, self._namespace) if self._namespace else run_path / layout.FILES_DIR
+        return layout.list_files(base)
 
     def _relative(self, name: str) -> str:
         relative = check_relative_path(name, "file name")
         return f"{self._namespace}/{relative}" if self._namespace else relative
 
-    def _path(self, name: str) -> Path:
+    def _run_path(self) -> Path | None:
+        """The run's folder once earlier saves have landed; None for a run that records nothing."""
         self._run.flush()
-        return layout.file_path(self._run.path, self._relative(name))
+        return self._run.path
+
+    def _path(self, name: str) -> Path | None:
+        relative = self._relative(name)
+        run_path = self._run_path()
+        return layout.file_path(run_path, relative) if run_path is not None else None
 
 
 def serialise(obj: Any, name: str) -> bytes:

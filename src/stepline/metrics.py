@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from stepline.errors import ConfigError, InvalidValueError
 from stepline.names import check_name

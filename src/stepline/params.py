@@ -72,7 +72,8 @@ class Params:
             raise ConfigError(f"params key {key!r} must be a non-empty dotted name such as 'model.layers'")
         safe, lossy = to_json_safe(value)
         self._warn_lossy([f"{key}.{p}" if p != "<root>" else key for p in lossy])
-        self._apply({"type": events.PARAMS, "seq": None, "time": time.time(), "op": "update", "key": key, "value": safe})
+        self._apply({"type": events.PARAMS, "seq": None, "time": time.time(), "op": "update", "key": key,
+                     "value": safe})
 
     def read(self) -> dict[str, Any]:
         """The params as they stand now, NaN and infinities restored."""

@@ -13,10 +13,10 @@ import functools
 import time
 import traceback
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from stepline import events, lifecycle
 from stepline.errors import InvalidValueError, SteplineWarning

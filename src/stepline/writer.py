@@ -12,7 +12,8 @@ import time
 import traceback
 import warnings
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from stepline import events
 from stepline.errors import SteplineWarning
@@ -144,15 +145,15 @@ class Writer:
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
         for sink in list(self._sinks):
             if batch:
-                self._call(sink, lambda: sink.write(batch), retry=True)
+                self._call(sink, sink.write, batch, retry=True)
             self._call(sink, sink.flush, retry=True)
 
-    def _call(self, sink: Sink, action: Callable[[], None], retry: bool = False) -> None:
+    def _call(self, sink: Sink, action: Callable[..., None], *args: Any, retry: bool = False) -> None:
         """Run one sink call; retry passing OS troubles, and drop a sink whose code is broken."""
         attempt = 0
         while True:
             try:
-                action()
+                action(*args)
                 return
             except OSError as err:
                 if not retry:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import secrets
 import string
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 
@@ -55,6 +56,22 @@ def file_path(run_path: Path, relative: str) -> Path:
     return run_path / FILES_DIR / check_relative_path(relative, "file name")
 
 
+def list_files(base: Path) -> list[str]:
+    """The files under ``base``, relative to it, sorted; the sink's half-written temporary files are left out."""
+    if not base.is_dir():
+        return []
+    return sorted(p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file() and not is_temporary(p.name))
+
+
+def temporary_name(name: str) -> str:
+    """Where a file is written before it is renamed into place, so no reader sees half of it."""
+    return f".{name}.tmp"
+
+
+def is_temporary(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp")
+
+
 def create_run_dir(root: Path, project: str) -> tuple[str, Path]:
     """Make a new, empty run folder with a fresh id; safe when several processes share the root."""
     parent = project_dir(root, project)
@@ -75,7 +92,7 @@ def create_run_dir(root: Path, project: str) -> tuple[str, Path]:
 def write_meta(run_path: Path, meta: dict[str, Any]) -> None:
     """Replace meta.json atomically: a reader sees the old or the new file, never half of one."""
     target = run_path / META_FILE
-    temporary = run_path / f".{META_FILE}.{os.getpid()}.tmp"
+    temporary = run_path / temporary_name(f"{META_FILE}.{os.getpid()}")
     temporary.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
     os.replace(temporary, target)
 

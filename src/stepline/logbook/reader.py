@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 
@@ -33,9 +34,9 @@ class Series:
     """One metric's points in the order they were logged."""
 
     key: str
-    steps: list[int] = field(default_factory=list)
-    values: list[float] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)
+    steps: list[Any] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+    times: list[Any] = field(default_factory=list)
     epochs: list[float | None] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -60,7 +61,7 @@ class Logbook:
 
     def projects(self) -> list[str]:
         """The names of the projects that hold at least one run."""
-        return [p for p in layout.iter_projects(self.root) if any(True for _ in layout.iter_run_dirs(self.root, p))]
+        return [p for p in layout.iter_projects(self.root) if next(layout.iter_run_dirs(self.root, p), None)]
 
     def runs(self, project: str | None = None) -> list[RunView]:
         """The runs of ``project`` (or of every project), oldest first."""
@@ -194,17 +195,15 @@ class RunView:
         """Log lines (``time``, ``level``, ``message``, ``context``), optionally of one level."""
         wanted = level.upper() if level else None
         return [
-            {"time": r.get("time"), "level": r.get("level"), "message": r.get("message"), "context": r.get("context") or {}}
+            {"time": r.get("time"), "level": r.get("level"), "message": r.get("message"),
+             "context": r.get("context") or {}}
             for r in self.records(events.LOG)
             if wanted is None or r.get("level") == wanted
         ]
 
     def files(self) -> list[str]:
         """The run's files, relative to its ``files/`` folder, sorted."""
-        base = self.path / layout.FILES_DIR
-        if not base.is_dir():
-            return []
-        return sorted(p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file() and not p.name.startswith("."))
+        return layout.list_files(self.path / layout.FILES_DIR)
 
     def file_path(self, relative: str) -> Path:
         """Where one of the run's files lies; the name is validated, so it never leaves ``files/``."""

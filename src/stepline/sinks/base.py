@@ -23,8 +23,8 @@ class Sink(ABC):
     def write(self, records: list[dict[str, Any]]) -> None:
         """Deliver a batch. File records carry their content under ``data`` (bytes) or ``source`` (a path)."""
 
-    def flush(self) -> None:
+    def flush(self) -> None:  # noqa: B027 (optional hook: a sink that buffers nothing needs no flush)
         """Make everything written so far durable against the death of this process."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook)
         """Flush and release resources; called once, after the last ``write``."""

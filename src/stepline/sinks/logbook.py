@@ -80,7 +80,7 @@ class LogbookSink(Sink):
         target = layout.file_path(self._path, record["path"])
         target.parent.mkdir(parents=True, exist_ok=True)
         if "data" in record:
-            temporary = target.with_name(f".{target.name}.tmp")
+            temporary = target.with_name(layout.temporary_name(target.name))
             temporary.write_bytes(record["data"])
             temporary.replace(target)
         elif Path(record["source"]).is_dir():
