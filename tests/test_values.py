@@ -13,6 +13,7 @@ from stepline.values import decode_params, to_json_safe
 
 numbers = st.one_of(st.integers(min_value=-(2**63), max_value=2**64 - 1), st.floats(allow_nan=True), st.booleans())
 keys = st.text(min_size=1, max_size=20)
+row_keys = keys.filter(lambda k: k not in ("step", "timestamp", "epoch"))  # metrics() rows' own fields
 json_like = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(), st.text(max_size=20)),
     lambda children: st.one_of(
@@ -46,6 +47,15 @@ def test_params_round_trip_through_json_safe_and_the_codec(value):
     assert same(decode_params(events.decode(events.encode(record))["data"]), {"v": value})
 
 
+def test_a_metric_named_like_a_row_field_is_kept_and_read_through_series(tmp_path):
+    run = stepline.init(project="p", dir=tmp_path)
+    run.log({"step": 99.0, "loss": 1.0}, step=3)
+    run.finish()
+    view = Logbook(tmp_path).run(run.id)
+    assert view.metrics()[0]["step"] == 3
+    assert view.series("step").values == [99.0] and view.series("step").steps == [3]
+
+
 def test_integers_beyond_64_bits_become_floats_in_metrics_and_text_in_params(tmp_path):
     run = stepline.init(project="p", dir=tmp_path, config={"seed": 10**30})
     run.log({"big": 10**30, "small": 1})
@@ -56,7 +66,7 @@ def test_integers_beyond_64_bits_become_floats_in_metrics_and_text_in_params(tmp
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.dictionaries(keys, numbers, min_size=1, max_size=5), min_size=1, max_size=20))
+@given(st.lists(st.dictionaries(row_keys, numbers, min_size=1, max_size=5), min_size=1, max_size=20))
 def test_what_is_logged_is_what_the_reader_returns(tmp_path, calls):
     run = stepline.init(project="p", dir=tmp_path)
     for step, values in enumerate(calls):

@@ -161,7 +161,10 @@ class RunView:
         return decode_params(state)
 
     def metrics(self) -> list[dict[str, Any]]:
-        """One dict per log call: ``step``, ``timestamp``, ``epoch`` when it was set, and the values."""
+        """One dict per log call: ``step``, ``timestamp``, ``epoch`` when it was set, and the values.
+
+        A metric itself named ``step``, ``timestamp`` or ``epoch`` is shadowed here; read it with :meth:`series`.
+        """
         rows = []
         for record in self.records(events.METRICS):
             row = dict(record.get("values") or {})
