@@ -65,6 +65,16 @@ def init(
     return run
 
 
+def reopen(run: Run) -> Run:
+    """A new handle on an ended run that continues it (what an evaluation after training needs).
+
+        run = stepline.api.reopen(run)   # status running again; steps, seq and params carry on
+    """
+    if run.status == "running" or run.path is None:
+        return run
+    return init(project=run.project, dir=run.path.parent.parent, resume=run.id)
+
+
 def current_run() -> Run | None:
     """The most recently started run that is still open, or None: ``stepline.current_run()``."""
     return lifecycle.current()
@@ -159,4 +169,4 @@ def _open(settings: Settings, meta: dict[str, Any], path: Any, *, first_seq: int
     writer = Writer([LogbookSink(path, meta)], first_seq=first_seq, max_queue=settings.queue_size,
                     label=meta["id"], heartbeat_interval=HEARTBEAT_INTERVAL)
     return Run(run_id=meta["id"], name=meta["name"], project=meta["project"], path=path, writer=writer,
-               next_step=next_step, params=params)
+               next_step=next_step, params=params, summary=meta.get("summary"))

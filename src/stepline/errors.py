@@ -8,6 +8,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 
 class SteplineError(Exception):
     """Base class of every error stepline raises."""
@@ -39,3 +43,14 @@ class LogbookError(SteplineError, OSError):
 
 class SteplineWarning(UserWarning):
     """Something was refused or delayed, and training goes on: a bad value, a slow backend, a failing sink."""
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str) -> None:
+    """Issue a :class:`SteplineWarning` that points at the user's line, not at stepline's own code."""
+    frame, level = sys._getframe(1), 2  # stacklevel 2 is our caller
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    warnings.warn(message, SteplineWarning, stacklevel=level)

@@ -6,7 +6,8 @@ Every record is a JSON object with ``type`` and a per-run ``seq`` (see docs/form
     {"type": "params", "seq": 1, "time": ..., "op": "set", "data": {"lr": 0.001}}
     {"type": "params", "seq": 2, "time": ..., "op": "update", "key": "model.layers", "value": 100}
     {"type": "log", "seq": 9, "time": ..., "level": "INFO", "message": "epoch done", "context": {"epoch": 1}}
-    {"type": "status", "seq": 10, "time": ..., "status": "finished"}
+    {"type": "summary", "seq": 10, "time": ..., "data": {"train_runtime": 12.5}}
+    {"type": "status", "seq": 11, "time": ..., "status": "finished"}
 
 Metric values that are NaN or infinite are written as the strings ``"NaN"``, ``"Infinity"`` and
 ``"-Infinity"``: metric values are numbers, so a string there is never ambiguous.
@@ -27,6 +28,7 @@ LOG = "log"
 STATUS = "status"
 HEARTBEAT = "heartbeat"
 FILE = "file"
+SUMMARY = "summary"
 
 _DUMPS_OPTIONS = orjson.OPT_APPEND_NEWLINE
 

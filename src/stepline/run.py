@@ -12,18 +12,18 @@ from __future__ import annotations
 import functools
 import time
 import traceback
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 from stepline import events, lifecycle
-from stepline.errors import InvalidValueError, SteplineWarning
+from stepline.errors import InvalidValueError, warn
 from stepline.files import Files
 from stepline.logs import Logs
 from stepline.metrics import MetricsLogger
 from stepline.params import Params
+from stepline.summary import Summary
 from stepline.values import PLAIN_NUMBER_TYPES, DeferredScalar, coerce_metric
 from stepline.writer import DEFERRED_METRICS_TAG, METRICS_TAG, Writer
 
@@ -49,6 +49,7 @@ class Run:
         writer: Writer | None,
         next_step: int = 0,
         params: dict[str, Any] | None = None,
+        summary: dict[str, Any] | None = None,
     ) -> None:
         self.id = run_id
         self.name = name
@@ -62,6 +63,7 @@ class Run:
         self._warned: set[Any] = set()
         self.metrics = MetricsLogger(self)
         self.params = Params(self, params)
+        self.summary = Summary(self, summary)
         self.logs = Logs(self)
         self.files = Files(self)
 
@@ -182,11 +184,9 @@ class Run:
         self._items = _ClosedQueue(self)
         done = writer.close(timeout)
         if not done:
-            warnings.warn(
+            warn(
                 f"stepline run {self.id}: {writer.pending()} records were still being written when "
-                f"finish() gave up after {timeout} s; they are lost if this process exits now",
-                SteplineWarning,
-                stacklevel=3,
+                f"finish() gave up after {timeout} s; they are lost if this process exits now"
             )
         return done
 
@@ -200,7 +200,7 @@ class Run:
     def _warn_once(self, key: Any, message: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
-            warnings.warn(f"stepline: {message}", SteplineWarning, stacklevel=4)
+            warn(f"stepline: {message}")
 
     def _detach_after_fork(self) -> None:
         """In a forked child the writer thread does not exist: drop records instead of queueing for ever."""

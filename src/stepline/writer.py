@@ -10,13 +10,12 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-import warnings
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from stepline import events
-from stepline.errors import SteplineWarning
+from stepline.errors import warn
 from stepline.sinks.base import Sink
 from stepline.values import DeferredScalar
 
@@ -66,11 +65,9 @@ class Writer:
         """Called by the caller when the queue is full: wait, never drop."""
         if not self._warned_full:
             self._warned_full = True
-            warnings.warn(
+            warn(
                 f"stepline's queue is full ({self.max_queue} records): the backend is slower than the "
-                "training loop, so log calls now wait for it. Log less often, or raise STEPLINE_QUEUE_SIZE.",
-                SteplineWarning,
-                stacklevel=4,
+                "training loop, so log calls now wait for it. Log less often, or raise STEPLINE_QUEUE_SIZE."
             )
         self._wake.set()
         while len(self.items) >= self.max_queue and self._thread.is_alive():
@@ -159,19 +156,13 @@ class Writer:
                 if not retry:
                     return
                 if attempt == 0:
-                    warnings.warn(
-                        f"stepline's {sink.name} sink cannot write ({err}); retrying, and nothing is dropped",
-                        SteplineWarning,
-                        stacklevel=2,
-                    )
+                    warn(f"stepline's {sink.name} sink cannot write ({err}); retrying, and nothing is dropped")
                 time.sleep(_RETRY_DELAYS[min(attempt, len(_RETRY_DELAYS) - 1)])
                 attempt += 1
             except Exception:
-                warnings.warn(
+                warn(
                     f"stepline's {sink.name} sink failed and is switched off for this run; training goes on. "
-                    f"Please report this bug:\n{traceback.format_exc()}",
-                    SteplineWarning,
-                    stacklevel=2,
+                    f"Please report this bug:\n{traceback.format_exc()}"
                 )
                 if sink in self._sinks:
                     self._sinks.remove(sink)

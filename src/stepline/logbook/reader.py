@@ -113,6 +113,11 @@ class RunView:
     notes = property(lambda self: self.meta.get("notes"))
 
     @property
+    def summary(self) -> dict[str, Any]:
+        """The run's final figures, as set by ``run.summary.update``."""
+        return decode_params(self.meta.get("summary") or {})
+
+    @property
     def status(self) -> str:
         """``running``, ``finished``, ``failed``, ``killed``, or ``crashed`` (running, but the heartbeat is stale)."""
         status = self.meta.get("status", "running")

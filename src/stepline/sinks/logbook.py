@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from stepline import events
+from stepline.errors import warn
 from stepline.logbook import layout
 from stepline.sinks.base import Sink
 
@@ -37,6 +38,9 @@ class LogbookSink(Sink):
                 self._meta_dirty = True
             elif kind == events.STATUS:
                 self._apply_status(record)
+            elif kind == events.SUMMARY:
+                self._meta["summary"] = {**(self._meta.get("summary") or {}), **record["data"]}
+                self._meta_dirty = True
             elif kind == events.FILE:
                 self._save_file(record)
 
@@ -85,8 +89,10 @@ class LogbookSink(Sink):
             temporary.replace(target)
         elif Path(record["source"]).is_dir():
             shutil.copytree(record["source"], target, dirs_exist_ok=True)
-        else:
+        elif Path(record["source"]).exists():
             shutil.copy2(record["source"], target)
+        else:  # gone before the writer got to it (a rotated checkpoint): retrying would not bring it back
+            warn(f"stepline: {record['source']} was removed before it could be copied into the run")
 
 
 def _ends_with_newline(path: Path) -> bool:

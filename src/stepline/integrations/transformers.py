@@ -1,0 +1,145 @@
+"""Hugging Face Trainer: ``Trainer(..., callbacks=[SteplineCallback(project="x")])``.
+
+    from stepline.integrations.transformers import SteplineCallback
+    trainer = Trainer(model=model, args=args, train_dataset=ds, callbacks=[SteplineCallback(project="bert")])
+
+The x-axis is ``state.global_step`` (optimizer steps, so gradient accumulation counts once per update);
+every point carries ``state.epoch``. Only world process zero records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+import stepline
+from stepline.api import reopen
+from stepline.model_facts import parameter_counts, without_secrets
+from stepline.naming import metric_key
+from stepline.run import Run
+
+# What Trainer logs once at the end of train(): the run's summary, not a point on a curve.
+END_OF_TRAINING_KEYS = frozenset(
+    {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
+)
+CHECKPOINT_CHOICES = (None, "best", "all")
+
+
+class SteplineCallback(TrainerCallback):
+    """Tracks a Trainer's run: params, metrics, evaluation and prediction results, checkpoints, status.
+
+    Give ``run=`` to log into a run you opened yourself (you finish it), or the arguments of
+    :func:`stepline.init` to let the callback open one at ``on_train_begin`` and finish it at the end.
+    ``log_checkpoints="best"`` keeps the best checkpoint in the run's files, ``"all"`` every saved one.
+    """
+
+    def __init__(self, run: Run | None = None, *, log_checkpoints: str | None = None, **init_args: Any) -> None:
+        if log_checkpoints not in CHECKPOINT_CHOICES:
+            raise stepline.ConfigError(f"log_checkpoints={log_checkpoints!r} must be None, 'best' or 'all'")
+        self._run = run
+        self._owns_run = run is None
+        self._init_args = init_args
+        self._log_checkpoints = log_checkpoints
+        self._trials_started = 0
+
+    @property
+    def run(self) -> Run | None:
+        """The run being recorded into, once training has begun."""
+        return self._run
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        # In a hyperparameter search every train() is a trial, and every trial is a run of its own.
+        if self._run is None or state.trial_params is not None:
+            self._start(args, state)
+        elif self._run.status != "running" and self._owns_run:
+            self._run = reopen(self._run)  # a second train() with this callback continues its run
+        self._record_setup(args, state, model)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        if END_OF_TRAINING_KEYS & logs.keys():
+            self._record(args, state, lambda run: run.summary.update(logs))
+            return
+        values = {metric_key(key): value for key, value in logs.items() if key != "epoch"}
+        epoch = logs.get("epoch", state.epoch)
+        self._record(args, state, lambda run: run.log(values, step=state.global_step, epoch=epoch))
+
+    def on_predict(self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None,
+                   **kwargs: Any) -> None:
+        if not state.is_world_process_zero or not metrics:
+            return
+        values = {metric_key(key, "test"): value for key, value in metrics.items()}
+        self._record(args, state, lambda run: run.log(values, step=state.global_step, epoch=state.epoch))
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero and self._log_checkpoints == "all":
+            self._add_checkpoint(Path(args.output_dir) / f"checkpoint-{state.global_step}")
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero or self._run is None:
+            return
+        if state.best_model_checkpoint:
+            self._run.summary.update(best_model_checkpoint=state.best_model_checkpoint,
+                                     best_metric=state.best_metric, global_step=state.global_step)
+            if self._log_checkpoints == "best":
+                self._add_checkpoint(Path(state.best_model_checkpoint))
+        if self._owns_run:
+            self._run.finish()
+        else:
+            self._run.flush()
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _start(self, args: Any, state: Any) -> None:
+        init_args = dict(self._init_args)
+        if state.trial_params is not None:
+            self._trials_started += 1
+            base = init_args.get("name") or "trial"
+            init_args["name"] = state.trial_name or f"{base}-{self._trials_started}"
+        elif args.run_name and "name" not in init_args and args.run_name != args.output_dir:
+            init_args["name"] = args.run_name
+        self._run = stepline.init(**init_args)
+        self._owns_run = True
+
+    def _record(self, args: Any, state: Any, action: Callable[[Run], None]) -> None:
+        """Apply ``action`` to the run; after train() finished it (evaluate(), predict(), a search's objective),
+        reopen it for the call and finish it again, so its status stays finished."""
+        if self._run is None:
+            self._start(args, state)
+        assert self._run is not None
+        if self._run.status == "running" or not self._owns_run:
+            action(self._run)
+            return
+        self._run = reopen(self._run)
+        action(self._run)
+        self._run.finish()
+
+    def _record_setup(self, args: Any, state: Any, model: Any) -> None:
+        run = self._run
+        assert run is not None
+        params: dict[str, Any] = {"training_args": without_secrets(args.to_dict())}
+        config = getattr(model, "config", None)
+        if config is not None:
+            params["model_config"] = config if isinstance(config, dict) else config.to_dict()
+        peft_config = getattr(model, "peft_config", None)
+        if peft_config:
+            params["peft_config"] = peft_config
+        counts = parameter_counts(model)
+        if counts:
+            params["parameters"] = counts
+        if state.trial_params is not None:
+            params["trial"] = state.trial_params
+        run.params.set(params)
+
+    def _add_checkpoint(self, folder: Path) -> None:
+        if self._run is not None and folder.is_dir():
+            self._run.files("checkpoints").add(folder)
+
