@@ -165,8 +165,12 @@ class Run:
         return self._end("finished", None, timeout)
 
     def fail(self, error: BaseException | str | None = None, timeout: float | None = None) -> bool:
-        """Mark the run failed, with the exception or message: ``run.fail(err)``."""
-        return self._end("failed", describe_error(error), timeout)
+        """Mark the run failed, with the exception or message: ``run.fail(err)``.
+
+        A ``KeyboardInterrupt`` marks it killed instead, as it does anywhere else.
+        """
+        status = status_for_exception(error) if isinstance(error, BaseException) else "failed"
+        return self._end(status, describe_error(error), timeout)
 
     def _end(self, status: str, error: dict[str, Any] | None, timeout: float | None) -> bool:
         if self.status != "running":
