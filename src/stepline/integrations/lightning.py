@@ -44,7 +44,8 @@ try:
 except ImportError:
     pass
 if not _bases:
-    raise ImportError("stepline's Lightning logger needs lightning or pytorch_lightning: pip install 'stepline[lightning]'")
+    raise ImportError("stepline's Lightning logger needs lightning or pytorch_lightning: "
+                      "pip install 'stepline[lightning]'")
 
 CHECKPOINT_CHOICES = (None, "best", "all")
 _FINAL_STATUS = {"success": "finished", "finished": "finished"}
@@ -80,7 +81,7 @@ class _SteplineLoggerBody:
     @property
     def version(self) -> str:
         """The run id (empty on ranks other than zero, which record nothing). Asking never reopens a run."""
-        if rank_zero_only.rank != 0:
+        if rank_zero_only.rank != 0:  # type: ignore[attr-defined]
             return ""
         return self._run.id if self._run is not None else self.experiment.id
 
