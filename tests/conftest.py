@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# Keras 3 runs on torch here; set before any test module imports keras.
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
 import stepline
 from stepline.system import RANK_VARIABLES
 

@@ -1,0 +1,132 @@
+"""A real Keras 3 fit with stepline's callback: read back what landed."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import keras
+import numpy as np
+import pytest
+
+import stepline
+from stepline import Logbook
+from stepline.integrations.keras import SteplineCallback
+from tests.conftest import REPO, run_python
+
+
+def data(size=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(size, 4)).astype("float32")
+    return x, x.sum(axis=1, keepdims=True)
+
+
+def tiny_model(learning_rate=0.01):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate), loss="mse", metrics=["mae"])
+    return model
+
+
+def test_epoch_metrics_at_batches_seen_with_eval_and_params(logdir):
+    callback = SteplineCallback(project="keras", dir=logdir)
+    model = tiny_model()
+    history = model.fit(*data(), batch_size=8, epochs=3, validation_data=data(16, 1), verbose=0,
+                        callbacks=[callback])
+    view = Logbook(logdir).run(callback.run.id)
+    loss, val = view.series("train/loss"), view.series("eval/loss")
+    assert loss.steps == [8, 16, 24] and loss.epochs == [1, 2, 3]  # 64 samples in batches of 8
+    assert loss.values == pytest.approx(history.history["loss"])
+    assert val.steps == [8, 16, 24] and val.values == pytest.approx(history.history["val_loss"])
+    assert view.series("eval/mae").values == pytest.approx(history.history["val_mae"])
+    assert view.series("train/learning_rate").values == pytest.approx([0.01] * 3)
+    params = view.params()["fit"]
+    assert params["epochs"] == 3 and params["steps"] == 8
+    assert params["optimizer"]["class"] == "SGD" and params["optimizer"]["learning_rate"] == pytest.approx(0.01)
+    assert params["parameters"] == {"total": model.count_params(), "trainable": model.count_params()}
+    assert "dense" in (view.path / "files/model/summary.txt").read_text().lower()
+    assert view.status == "finished"
+
+
+def test_epoch_logging_adds_no_batch_hook():
+    from keras.src.utils.python_utils import is_default
+
+    assert is_default(SteplineCallback(project="x").on_train_batch_end)
+    assert SteplineCallback(project="x").async_safe is True
+    batches = SteplineCallback(project="x", log_every=2)
+    assert not is_default(batches.on_train_batch_end) and batches.async_safe is False
+
+
+def test_every_n_batches_logs_running_means_and_a_schedule(logdir):
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=1, decay_rate=0.5)
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=schedule), loss="mse")
+    callback = SteplineCallback(project="keras", dir=logdir, log_every=4)
+    model.fit(*data(), batch_size=8, epochs=2, verbose=0, callbacks=[callback])
+    view = Logbook(logdir).run(callback.run.id)
+    running = view.series("train/loss_running_mean")
+    assert running.steps == [4, 8, 12, 16] and running.epochs == [0.5, 1.0, 1.5, 2.0]
+    lr = view.series("train/learning_rate")
+    assert lr.steps == [4, 8, 8, 12, 16, 16]  # batch points, and the epoch-end points at 8 and 16
+    assert lr.values == pytest.approx([0.1 * 0.5**s for s in lr.steps])
+
+
+def test_evaluate_after_fit_lands_as_test_in_the_same_run(logdir):
+    callback = SteplineCallback(project="keras", dir=logdir)
+    model = tiny_model()
+    model.fit(*data(), batch_size=8, epochs=1, verbose=0, callbacks=[callback])
+    result = model.evaluate(*data(16, 2), verbose=0, return_dict=True, callbacks=[callback])
+    runs = Logbook(logdir).runs("keras")
+    assert len(runs) == 1 and runs[0].status == "finished"
+    test_loss = runs[0].series("test/loss")
+    assert test_loss.steps == [8] and test_loss.values == pytest.approx([result["loss"]])
+
+
+def test_a_given_run_is_used_and_left_open(logdir):
+    run = stepline.init(project="mine", dir=logdir)
+    tiny_model().fit(*data(), batch_size=8, epochs=2, verbose=0, callbacks=[SteplineCallback(run=run)])
+    assert run.status == "running"
+    run.finish()
+    assert Logbook(logdir).run(run.id).series("train/loss").steps == [8, 16]
+
+
+def test_an_exception_in_fit_fails_the_run(logdir):
+    result = run_python(f"""
+        import keras, numpy as np
+        from stepline.integrations.keras import SteplineCallback
+
+        class Data(keras.utils.PyDataset):
+            def __len__(self): return 8
+            def __getitem__(self, i):
+                if i == 5: raise ValueError("bad record in shard 5")
+                x = np.ones((8, 4), "float32")
+                return x, x.sum(axis=1, keepdims=True)
+
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(Data(), epochs=3, verbose=0, callbacks=[SteplineCallback(project="keras", dir={str(logdir)!r})])
+    """, env={"PYTHONPATH": str(REPO)})
+    assert "bad record in shard 5" in result.stderr
+    [view] = Logbook(logdir).runs("keras")
+    assert view.status == "failed" and view.error["message"] == "bad record in shard 5"
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax", "tensorflow"])
+def test_every_installed_backend(logdir, backend):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed here")
+    result = run_python(f"""
+        import keras, numpy as np
+        from stepline.integrations.keras import SteplineCallback
+        assert keras.backend.backend() == {backend!r}
+        x = np.ones((32, 4), "float32")
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(x, x.sum(axis=1), batch_size=8, epochs=2, verbose=0,
+                  callbacks=[SteplineCallback(project={backend!r}, dir={str(logdir)!r}, log_every=2)])
+        import sys; print("tensorflow imported:", "tensorflow" in sys.modules)
+    """, env={"KERAS_BACKEND": backend, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    if backend != "tensorflow":
+        assert "tensorflow imported: False" in result.stdout
+    [view] = Logbook(logdir).runs(backend)
+    assert view.status == "finished" and view.series("train/loss").steps == [4, 8]
