@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml Makefile | $(PY)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	STEPLINE_DIR=$(DEMO_DIR) $(PY) examples/plain_loop.py
-	$(VENV)/bin/stepline show plain-loop --project examples --dir $(DEMO_DIR)
+	STEPLINE_DIR=$(DEMO_DIR) $(PY) examples/transformers_trainer.py
+	$(VENV)/bin/stepline show bert-tiny --project examples --dir $(DEMO_DIR)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

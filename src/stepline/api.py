@@ -137,6 +137,7 @@ def _create(settings: Settings, tags: list[str], notes: str | None) -> Run:
         "tags": tags,
         "notes": notes,
         "error": None,
+        "summary": {},
         "stepline_version": __version__,
     }
     layout.write_meta(path, meta)

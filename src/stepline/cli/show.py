@@ -35,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
     print("\nparams:")
     # json, not orjson: it prints NaN and Infinity as such rather than as null.
     print(json.dumps(params, indent=2, sort_keys=True, default=str) if params else "  (none)")
+    if view.summary:
+        print("\nsummary:")
+        for key, value in view.summary.items():
+            print(f"  {key + ':':<28}{number(value)}")
     summaries, records = summarise(view)
     print(f"\nmetrics ({records} log calls):")
     if summaries:
