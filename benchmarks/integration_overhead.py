@@ -114,9 +114,8 @@ def keras_run(tracker: str | None, folder: str) -> tuple[float, HookTimer | None
         timer = HookTimer(callback, "on_train_batch_end")
         callbacks.append(callback)
     elif tracker == "wandb":
-        from wandb.integration.keras import WandbMetricsLogger
-
         import wandb
+        from wandb.integration.keras import WandbMetricsLogger
 
         wandb.init(mode="offline", dir=folder)
         callbacks.append(WandbMetricsLogger(log_freq=1))
