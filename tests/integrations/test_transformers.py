@@ -184,3 +184,30 @@ def test_given_run_is_used_and_left_open(tmp_path, logdir):
     run.finish()
     view = Logbook(logdir).run(run.id)
     assert view.series("train/loss").steps == [1, 2] and not math.isnan(view.series("after/custom").values[0])
+
+
+def test_two_process_ddp_gives_one_run_and_no_duplicate_points(tmp_path, logdir):
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parents[2])!r})
+        from transformers import Trainer
+        from stepline.integrations.transformers import SteplineCallback
+        from tests.integrations.hf_models import SyntheticText, tiny_args, tiny_bert
+
+        args = tiny_args({str(tmp_path / "out")!r}, max_steps=6, ddp_backend="gloo")
+        trainer = Trainer(model=tiny_bert(), args=args, train_dataset=SyntheticText(64),
+                          callbacks=[SteplineCallback(project="ddp", dir={str(logdir)!r})])
+        trainer.train()
+        print("world size", trainer.args.world_size)
+    """))
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", str(script)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("world size 2") == 2
+    [view] = Logbook(logdir).runs("ddp")
+    assert view.status == "finished" and view.series("train/loss").steps == [1, 2, 3, 4, 5, 6]
