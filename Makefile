@@ -4,6 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stepline-installed
 DEMO_DIR ?= stepline_logs
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test lint install benchmark clean
 
@@ -18,19 +19,30 @@ $(STAMP): pyproject.toml Makefile | $(PY)
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# The browser tests drive Debian's Chromium; no tool may download a browser of its own.
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "The browser tests need Debian's chromium (sudo apt-get install chromium); they skip without it."; \
+	fi
+
 demo: $(STAMP)
 	STEPLINE_DIR=$(DEMO_DIR) $(PY) examples/transformers_trainer.py
 	$(VENV)/bin/stepline show bert-tiny --project examples --dir $(DEMO_DIR)
+	$(VENV)/bin/stepline serve $(DEMO_DIR)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint $(CHROMIUM)
 	$(PY) -m pytest
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/log_overhead.py
+	$(PY) benchmarks/server_queries.py
+	$(PY) benchmarks/integration_overhead.py
 
 clean:
 	rm -rf $(VENV) stepline_logs .pytest_cache .hypothesis

@@ -3,6 +3,7 @@
     stepline list [--dir DIR] [--project P]
     stepline show RUN [--dir DIR] [--project P]
     stepline export RUN --format csv|jsonl [-o FILE]
+    stepline serve [DIR] [--host 127.0.0.1] [--port 8683] [--open]
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from stepline import __version__
-from stepline.cli import export, listing, show
+from stepline.cli import export, listing, serve, show
 from stepline.errors import SteplineError
 
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     sub.add_argument("-o", "--output", help="write to this file instead of standard output")
     sub.set_defaults(handler=export.run)
+    serve.add_parser(commands)
     return parser
 
 

@@ -43,6 +43,16 @@ class Series:
         return len(self.steps)
 
 
+def derived_status(meta: dict[str, Any], heartbeat_timeout: float) -> str:
+    """A run's status as readers report it: ``crashed`` for a ``running`` run whose heartbeat is stale."""
+    status = meta.get("status", "running")
+    if status == "running":
+        beat = meta.get("heartbeat_at") or meta.get("started_at") or 0.0
+        if time.time() - beat > heartbeat_timeout:
+            return "crashed"
+    return str(status)
+
+
 class Logbook:
     """A logbook folder, read-only: ``Logbook()`` reads ``STEPLINE_DIR`` or ``./stepline_logs``.
 
@@ -120,12 +130,7 @@ class RunView:
     @property
     def status(self) -> str:
         """``running``, ``finished``, ``failed``, ``killed``, or ``crashed`` (running, but the heartbeat is stale)."""
-        status = self.meta.get("status", "running")
-        if status == "running":
-            beat = self.heartbeat_at or self.started_at or 0.0
-            if time.time() - beat > self._heartbeat_timeout:
-                return "crashed"
-        return status
+        return derived_status(self.meta, self._heartbeat_timeout)
 
     @property
     def duration(self) -> float | None:

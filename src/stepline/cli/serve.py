@@ -1,0 +1,63 @@
+"""``stepline serve [DIR]``: the dashboard and API over a logbook, on 127.0.0.1 unless told otherwise."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+import webbrowser
+
+from stepline.errors import ConfigError
+
+DEFAULT_PORT = 8683
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    if not is_loopback(args.host):
+        raise ConfigError(
+            f"--host {args.host} would serve your runs to other machines, and this server has no "
+            "authentication yet; keep the default --host 127.0.0.1 (reach it from elsewhere with an SSH "
+            "tunnel: ssh -L 8683:127.0.0.1:8683 this-machine)"
+        )
+    try:
+        import uvicorn
+
+        from stepline.server.app import create_app
+        from stepline.server.store import LogbookStore
+    except ImportError as err:
+        raise ConfigError(f"stepline serve needs the server extra ({err.name} is missing): "
+                          "pip install 'stepline[server]'") from None
+    store = LogbookStore(args.logbook or args.dir)
+    origins = [o for o in (args.cors_origin or []) if o]
+    app = create_app(store, cors_origins=origins)
+    url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/"
+    print(f"stepline is serving {store.root.resolve()} at {url}  (Ctrl-C stops it)", flush=True)
+    if args.open:
+        webbrowser.open(url)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    except KeyboardInterrupt:
+        pass
+    print("stepline serve stopped.", file=sys.stderr)
+    return 0
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    sub = commands.add_parser("serve", help="the web dashboard and HTTP API over a logbook",
+                              description="Serve the web dashboard and HTTP API over a logbook, live.")
+    sub.add_argument("logbook", nargs="?", help="the logbook folder (default: $STEPLINE_DIR or ./stepline_logs)")
+    sub.add_argument("--dir", help=argparse.SUPPRESS)
+    sub.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sub.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    sub.add_argument("--open", action="store_true", help="open the dashboard in a browser")
+    sub.add_argument("--cors-origin", action="append", help="allow cross-origin requests from this origin")
+    sub.set_defaults(handler=run)

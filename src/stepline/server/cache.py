@@ -1,0 +1,173 @@
+"""What the server keeps of one run between requests, read incrementally: each refresh parses only the
+bytes appended to the run's files since the last one, never whole files again.
+
+    cache = RunCache(run_path)
+    cache.refresh()
+    steps, values = cache.series["train/loss"].arrays()
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from stepline import events
+from stepline.logbook import layout
+from stepline.params import apply_operation
+
+# Files are read in chunks of this size, so a large backlog never needs its whole size in memory at once.
+_READ_CHUNK = 16 << 20
+
+
+class SeriesCache:
+    """One metric's points, in logged order, appended to as the file grows."""
+
+    __slots__ = ("steps", "values", "times", "epochs", "_arrays", "last", "last_step", "min", "min_step",
+                 "max", "max_step")
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.values: list[float] = []
+        self.times: list[float] = []
+        self.epochs: list[float] = []
+        self._arrays: tuple[np.ndarray, ...] | None = None
+        self.last: float | None = None
+        self.last_step: int | None = None
+        self.min: float | None = None
+        self.min_step: int | None = None
+        self.max: float | None = None
+        self.max_step: int | None = None
+
+    def add(self, step: int, value: float, when: float, epoch: float) -> None:
+        self.steps.append(step)
+        self.values.append(value)
+        self.times.append(when)
+        self.epochs.append(epoch)
+        self.last, self.last_step = value, step
+        if value == value:  # NaN counts for last, not for min and max
+            if self.min is None or value < self.min:
+                self.min, self.min_step = value, step
+            if self.max is None or value > self.max:
+                self.max, self.max_step = value, step
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(steps, values, times, epochs) as float arrays; converts only what was added since the last call."""
+        done = 0 if self._arrays is None else len(self._arrays[0])
+        if done != len(self.steps):
+            tails = [np.asarray(column[done:], dtype=float) for column in (self.steps, self.values, self.times,
+                                                                           self.epochs)]
+            self._arrays = tuple(tails) if self._arrays is None else tuple(  # type: ignore[assignment]
+                np.concatenate([old, new]) for old, new in zip(self._arrays, tails))
+        if self._arrays is None:
+            return tuple(np.empty(0) for _ in range(4))  # type: ignore[return-value]
+        return self._arrays  # type: ignore[return-value]
+
+    def summary(self) -> dict[str, Any]:
+        return {"count": len(self.steps), "last": self.last, "last_step": self.last_step, "min": self.min,
+                "min_step": self.min_step, "max": self.max, "max_step": self.max_step}
+
+
+class _Tail:
+    """Reads the complete lines appended to a file since the last call; dedups by ``seq`` like the reader."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.last_seq = 0
+        self.torn_lines = 0
+
+    def read_new(self) -> list[dict[str, Any]] | None:
+        """The new records, or None when the file shrank (rewritten): the caller then starts over."""
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            return [] if self.offset == 0 else None
+        if size < self.offset:
+            return None
+        if size == self.offset:
+            return []
+        records: list[dict[str, Any]] = []
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            while self.offset < size:
+                chunk = handle.read(min(size - self.offset, _READ_CHUNK))
+                end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next refresh
+                if end == 0:
+                    break
+                self._parse(chunk[:end], records)
+                self.offset += end
+                handle.seek(self.offset)
+        return records
+
+    def _parse(self, block: bytes, records: list[dict[str, Any]]) -> None:
+        for line in block.splitlines():
+            if not line.strip():
+                continue
+            try:
+                record = events.decode(line)
+            except orjson.JSONDecodeError:
+                self.torn_lines += 1
+                continue
+            seq = record.get("seq")
+            if type(seq) is int:
+                if seq <= self.last_seq:
+                    continue
+                self.last_seq = seq
+            records.append(record)
+
+
+class RunCache:
+    """One run's metadata, params, metric series and logs, kept current by :meth:`refresh`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._reset()
+
+    def _reset(self) -> None:
+        self.meta: dict[str, Any] = {}
+        self._meta_mtime = -1.0
+        self.params: dict[str, Any] = {}
+        self.series: dict[str, SeriesCache] = {}
+        self.metric_records = 0
+        self.logs: list[dict[str, Any]] = []
+        self._tails = {kind: _Tail(layout.record_path(self.path, kind)) for kind in layout.RECORD_FILES}
+
+    def refresh(self) -> bool:
+        """Take in what was written since the last refresh; False when the run's folder is gone."""
+        meta_path = self.path / layout.META_FILE
+        try:
+            mtime = meta_path.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        if mtime != self._meta_mtime:
+            meta = layout.read_meta(self.path)
+            if meta is not None:
+                self.meta, self._meta_mtime = meta, mtime
+        for kind, tail in self._tails.items():
+            records = tail.read_new()
+            if records is None:
+                self._reset()
+                return self.refresh()
+            for record in records:
+                self._take(kind, record)
+        return True
+
+    def _take(self, kind: str, record: dict[str, Any]) -> None:
+        if kind == events.METRICS:
+            self.metric_records += 1
+            step, when = record.get("step", 0), record.get("time", math.nan)
+            epoch = record.get("epoch", math.nan)
+            for key, value in (record.get("values") or {}).items():
+                series = self.series.get(key)
+                if series is None:
+                    series = self.series[key] = SeriesCache()
+                series.add(step, float(value), when, math.nan if epoch is None else epoch)
+        elif kind == events.PARAMS:
+            apply_operation(self.params, record)
+        else:
+            self.logs.append(record)

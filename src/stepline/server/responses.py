@@ -1,0 +1,35 @@
+"""JSON responses: orjson, with NaN and infinities written as in the event format (``"NaN"``, ...)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.responses import Response
+
+_NAMES = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def json_response(content: Any, status_code: int = 200) -> Response:
+    return Response(orjson.dumps(_finite(content)), status_code=status_code, media_type="application/json")
+
+
+def number_list(values: np.ndarray) -> list[Any]:
+    """A float array as a JSON-ready list, non-finite values as their names."""
+    listed = values.tolist()
+    for index in np.flatnonzero(~np.isfinite(values)).tolist():
+        value = listed[index]
+        listed[index] = "NaN" if value != value else _NAMES[value]
+    return listed
+
+
+def _finite(value: Any) -> Any:
+    if type(value) is float:
+        return value if math.isfinite(value) else ("NaN" if value != value else _NAMES[value])
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

@@ -1,0 +1,187 @@
+"""The dashboard in real Chromium (Debian's, driven by Playwright) against a real `stepline serve`."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+
+import pytest
+
+import stepline
+from tests.conftest import start_python
+from tests.server.conftest import ARTIFACTS
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+if not shutil.which(CHROMIUM) and os.environ.get("CI"):
+    raise RuntimeError(f"CI must run the browser tests, and {CHROMIUM} is missing: make test installs it as root")
+if not shutil.which(CHROMIUM):
+    pytest.skip("Debian's chromium is not installed: make test installs it (apt-get install chromium)",
+                allow_module_level=True)
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    yield page
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    page.screenshot(path=os.path.join(ARTIFACTS, f"{request.node.name}.png"), full_page=True)
+    assert errors == [], errors
+
+
+def make_runs(logdir, count=3, points=250):
+    runs = []
+    for i in range(count):
+        run = stepline.init(project="vision", name=f"resnet-{i}", dir=logdir, tags=["cnn" if i else "baseline"],
+                            config={"lr": 0.1 * (i + 1), "depth": 18})
+        for step in range(points):
+            run.log({"train/loss": 1 / (step + 1) + i, "eval/acc": math.nan if step == 7 else step / points},
+                    step=step)
+        run.info("done")
+        run.finish() if i != 1 else run.fail("diverged")
+        runs.append(run)
+    return runs
+
+
+def test_empty_logbook_says_what_to_do(server, page, logdir):
+    process = server()
+    page.goto(process.url)
+    assert "examples/plain_loop.py" in page.locator(".empty").inner_text()
+
+
+def test_runs_table_with_badges_sorting_and_filter(server, page, logdir):
+    make_runs(logdir)
+    process = server()
+    page.goto(process.url)
+    page.click("text=vision")
+    page.wait_for_selector("tr[data-run]")
+    rows = page.locator("tbody tr[data-run]")
+    assert rows.count() == 3
+    assert page.locator(".badge.failed").count() == 1 and page.locator(".badge.finished").count() == 2
+    page.click("button.sort:has-text('Name')")
+    assert [rows.nth(i).locator("td a").inner_text() for i in range(3)] == ["resnet-0", "resnet-1", "resnet-2"]
+    page.keyboard.press("/")  # the keyboard reaches the filter
+    page.keyboard.type("lr=0.2")
+    assert rows.count() == 1 and "resnet-1" in rows.first.inner_text()
+    page.fill("[data-filter]", "cnn")
+    assert rows.count() == 2
+    page.fill("[data-filter]", "")
+    page.select_option("select[aria-label=Status]", "failed")
+    assert rows.count() == 1
+
+
+def test_run_page_charts_have_the_right_points(server, page, logdir):
+    runs = make_runs(logdir, count=1, points=250)
+    process = server()
+    page.goto(f"{process.url}/#/p/vision/r/{runs[0].id}")
+    chart = page.locator("figure.chart[data-key='train/loss']")
+    chart.wait_for()
+    assert chart.get_attribute("data-points") == "250" and chart.get_attribute("data-count") == "250"
+    assert "min 0.004 at 249" in chart.inner_text() and "max 1 at 0" in chart.inner_text()
+    assert "1 NaN" in page.locator("figure.chart[data-key='eval/acc']").inner_text()
+    assert [t.lower() for t in page.locator("section.group h2").all_inner_texts()] == ["train", "eval"]
+    assert "lr" in page.locator("table.params").first.inner_text()
+    assert "done" in page.locator("table.logs").inner_text()
+    page.select_option("select >> nth=0", "epoch")  # the x-axis switch refetches and redraws
+    page.locator("figure.chart[data-key='train/loss']").wait_for()
+    page.check("text=log scale")
+
+
+def test_a_big_run_is_downsampled_for_the_browser(server, page, logdir):
+    run = stepline.init(project="big", dir=logdir)
+    for step in range(20_000):
+        run.log({"v": float(step % 100)}, step=step)
+    run.finish()
+    process = server()
+    page.goto(f"{process.url}/#/p/big/r/{run.id}")
+    chart = page.locator("figure.chart[data-key='v']")
+    chart.wait_for()
+    assert chart.get_attribute("data-count") == "20000" and int(chart.get_attribute("data-points")) <= 1000
+
+
+def test_live_update_while_a_process_logs(server, page, logdir):
+    writer = start_python(f"""
+        import time, stepline
+        run = stepline.init(project="live", name="growing", dir={str(logdir)!r})
+        print(run.id, flush=True)
+        for step in range(600):
+            run.log({{"loss": 1 / (step + 1)}}, step=step)
+            time.sleep(0.02)
+        run.finish()
+    """)
+    try:
+        run_id = writer.stdout.readline().strip()
+        process = server()
+        page.goto(f"{process.url}/#/p/live/r/{run_id}")
+        chart = page.locator("figure.chart[data-key='loss']")
+        chart.wait_for()
+        first = int(chart.get_attribute("data-count"))
+        page.wait_for_function(
+            f"() => Number(document.querySelector(\"figure.chart[data-key='loss']\").dataset.count) > {first + 50}",
+            timeout=20_000)
+        page.goto(f"{process.url}/#/p/live")
+        steps = page.locator("td[data-steps]")
+        steps.wait_for()
+        before = int(steps.get_attribute("data-steps"))
+        page.wait_for_function(f"() => Number(document.querySelector('td[data-steps]').dataset.steps) > {before}",
+                               timeout=20_000)
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_compare_view_overlays_runs_and_diffs_params(server, page, logdir):
+    make_runs(logdir)
+    process = server()
+    page.goto(f"{process.url}/#/p/vision")
+    page.wait_for_selector("tr[data-run]")
+    page.locator("tbody input[type=checkbox]").nth(0).check()
+    page.locator("tbody input[type=checkbox]").nth(2).check()
+    page.click("text=Compare selected")
+    chart = page.locator("figure.chart[data-key='train/loss']")
+    chart.wait_for()
+    assert chart.get_attribute("data-runs") == "2"
+    diff = page.locator("table.diff")
+    assert "lr" in diff.inner_text() and "depth" not in diff.inner_text()
+
+
+def test_delete_asks_first(server, page, logdir):
+    runs = make_runs(logdir, count=2)
+    process = server()
+    page.goto(f"{process.url}/#/p/vision/r/{runs[0].id}")
+    page.wait_for_selector("figure.chart")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click("text=Delete run")
+    assert runs[0].path.exists()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("text=Delete run")
+    page.wait_for_selector("tr[data-run]")
+    assert not runs[0].path.exists() and page.locator("tr[data-run]").count() == 1
+
+
+def test_dark_mode(server, page, logdir):
+    make_runs(logdir, count=1)
+    process = server()
+    page.emulate_media(color_scheme="dark")
+    page.goto(f"{process.url}/#/p/vision")
+    page.wait_for_selector("tr[data-run]")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(15, 23, 42)"
+    page.keyboard.press("t")  # the toggle overrides the system's choice
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(255, 255, 255)"
