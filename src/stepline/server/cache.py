@@ -9,19 +9,15 @@ bytes appended to the run's files since the last one, never whole files again.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from stepline import events
 from stepline.logbook import layout
+from stepline.logbook.tail import RecordTail
 from stepline.params import apply_operation
-
-# Files are read in chunks of this size, so a large backlog never needs its whole size in memory at once.
-_READ_CHUNK = 16 << 20
 
 
 class SeriesCache:
@@ -72,55 +68,6 @@ class SeriesCache:
                 "min_step": self.min_step, "max": self.max, "max_step": self.max_step}
 
 
-class _Tail:
-    """Reads the complete lines appended to a file since the last call; dedups by ``seq`` like the reader."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self.last_seq = 0
-        self.torn_lines = 0
-
-    def read_new(self) -> list[dict[str, Any]] | None:
-        """The new records, or None when the file shrank (rewritten): the caller then starts over."""
-        try:
-            size = os.stat(self.path).st_size
-        except FileNotFoundError:
-            return [] if self.offset == 0 else None
-        if size < self.offset:
-            return None
-        if size == self.offset:
-            return []
-        records: list[dict[str, Any]] = []
-        with open(self.path, "rb") as handle:
-            handle.seek(self.offset)
-            while self.offset < size:
-                chunk = handle.read(min(size - self.offset, _READ_CHUNK))
-                end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next refresh
-                if end == 0:
-                    break
-                self._parse(chunk[:end], records)
-                self.offset += end
-                handle.seek(self.offset)
-        return records
-
-    def _parse(self, block: bytes, records: list[dict[str, Any]]) -> None:
-        for line in block.splitlines():
-            if not line.strip():
-                continue
-            try:
-                record = events.decode(line)
-            except orjson.JSONDecodeError:
-                self.torn_lines += 1
-                continue
-            seq = record.get("seq")
-            if type(seq) is int:
-                if seq <= self.last_seq:
-                    continue
-                self.last_seq = seq
-            records.append(record)
-
-
 class RunCache:
     """One run's metadata, params, metric series and logs, kept current by :meth:`refresh`."""
 
@@ -135,7 +82,7 @@ class RunCache:
         self.series: dict[str, SeriesCache] = {}
         self.metric_records = 0
         self.logs: list[dict[str, Any]] = []
-        self._tails = {kind: _Tail(layout.record_path(self.path, kind)) for kind in layout.RECORD_FILES}
+        self._tails = {kind: RecordTail(layout.record_path(self.path, kind)) for kind in layout.RECORD_FILES}
 
     def refresh(self) -> bool:
         """Take in what was written since the last refresh; False when the run's folder is gone."""
