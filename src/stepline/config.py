@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from stepline.errors import ConfigError
 from stepline.names import check_name
@@ -56,6 +57,18 @@ def resolve_settings(
         resume=_resume(resume),
         queue_size=_positive_int("STEPLINE_QUEUE_SIZE", DEFAULT_QUEUE_SIZE),
     )
+
+
+def remote_url(url: str | None) -> str | None:
+    """The stepline server to push to, from the argument or ``STEPLINE_REMOTE``; None for none."""
+    url = url or os.environ.get("STEPLINE_REMOTE") or None
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"remote {url!r} (backend= or STEPLINE_REMOTE) must be an http(s) URL such as "
+                          "http://127.0.0.1:8683")
+    return url.rstrip("/")
 
 
 def logbook_root(dir: str | os.PathLike[str] | None = None) -> Path:

@@ -22,6 +22,8 @@ import orjson
 
 from stepline.values import INT64_MIN, NON_FINITE_NAMES, UINT64_MAX
 
+__all__ = ["NON_FINITE_NAMES", "decode", "encode"]
+
 METRICS = "metrics"
 PARAMS = "params"
 LOG = "log"

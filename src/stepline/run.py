@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stepline import events, lifecycle
 from stepline.errors import InvalidValueError, warn
@@ -26,6 +26,9 @@ from stepline.params import Params
 from stepline.summary import Summary
 from stepline.values import PLAIN_NUMBER_TYPES, DeferredScalar, coerce_metric
 from stepline.writer import DEFERRED_METRICS_TAG, METRICS_TAG, Writer
+
+if TYPE_CHECKING:
+    from stepline.remote.shipper import ShipperThread
 
 F = TypeVar("F", bound=Callable[..., Any])
 _time = time.time
@@ -50,6 +53,7 @@ class Run:
         next_step: int = 0,
         params: dict[str, Any] | None = None,
         summary: dict[str, Any] | None = None,
+        shipper: ShipperThread | None = None,
     ) -> None:
         self.id = run_id
         self.name = name
@@ -57,6 +61,7 @@ class Run:
         self.path = path
         self.status = "running"
         self._writer = writer
+        self._shipper = shipper
         self._items: Any = writer.items if writer is not None else _DiscardQueue()
         self._max_queue = writer.max_queue if writer is not None else 1 << 62
         self._next_step = next_step
@@ -186,12 +191,16 @@ class Run:
             record["error"] = error
         writer.items.append(record)
         self._items = _ClosedQueue(self)
+        deadline = None if timeout is None else time.monotonic() + timeout
         done = writer.close(timeout)
         if not done:
             warn(
                 f"stepline run {self.id}: {writer.pending()} records were still being written when "
                 f"finish() gave up after {timeout} s; they are lost if this process exits now"
             )
+        if self._shipper is not None:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done = self._shipper.close(self.id, left) and done
         return done
 
     def _put(self, record: dict[str, Any]) -> None:

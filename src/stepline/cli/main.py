@@ -3,7 +3,9 @@
     stepline list [--dir DIR] [--project P]
     stepline show RUN [--dir DIR] [--project P]
     stepline export RUN --format csv|jsonl [-o FILE]
-    stepline serve [DIR] [--host 127.0.0.1] [--port 8683] [--open]
+    stepline serve [DIR] [--host 127.0.0.1] [--port 8683] [--open] [--require-token]
+    stepline sync [RUN ...|--all] --remote URL
+    stepline server user add NAME | token create --user NAME | token revoke ID | token list
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from stepline import __version__
-from stepline.cli import export, listing, serve, show
+from stepline.cli import export, listing, serve, server_admin, show, sync
 from stepline.errors import SteplineError
 
 
@@ -38,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("-o", "--output", help="write to this file instead of standard output")
     sub.set_defaults(handler=export.run)
     serve.add_parser(commands)
+    sync.add_parser(commands)
+    server_admin.add_parser(commands)
     return parser
 
 

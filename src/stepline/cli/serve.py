@@ -22,10 +22,15 @@ def is_loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not is_loopback(args.host):
+    from stepline.config import logbook_root
+    from stepline.server.auth import AuthStore
+
+    require_token = args.require_token or not is_loopback(args.host)
+    if require_token and not AuthStore(logbook_root(args.logbook or args.dir)).has_tokens():
         raise ConfigError(
-            f"--host {args.host} would serve your runs to other machines, and this server has no "
-            "authentication yet; keep the default --host 127.0.0.1 (reach it from elsewhere with an SSH "
+            f"--host {args.host} would serve your runs to other machines, so every request needs a token, and "
+            "there is none yet: create one with `stepline server user add NAME` and `stepline server token "
+            "create --user NAME`, or keep the default --host 127.0.0.1 (reach it from elsewhere with an SSH "
             "tunnel: ssh -L 8683:127.0.0.1:8683 this-machine)"
         )
     try:
@@ -38,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
                           "pip install 'stepline[server]'") from None
     store = LogbookStore(args.logbook or args.dir)
     origins = [o for o in (args.cors_origin or []) if o]
-    app = create_app(store, cors_origins=origins)
+    app = create_app(store, cors_origins=origins, require_token=require_token)
     url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/"
     print(f"stepline is serving {store.root.resolve()} at {url}  (Ctrl-C stops it)", flush=True)
     if args.open:
@@ -60,4 +65,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     sub.add_argument("--open", action="store_true", help="open the dashboard in a browser")
     sub.add_argument("--cors-origin", action="append", help="allow cross-origin requests from this origin")
+    sub.add_argument("--require-token", action="store_true",
+                     help="every API request needs a token, on loopback too (always so on other addresses)")
     sub.set_defaults(handler=run)

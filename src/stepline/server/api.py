@@ -32,7 +32,11 @@ def _store(request: Request) -> LogbookStore:
 
 @router.get("/projects", summary="Projects with their run counts and last activity")
 def projects(request: Request) -> Response:
-    return json_response({"projects": _store(request).projects()})
+    found = _store(request).projects()
+    token = getattr(request.state, "token", None)
+    if token is not None:
+        found = [p for p in found if token.allows(p["name"])]
+    return json_response({"projects": found})
 
 
 @router.get("/projects/{project}/runs", summary="A project's runs: status, times, tags, params, metric summaries")
@@ -103,12 +107,14 @@ def download(request: Request, project: str, run_id: str, path: str) -> FileResp
 @router.delete("/projects/{project}/runs/{run_id}", summary="Delete a run (force=true for a running one)")
 def delete_run(request: Request, project: str, run_id: str, force: bool = False) -> Response:
     _store(request).delete_run(project, run_id, force=force)
+    request.app.state.ingest.forget(layout.run_dir(_store(request).root, project, run_id))
     return json_response({"deleted": run_id})
 
 
 @router.delete("/projects/{project}", summary="Delete a project and all its runs")
 def delete_project(request: Request, project: str, force: bool = False) -> Response:
     count = _store(request).delete_project(project, force=force)
+    request.app.state.ingest.forget_project(layout.project_dir(_store(request).root, project))
     return json_response({"deleted": project, "runs": count})
 
 

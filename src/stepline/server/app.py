@@ -1,6 +1,6 @@
-"""The app factory: ``create_app(store)`` serves the query API and the dashboard over any store.
+"""The app factory: ``create_app(store)`` serves the query and ingest APIs and the dashboard over a store.
 
-    app = create_app(LogbookStore("stepline_logs"))
+    app = create_app(LogbookStore("stepline_logs"), require_token=False)
     uvicorn.run(app, host="127.0.0.1", port=8683)
 """
 
@@ -17,26 +17,39 @@ from starlette.responses import FileResponse, Response
 
 from stepline import __version__
 from stepline.errors import ConfigError, RunNotFoundError, SteplineError
+from stepline.server import ingest
 from stepline.server.api import router
+from stepline.server.auth import AuthStore
 from stepline.server.responses import json_response
 from stepline.server.store import LogbookStore
 
 STATIC_DIR = Path(__file__).parent / "static"
-MAX_REQUEST_BYTES = 1 << 20  # the query API takes no large bodies
+MAX_REQUEST_BYTES = 1 << 20  # queries take no large bodies; event batches and uploads have their own limits
+_LARGE_BODIES = ("/events", "/files/")
 
 
-def create_app(store: LogbookStore, *, cors_origins: Sequence[str] = (),
+def create_app(store: LogbookStore, *, cors_origins: Sequence[str] = (), require_token: bool = False,
                max_request_bytes: int = MAX_REQUEST_BYTES) -> FastAPI:
-    """A FastAPI app over ``store``; CORS is off unless ``cors_origins`` names the origins to allow."""
+    """A FastAPI app over ``store``. With ``require_token`` every API call needs a token of ``AuthStore``;
+    CORS is off unless ``cors_origins`` names the origins to allow."""
     app = FastAPI(title="stepline", version=__version__, description="Runs tracked by stepline.")
     app.state.store = store
+    app.state.ingest = ingest.Ingest(store.root)
+    app.state.auth = AuthStore(store.root)
     app.include_router(router)
+    app.include_router(ingest.router)
 
     @app.middleware("http")
-    async def limit_request_size(request: Request, call_next: Any) -> Response:
+    async def check_request(request: Request, call_next: Any) -> Response:
+        path = request.url.path
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > max_request_bytes):
-            return json_response({"detail": f"request body over {max_request_bytes} bytes"}, 413)
+        limit = ingest.MAX_UPLOAD_BYTES if any(part in path for part in _LARGE_BODIES) else max_request_bytes
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return json_response({"detail": f"request body over {limit} bytes"}, 413)
+        if require_token and path.startswith("/api/"):
+            refusal = _refusal(app.state.auth, request)
+            if refusal is not None:
+                return refusal
         return await call_next(request)
 
     @app.exception_handler(RunNotFoundError)
@@ -61,3 +74,19 @@ def create_app(store: LogbookStore, *, cors_origins: Sequence[str] = (),
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def _refusal(auth: AuthStore, request: Request) -> Response | None:
+    """401 without a valid token, 403 for a project the token is not for; None lets the request through."""
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    info = auth.verify(token) if token else None
+    if info is None:
+        what = "an unknown or revoked token" if token else "no token"
+        return json_response({"detail": f"this server needs a token and got {what}: send 'Authorization: Bearer "
+                                         "<token>' (create one with `stepline server token create --user NAME`)"}, 401)
+    request.state.token = info
+    parts = request.url.path.split("/")
+    if len(parts) > 4 and parts[3] == "projects" and not info.allows(parts[4]):
+        return json_response({"detail": f"token {info.id} is not for project {parts[4]!r}"}, 403)
+    return None

@@ -44,6 +44,11 @@ class LogbookSink(Sink):
             elif kind == events.FILE:
                 self._save_file(record)
 
+    def replace_meta(self, meta: dict[str, Any]) -> None:
+        """Take ``meta`` as the run's metadata (a server taking a remote client's word for its run)."""
+        self._meta = dict(meta)
+        self._meta_dirty = True
+
     def flush(self) -> None:
         for handle in self._files.values():
             handle.flush()

@@ -1,0 +1,70 @@
+"""The HTTP client of a stepline server's ingest API (docs/wire.md): keep-alive, gzip bodies, clear errors.
+
+    client = RemoteClient("http://127.0.0.1:8683", token=os.environ.get("STEPLINE_TOKEN"))
+    state = client.open_run("vision", "a1b2c3d4", meta)       # {"max_seq": {...}, "files": {...}}
+    client.send_events("vision", "a1b2c3d4", [record, ...])
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from stepline import events
+from stepline.errors import SteplineError
+
+
+class RemoteUnavailable(SteplineError):
+    """The server cannot be reached or answered 5xx / 429: worth trying again later."""
+
+
+class RemoteRejected(SteplineError):
+    """The server refused the request (bad token, bad payload): trying again would not help."""
+
+
+class RemoteClient:
+    def __init__(self, url: str, token: str | None = None, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        token = token or os.environ.get("STEPLINE_TOKEN")
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def open_run(self, project: str, run_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PUT", self._run(project, run_id), json={"meta": meta})
+
+    def send_events(self, project: str, run_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        # The logbook's own encoding (NaN as "NaN"), one line per record, joined into the batch's array.
+        body = b'{"events":[' + b",".join(events.encode(r)[:-1] for r in records) + b"]}"
+        return self._call("POST", f"{self._run(project, run_id)}/events", data=gzip.compress(body, 1),
+                          headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+
+    def upload(self, project: str, run_id: str, relative: str, path: Path) -> dict[str, Any]:
+        with open(path, "rb") as handle:  # streamed by requests, never read whole into memory
+            return self._call("PUT", f"{self._run(project, run_id)}/files/{quote(relative)}", data=handle,
+                              headers={"Content-Type": "application/octet-stream"})
+
+    def _run(self, project: str, run_id: str) -> str:
+        return f"{self.url}/api/v1/projects/{quote(project, safe='')}/runs/{quote(run_id, safe='')}"
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.RequestException as err:
+            raise RemoteUnavailable(f"cannot reach {self.url}: {err.__class__.__name__}") from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise RemoteUnavailable(f"{self.url} answered {response.status_code}")
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail")
+            except ValueError:
+                detail = response.text[:300]
+            raise RemoteRejected(f"{self.url} refused {method} {urlsplit(url).path}: "
+                                 f"{response.status_code} {detail}")
+        return response.json()  # type: ignore[no-any-return]

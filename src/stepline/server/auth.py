@@ -1,0 +1,139 @@
+"""Users and API tokens of a stepline server, kept hashed in ``<logbook>/.stepline/auth.json``.
+
+    auth = AuthStore(Path("stepline_logs"))
+    auth.add_user("ana")
+    token_id, token = auth.create_token("ana", projects=["vision"])   # the token is shown once, never stored
+    auth.verify(token)   # TokenInfo(id=..., user="ana", projects=["vision"])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from stepline.errors import ConfigError
+from stepline.names import check_name
+
+AUTH_FILE = Path(".stepline") / "auth.json"
+TOKEN_PREFIX = "stl_"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: str
+    user: str
+    projects: tuple[str, ...] | None  # None: every project
+
+    def allows(self, project: str) -> bool:
+        return self.projects is None or project in self.projects
+
+
+class AuthStore:
+    """Reads the file again whenever it changed, so tokens made by the CLI work on a running server."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = Path(root) / AUTH_FILE
+        self._data: dict[str, Any] = {"users": {}, "tokens": {}}
+        self._mtime = -1.0
+        self._lock = threading.Lock()
+
+    def has_tokens(self) -> bool:
+        return bool(self._load()["tokens"])
+
+    def users(self) -> list[str]:
+        return sorted(self._load()["users"])
+
+    def add_user(self, name: str, password: str | None = None) -> None:
+        check_name(name, "user name")
+        if ":" in name:
+            raise ConfigError("a user name cannot contain ':'")
+        with self._lock:
+            data = self._load()
+            if name in data["users"]:
+                raise ConfigError(f"user {name!r} exists already")
+            data["users"][name] = {"created": time.time(), "password": _hash_password(password) if password else None}
+            self._save(data)
+
+    def check_password(self, name: str, password: str) -> bool:
+        user = self._load()["users"].get(name)
+        return bool(user and user.get("password")) and _verify_password(password, user["password"])
+
+    def create_token(self, user: str, projects: list[str] | None = None) -> tuple[str, str]:
+        """``(token id, token)``: the token itself is returned once and only its hash is kept."""
+        for project in projects or []:
+            check_name(project, "project")
+        with self._lock:
+            data = self._load()
+            if user not in data["users"]:
+                raise ConfigError(f"no user {user!r}: add one first with `stepline server user add {user}`")
+            token_id = secrets.token_hex(4)
+            secret = secrets.token_urlsafe(32)
+            data["tokens"][token_id] = {"user": user, "hash": _digest(secret), "projects": projects or None,
+                                        "created": time.time()}
+            self._save(data)
+        return token_id, f"{TOKEN_PREFIX}{token_id}_{secret}"
+
+    def revoke(self, token_id: str) -> None:
+        with self._lock:
+            data = self._load()
+            if data["tokens"].pop(token_id, None) is None:
+                raise ConfigError(f"no token {token_id!r}; `stepline server token list` shows them")
+            self._save(data)
+
+    def tokens(self) -> list[dict[str, Any]]:
+        return [{"id": token_id, "user": t["user"], "projects": t["projects"], "created": t["created"]}
+                for token_id, t in sorted(self._load()["tokens"].items())]
+
+    def verify(self, token: str) -> TokenInfo | None:
+        if not token.startswith(TOKEN_PREFIX) or token.count("_") < 2:
+            return None
+        token_id, secret = token[len(TOKEN_PREFIX):].split("_", 1)
+        entry = self._load()["tokens"].get(token_id)
+        if entry is None or not hmac.compare_digest(entry["hash"], _digest(secret)):
+            return None
+        projects = entry.get("projects")
+        return TokenInfo(token_id, entry["user"], tuple(projects) if projects else None)
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            return self._data
+        if mtime != self._mtime:
+            self._data, self._mtime = orjson.loads(self.path.read_bytes()), mtime
+        return self._data
+
+    def _save(self, data: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # hashes only, still private
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        os.replace(temporary, self.path)
+        self._data, self._mtime = data, self.path.stat().st_mtime
+
+
+def _digest(secret: str) -> str:
+    # Tokens carry 256 random bits, so a fast hash is enough; passwords get scrypt below.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    key = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt${salt.hex()}${key.hex()}"
+
+
+def _verify_password(password: str, stored: str) -> bool:
+    _, salt, key = stored.split("$")
+    candidate = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=2**14, r=8, p=1)
+    return hmac.compare_digest(candidate.hex(), key)
