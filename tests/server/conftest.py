@@ -20,8 +20,8 @@ def free_port() -> int:
 class ServerProcess:
     """`stepline serve` as a user starts it, on a free loopback port; stopped by the test that started it."""
 
-    def __init__(self, logdir, *extra: str) -> None:
-        self.port = free_port()
+    def __init__(self, logdir, *extra: str, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen([sys.executable, "-m", "stepline.cli.main", "serve", str(logdir),
                                          "--port", str(self.port), *extra],
@@ -50,13 +50,14 @@ class ServerProcess:
 def server(logdir):
     started = []
 
-    def start(*extra: str) -> ServerProcess:
-        started.append(ServerProcess(logdir, *extra))
+    def start(*extra: str, port: int | None = None, root=None) -> ServerProcess:
+        started.append(ServerProcess(root or logdir, *extra, port=port))
         return started[-1]
 
     yield start
     for process in started:
-        process.stop()
+        if process.process.poll() is None:
+            process.stop()
 
 
 ARTIFACTS = os.path.join(os.path.dirname(__file__), "..", "..", "test-artifacts")

@@ -215,4 +215,5 @@ def test_stepline_serve_refuses_other_addresses(logdir):
 
     result = subprocess.run([sys.executable, "-m", "stepline.cli.main", "serve", str(logdir), "--host", "0.0.0.0"],
                             capture_output=True, text=True, timeout=30)
-    assert result.returncode == 1 and "authentication" in result.stderr and "127.0.0.1" in result.stderr
+    assert result.returncode == 1 and "needs a token" in result.stderr and "127.0.0.1" in result.stderr
+    assert "stepline server token create" in result.stderr

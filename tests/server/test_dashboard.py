@@ -39,6 +39,7 @@ def page(browser, request):
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.console_errors = errors  # a test that expects an error takes it out
     yield page
     os.makedirs(ARTIFACTS, exist_ok=True)
     page.screenshot(path=os.path.join(ARTIFACTS, f"{request.node.name}.png"), full_page=True)
@@ -185,3 +186,20 @@ def test_dark_mode(server, page, logdir):
     assert background == "rgb(15, 23, 42)"
     page.keyboard.press("t")  # the toggle overrides the system's choice
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(255, 255, 255)"
+
+
+def test_a_server_that_needs_a_token_asks_the_browser_for_one(server, page, logdir):
+    import subprocess
+    import sys
+
+    make_runs(logdir, count=1)
+    admin = [sys.executable, "-m", "stepline.cli.main", "server"]
+    subprocess.run([*admin, "user", "add", "ana", "--dir", str(logdir)], check=True, capture_output=True)
+    token = subprocess.run([*admin, "token", "create", "--user", "ana", "--dir", str(logdir)], check=True,
+                           capture_output=True, text=True).stdout.strip()
+    process = server("--require-token")
+    page.once("dialog", lambda dialog: dialog.accept(token))
+    page.goto(f"{process.url}/#/p/vision")
+    page.wait_for_selector("tr[data-run]")
+    assert page.evaluate("localStorage.getItem('stepline-token')") == token
+    page.console_errors[:] = [e for e in page.console_errors if "401" not in e]  # the first, refused call

@@ -68,10 +68,9 @@ class Shipper:
             self._sent_meta = encoded
 
     def unsent(self) -> int:
-        """Records known not to be on the server: queued here, or still unread in the local files."""
+        """Records and files known not to be on the server: queued here, or still unread in the local files."""
         pending = sum(len(p) for p in self._pending.values())
-        unread = sum(1 for tail in self._tails.values()
-                     if tail.path.exists() and tail.path.stat().st_size > tail.offset)
+        unread = sum(_lines_after(tail.path, tail.offset) for tail in self._tails.values())
         local_files = layout.list_files(self.path / layout.FILES_DIR)
         return pending + unread + sum(1 for name in local_files if name not in self._remote_files)
 
@@ -83,6 +82,15 @@ class Shipper:
                 self.client.upload(project, run_id, name, base / name)
                 self._remote_files[name] = size
                 self.files_sent += 1
+
+
+def _lines_after(path: Path, offset: int) -> int:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read().count(b"\n")
+    except FileNotFoundError:
+        return 0
 
 
 def _opening(meta: dict[str, Any]) -> dict[str, Any]:

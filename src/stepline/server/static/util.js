@@ -1,8 +1,20 @@
 // Small helpers shared by the views: fetching the API, formatting, building elements.
 
+// A server that needs a token (any address but loopback) answers 401: ask for one, keep it in this browser.
+const TOKEN_KEY = "stepline-token";
+
 export async function api(path, options = {}) {
-  const response = await fetch(`/api/v1${path}`, options);
+  const token = localStorage.getItem(TOKEN_KEY);
+  const headers = { ...(options.headers || {}), ...(token ? { Authorization: `Bearer ${token}` } : {}) };
+  const response = await fetch(`/api/v1${path}`, { ...options, headers });
   const body = await response.json().catch(() => ({}));
+  if (response.status === 401) {
+    const entered = prompt("This stepline server needs an API token (stepline server token create --user NAME):");
+    if (entered) {
+      localStorage.setItem(TOKEN_KEY, entered.trim());
+      return api(path, options);
+    }
+  }
   if (!response.ok) throw new Error(body.detail || `${response.status} ${response.statusText}`);
   return body;
 }
