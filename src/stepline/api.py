@@ -80,8 +80,9 @@ def reopen(run: Run) -> Run:
     """
     if run.status == "running" or run.path is None:
         return run
-    remote = run._shipper.url if run._shipper is not None else None
-    return init(project=run.project, dir=run.path.parent.parent, resume=run.id, backend=remote)
+    shipper = run._shipper
+    remote, token = (shipper.url, shipper.shipper.client.token) if shipper is not None else (None, None)
+    return init(project=run.project, dir=run.path.parent.parent, resume=run.id, backend=remote, token=token)
 
 
 def current_run() -> Run | None:

@@ -33,6 +33,7 @@ class RemoteClient:
         self.timeout = timeout
         self.session = requests.Session()
         token = token or os.environ.get("STEPLINE_TOKEN")
+        self.token = token
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
