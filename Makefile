@@ -43,6 +43,7 @@ benchmark: $(STAMP)
 	$(PY) benchmarks/log_overhead.py
 	$(PY) benchmarks/server_queries.py
 	$(PY) benchmarks/integration_overhead.py
+	$(PY) benchmarks/remote_ingest.py
 
 clean:
 	rm -rf $(VENV) stepline_logs .pytest_cache .hypothesis
