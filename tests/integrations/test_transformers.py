@@ -203,7 +203,7 @@ def test_two_process_ddp_gives_one_run_and_no_duplicate_points(tmp_path, logdir)
         trainer = Trainer(model=tiny_bert(), args=args, train_dataset=SyntheticText(64),
                           callbacks=[SteplineCallback(project="ddp", dir={str(logdir)!r})])
         trainer.train()
-        print(f"world size {trainer.args.world_size}", flush=True)  # one write, so the ranks do not interleave
+        print(f"world size {{trainer.args.world_size}}", flush=True)  # one write, so the ranks do not interleave
     """))
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", str(script)],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
