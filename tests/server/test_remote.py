@@ -236,3 +236,11 @@ def test_two_clients_write_different_runs_at_once(server, serverdir, logdir):
     for run_id in ids:
         series = remote_series(process.url, "p", run_id, "w")
         assert series["y"] == [-s for s in range(5000)]
+
+
+def test_an_events_body_over_the_limit_is_refused_before_it_is_read(server, serverdir):
+    process = server(root=serverdir)
+    base = f"{process.url}/api/v1/projects/p/runs/abcd1234"
+    requests.put(base, json={"meta": {}}, timeout=10)
+    response = requests.post(f"{base}/events", data=b" " * (65 << 20), timeout=30)
+    assert response.status_code == 413 and "bytes" in response.json()["detail"]

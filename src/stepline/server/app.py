@@ -25,7 +25,6 @@ from stepline.server.store import LogbookStore
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_REQUEST_BYTES = 1 << 20  # queries take no large bodies; event batches and uploads have their own limits
-_LARGE_BODIES = ("/events", "/files/")
 
 
 def create_app(store: LogbookStore, *, cors_origins: Sequence[str] = (), require_token: bool = False,
@@ -43,7 +42,12 @@ def create_app(store: LogbookStore, *, cors_origins: Sequence[str] = (), require
     async def check_request(request: Request, call_next: Any) -> Response:
         path = request.url.path
         length = request.headers.get("content-length")
-        limit = ingest.MAX_UPLOAD_BYTES if any(part in path for part in _LARGE_BODIES) else max_request_bytes
+        if path.endswith("/events"):
+            limit = ingest.MAX_EVENTS_BYTES
+        elif "/files/" in path and request.method == "PUT":
+            limit = ingest.MAX_UPLOAD_BYTES
+        else:
+            limit = max_request_bytes
         if length is not None and (not length.isdigit() or int(length) > limit):
             return json_response({"detail": f"request body over {limit} bytes"}, 413)
         if require_token and path.startswith("/api/"):
