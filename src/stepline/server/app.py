@@ -17,7 +17,7 @@ from starlette.responses import FileResponse, Response
 
 from stepline import __version__
 from stepline.errors import ConfigError, RunNotFoundError, SteplineError
-from stepline.server import ingest
+from stepline.server import ingest, lmtracker
 from stepline.server.api import router
 from stepline.server.auth import AuthStore
 from stepline.server.responses import json_response
@@ -37,6 +37,7 @@ def create_app(store: LogbookStore, *, cors_origins: Sequence[str] = (), require
     app.state.auth = AuthStore(store.root)
     app.include_router(router)
     app.include_router(ingest.router)
+    app.include_router(lmtracker.router)  # LMTracker's clients authenticate with name:password themselves
 
     @app.middleware("http")
     async def check_request(request: Request, call_next: Any) -> Response:
@@ -50,7 +51,7 @@ def create_app(store: LogbookStore, *, cors_origins: Sequence[str] = (), require
             limit = max_request_bytes
         if length is not None and (not length.isdigit() or int(length) > limit):
             return json_response({"detail": f"request body over {limit} bytes"}, 413)
-        if require_token and path.startswith("/api/"):
+        if require_token and path.startswith("/api/v1/"):
             refusal = _refusal(app.state.auth, request)
             if refusal is not None:
                 return refusal

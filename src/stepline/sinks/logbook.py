@@ -44,6 +44,11 @@ class LogbookSink(Sink):
             elif kind == events.FILE:
                 self._save_file(record)
 
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The run's metadata as this sink will next write it."""
+        return self._meta
+
     def replace_meta(self, meta: dict[str, Any]) -> None:
         """Take ``meta`` as the run's metadata (a server taking a remote client's word for its run)."""
         self._meta = dict(meta)

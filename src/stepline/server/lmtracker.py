@@ -1,0 +1,215 @@
+"""LMTracker's API, served by stepline: clients written for LMTracker work against a stepline server.
+
+    POST /api/create-project {"name"}                      POST /api/get-projects
+    POST /api/push-metrics {"project_name", "run_name", "metrics"}
+    POST /api/get-run {"project_name", "run_name"}         POST /api/get-runs {"project_name"}
+    POST /api/delete-run {"project_name", "run_name"}      POST /api/delete-project {"name"}
+    GET  /api/check-user
+
+Every call needs ``Authorization: name:password`` of a stepline user (``stepline server user add NAME
+--password``). What arrives is an ordinary stepline run; LMTracker's schema check holds: the first push fixes
+the run's keys and JSON types, and a later push with others is refused with "Invalid schema".
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from stepline import events
+from stepline.errors import InvalidNameError, RunNotFoundError
+from stepline.logbook import layout
+from stepline.names import check_name
+from stepline.server.responses import json_response
+
+router = APIRouter(prefix="/api", include_in_schema=True, tags=["LMTracker"])
+SOURCE = "lmtracker"
+
+
+def _ok(**fields: Any) -> Response:
+    return json_response({"ok": True, **fields})
+
+
+def _fail(message: str | None = None, status: int = 400) -> Response:
+    return json_response({"ok": False, **({"message": message} if message else {})}, status)
+
+
+def _user(request: Request) -> str | None:
+    """The user named by ``Authorization: name:password`` (split at the first ':'), when the password is right."""
+    header = request.headers.get("authorization", "")
+    name, _, password = header.partition(":")
+    if not name or not password or not request.app.state.auth.check_password(name, password):
+        return None
+    return name
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.body() or b"{}")
+    except orjson.JSONDecodeError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _find_run(request: Request, project: str, run_name: str) -> dict[str, Any] | None:
+    runs = [r for r in request.app.state.store.runs(project) if r["name"] == run_name]
+    return runs[-1] if runs else None
+
+
+@router.get("/check-user", summary="LMTracker: check the credentials")
+def check_user(request: Request) -> Response:
+    return _ok() if _user(request) else _fail(status=401)
+
+
+@router.post("/create-project", summary="LMTracker: create a project")
+async def create_project(request: Request) -> Response:
+    if not _user(request):
+        return _fail(status=401)
+    try:
+        project = check_name((await _body(request)).get("name"), "project")
+    except InvalidNameError:
+        return _fail("Invalid name")
+    layout.project_dir(request.app.state.store.root, project).mkdir(parents=True, exist_ok=True)
+    return _ok()
+
+
+@router.post("/push-metrics", summary="LMTracker: append one metrics object to a run (created on first push)")
+async def push_metrics(request: Request) -> Response:
+    user = _user(request)
+    if not user:
+        return _fail(status=401)
+    body = await _body(request)
+    metrics = body.get("metrics")
+    try:
+        project = check_name(body.get("project_name"), "project")
+        run_name = check_name(body.get("run_name"), "run name")
+    except InvalidNameError:
+        return _fail("Invalid name")
+    if not isinstance(metrics, dict):
+        return _fail("Invalid schema")
+    store, ingest = request.app.state.store, request.app.state.ingest
+    if not layout.project_dir(store.root, project).is_dir():
+        return _fail("No such file or directory (os error 2)")  # LMTracker's own answer
+    schema = {key: _json_type(value) for key, value in metrics.items()}
+    existing = _find_run(request, project, run_name)
+    if existing is None:
+        run_id = layout.new_run_id()
+        now = time.time()
+        # LMTracker has no run status and no end: such a run reads as finished, ending at its last push.
+        writer = ingest.open(project, run_id, {"name": run_name, "status": "finished", "created_at": now,
+                                               "started_at": now, "ended_at": now, "heartbeat_at": now,
+                                               "source": SOURCE, "user": user, "lmtracker_schema": schema,
+                                               "tags": [SOURCE]})
+    else:
+        writer = ingest.writer(project, existing["id"])
+        if writer.sink.meta.get("lmtracker_schema") != schema:
+            return _fail("Invalid schema")
+    values = {k: v for k, v in metrics.items() if k != "step"}
+    if not all(schema[k] in ("number", "bool") for k in values):
+        return _fail("stepline keeps numbers only: every metric must be a number or a boolean")
+    with writer.lock:
+        # Such a run holds metrics records only, so the next seq is also the push count: LMTracker's x-axis.
+        seq = max(writer.max_seq.values()) + 1
+        step = metrics["step"] if isinstance(metrics.get("step"), int) else seq - 1
+        now = time.time()
+        writer.sink.replace_meta({**writer.sink.meta, "ended_at": now, "heartbeat_at": now})
+        writer.append([{"type": events.METRICS, "seq": seq, "time": now, "step": step, "values": values}])
+    return _ok()
+
+
+@router.post("/get-run", summary="LMTracker: a run's metrics objects, in push order")
+async def get_run(request: Request) -> Response:
+    if not _user(request):
+        return _fail(status=401)
+    body = await _body(request)
+    try:
+        found = _find_run(request, check_name(body.get("project_name"), "project"),
+                          check_name(body.get("run_name"), "run name"))
+    except (InvalidNameError, RunNotFoundError):
+        found = None
+    if found is None:
+        return _fail("Run not found")
+    cache = request.app.state.store.run(found["project"], found["id"])
+    with_step = "step" in (cache.meta.get("lmtracker_schema") or {})
+    rows: list[dict[str, Any]] = [{} for _ in range(cache.metric_records)]
+    for key, series in cache.series.items():
+        for index, value in enumerate(series.values):
+            rows[index][key] = value
+    if with_step:
+        steps = next(iter(cache.series.values())).steps if cache.series else []
+        for row, step in zip(rows, steps):
+            row["step"] = step
+    return _ok(metrics=rows)
+
+
+@router.post("/delete-run", summary="LMTracker: delete a run")
+async def delete_run(request: Request) -> Response:
+    if not _user(request):
+        return _fail(status=401)
+    body = await _body(request)
+    try:
+        found = _find_run(request, check_name(body.get("project_name"), "project"),
+                          check_name(body.get("run_name"), "run name"))
+    except InvalidNameError:
+        return _fail("Invalid name")
+    if found is None:
+        return _fail("Run not found")
+    request.app.state.store.delete_run(found["project"], found["id"], force=True)
+    request.app.state.ingest.forget(layout.run_dir(request.app.state.store.root, found["project"], found["id"]))
+    return _ok()
+
+
+@router.post("/delete-project", summary="LMTracker (undocumented): delete a project")
+async def delete_project(request: Request) -> Response:
+    if not _user(request):
+        return _fail(status=401)
+    try:
+        project = check_name((await _body(request)).get("name"), "project")
+    except InvalidNameError:
+        return _fail("Invalid name")
+    path = layout.project_dir(request.app.state.store.root, project)
+    if not path.is_dir():
+        return _fail("No such file or directory (os error 2)")
+    request.app.state.ingest.forget_project(path)
+    shutil.rmtree(path)
+    return _ok()
+
+
+@router.post("/get-projects", summary="LMTracker: projects, oldest first")
+def get_projects(request: Request) -> Response:
+    if not _user(request):
+        return _fail(status=401)
+    root = request.app.state.store.root
+    projects = [{"name": name, "modified_at": int(layout.project_dir(root, name).stat().st_mtime)}
+                for name in layout.iter_projects(root)]
+    return _ok(projects=sorted(projects, key=lambda p: p["modified_at"]))
+
+
+@router.post("/get-runs", summary="LMTracker: a project's runs, oldest first")
+async def get_runs(request: Request) -> Response:
+    if not _user(request):
+        return _fail(status=401)
+    try:
+        project = check_name((await _body(request)).get("project_name"), "project")
+    except InvalidNameError:
+        return _fail("Invalid name")
+    runs = [{"name": r["name"], "modified_at": int(r["last_activity"] or 0)}
+            for r in request.app.state.store.runs(project)]
+    return _ok(runs=sorted(runs, key=lambda r: r["modified_at"]))

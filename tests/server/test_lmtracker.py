@@ -1,0 +1,97 @@
+"""LMTracker's API served by a real `stepline serve`, driven as LMTracker's own clients drive it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import requests
+from transformers import Trainer, TrainerCallback
+
+from stepline import Logbook
+from tests.integrations.hf_models import SyntheticText, tiny_args, tiny_bert
+
+AUTH = {"Authorization": "ana:s3cret:with:colons"}  # split at the first ':' only
+
+
+@pytest.fixture
+def lmtracker(server, logdir):
+    subprocess.run([sys.executable, "-m", "stepline.cli.main", "server", "user", "add", "ana", "--password-stdin",
+                    "--dir", str(logdir)], input="s3cret:with:colons\n", text=True, check=True, capture_output=True)
+    process = server()
+    return f"{process.url}/api"
+
+
+def post(base, route, body=None, headers=AUTH):
+    response = requests.post(f"{base}/{route}", json=body, headers=headers, timeout=10)
+    return response.status_code, response.json()
+
+
+class LMTracker(TrainerCallback):
+    """The seed's Trainer-callback pattern: create the project, then push every on_log dict to one run."""
+
+    def __init__(self, project_name, run_name, username, password, base_url):
+        self.project_name, self.run_name, self.base_url = project_name, run_name, base_url
+        self.headers = {"Authorization": f"{username}:{password}"}
+        self.answers = []
+        requests.post(f"{base_url}/create-project", json={"name": project_name}, headers=self.headers, timeout=10)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        response = requests.post(f"{self.base_url}/push-metrics", headers=self.headers, timeout=10, json={
+            "project_name": self.project_name, "run_name": self.run_name, "metrics": logs})
+        self.answers.append((response.status_code, response.json()))
+
+
+def test_check_user_and_wrong_credentials(lmtracker):
+    assert requests.get(f"{lmtracker}/check-user", headers=AUTH, timeout=10).json() == {"ok": True}
+    for headers in ({"Authorization": "ana:wrong"}, {"Authorization": "nobody:x"}, {}):
+        response = requests.get(f"{lmtracker}/check-user", headers=headers, timeout=10)
+        assert response.status_code == 401 and response.json() == {"ok": False}
+    assert post(lmtracker, "get-projects", headers={"Authorization": "ana:wrong"}) == (401, {"ok": False})
+
+
+def test_a_real_trainer_pushing_through_the_seeds_callback(lmtracker, tmp_path, logdir):
+    tracker = LMTracker("MyAwesomeModel", "2026-11-25-12-00-00", "ana", "s3cret:with:colons", lmtracker)
+    trainer = Trainer(model=tiny_bert(), args=tiny_args(tmp_path / "out", max_steps=6, eval_strategy="steps",
+                                                        eval_steps=3),
+                      train_dataset=SyntheticText(64), eval_dataset=SyntheticText(16, seed=1), callbacks=[tracker])
+    trainer.train()
+    train_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    # LMTracker's schema check, kept: the first push (train keys) fixes the run; eval and end pushes are refused.
+    assert [a for a in tracker.answers if a[0] == 200] == [(200, {"ok": True})] * len(train_logs)
+    refused = [a for a in tracker.answers if a[0] != 200]
+    assert refused and all(a == (400, {"ok": False, "message": "Invalid schema"}) for a in refused)
+    status, body = post(lmtracker, "get-run", {"project_name": "MyAwesomeModel", "run_name": "2026-11-25-12-00-00"})
+    assert status == 200 and [row["loss"] for row in body["metrics"]] == [e["loss"] for e in train_logs]
+    # ... and it is an ordinary stepline run, its x-axis the push order
+    [view] = Logbook(logdir).runs("MyAwesomeModel")
+    assert view.name == "2026-11-25-12-00-00" and view.series("loss").steps == list(range(len(train_logs)))
+    assert view.status == "finished" and view.meta["user"] == "ana"
+
+
+def test_projects_runs_steps_and_deletes(lmtracker, logdir):
+    assert post(lmtracker, "push-metrics", {"project_name": "nope", "run_name": "r", "metrics": {"a": 1}}) == (
+        400, {"ok": False, "message": "No such file or directory (os error 2)"})
+    assert post(lmtracker, "create-project", {"name": "vision"}) == (200, {"ok": True})
+    for step in (10, 20, 30):
+        assert post(lmtracker, "push-metrics", {"project_name": "vision", "run_name": "stepped",
+                                               "metrics": {"step": step, "acc": step / 100}})[0] == 200
+    assert post(lmtracker, "push-metrics", {"project_name": "vision", "run_name": "stepped",
+                                           "metrics": {"step": 40, "acc": "high"}}) == (
+        400, {"ok": False, "message": "Invalid schema"})
+    assert Logbook(logdir).run("stepped", project="vision").series("acc").steps == [10, 20, 30]
+    assert post(lmtracker, "get-run", {"project_name": "vision", "run_name": "stepped"})[1]["metrics"] == [
+        {"step": 10, "acc": 0.1}, {"step": 20, "acc": 0.2}, {"step": 30, "acc": 0.3}]
+    post(lmtracker, "push-metrics", {"project_name": "vision", "run_name": "second", "metrics": {"x": 1}})
+    assert [r["name"] for r in post(lmtracker, "get-runs", {"project_name": "vision"})[1]["runs"]] == [
+        "stepped", "second"]
+    assert [p["name"] for p in post(lmtracker, "get-projects")[1]["projects"]] == ["vision"]
+    for bad in ("a/b", "x:y", "q?", 'quo"te', "pi|pe", "a\\b"):
+        assert post(lmtracker, "create-project", {"name": bad}) == (400, {"ok": False, "message": "Invalid name"})
+    assert post(lmtracker, "get-run", {"project_name": "vision", "run_name": "ghost"}) == (
+        400, {"ok": False, "message": "Run not found"})
+    assert post(lmtracker, "delete-run", {"project_name": "vision", "run_name": "second"}) == (200, {"ok": True})
+    assert [r.name for r in Logbook(logdir).runs("vision")] == ["stepped"]
+    assert post(lmtracker, "delete-project", {"name": "vision"}) == (200, {"ok": True})
+    assert Logbook(logdir).runs() == []
