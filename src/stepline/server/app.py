@@ -17,7 +17,7 @@ from starlette.responses import FileResponse, Response
 
 from stepline import __version__
 from stepline.errors import ConfigError, RunNotFoundError, SteplineError
-from stepline.server import ingest, lmtracker
+from stepline.server import ingest, lmtracker, trackio
 from stepline.server.api import router
 from stepline.server.auth import AuthStore
 from stepline.server.responses import json_response
@@ -38,6 +38,9 @@ def create_app(store: LogbookStore, *, cors_origins: Sequence[str] = (), require
     app.include_router(router)
     app.include_router(ingest.router)
     app.include_router(lmtracker.router)  # LMTracker's clients authenticate with name:password themselves
+    app.state.trackio = trackio.TrackioRuns()
+    app.state.require_token = require_token
+    app.include_router(trackio.router)  # last: its /api/{name} must not shadow the routes above
 
     @app.middleware("http")
     async def check_request(request: Request, call_next: Any) -> Response:

@@ -1,0 +1,192 @@
+"""Trackio's HTTP API, served by stepline, so ``trackio.init(server_url=...)`` logs into stepline runs.
+
+    GET  /version                        {"version", "api_version": 1}: the real client checks api_version
+    POST /api/bulk_log                   {"args": [], "kwargs": {"logs": [...], "hf_token": null}}
+    POST /api/bulk_log_system            the same, for system metrics (kept as system/<name>)
+    POST /api/get_runs_for_project       {"project"}: the runs, as the client needs them to resume
+
+A body is either ``{"args", "kwargs"}`` (what the client sends) or the plain kwargs; answers are
+``{"data": ...}`` or ``{"error": ...}`` (400, 404 for an unknown call), as Trackio's server answers.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from stepline import __version__, events
+from stepline.errors import InvalidNameError
+from stepline.logbook import layout
+from stepline.logbook.tail import RecordTail
+from stepline.names import check_name
+from stepline.server.ingest import RunWriter
+from stepline.server.responses import json_response
+
+router = APIRouter(tags=["Trackio"])
+API_VERSION = 1
+SOURCE = "trackio"
+_SYSTEM_PREFIX = "system/"
+
+
+class TrackioRuns:
+    """Trackio's (project, run name) to stepline runs, and the log ids each run has stored."""
+
+    def __init__(self) -> None:
+        self._log_ids: dict[Path, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def log_ids(self, path: Path) -> set[str]:
+        with self._lock:
+            seen = self._log_ids.get(path)
+            if seen is None:  # first use since the server started: read them back from the run
+                tail = RecordTail(layout.record_path(path, events.METRICS))
+                seen = {r["log_id"] for r in tail.read_new() or [] if "log_id" in r}
+                self._log_ids[path] = seen
+            return seen
+
+
+def _error(message: str, status: int = 400) -> Response:
+    return json_response({"error": message}, status)
+
+
+def _write_token(request: Request) -> str | None:
+    return (request.headers.get("x-trackio-write-token") or request.cookies.get("trackio_write_token")
+            or request.query_params.get("write_token"))
+
+
+@router.get("/version", summary="Trackio: the API version its client checks")
+def version() -> Response:
+    return json_response({"version": f"stepline-{__version__}", "api_version": API_VERSION})
+
+
+@router.post("/api/{name}", summary="Trackio: bulk_log, bulk_log_system, get_runs_for_project")
+async def call(request: Request, name: str) -> Response:
+    try:
+        # Trackio's client writes NaN as a bare NaN, which only Python's json reads.
+        body = json.loads(await request.body() or b"{}")
+    except ValueError as err:
+        return _error(f"the body is not JSON: {err}")
+    kwargs = body.get("kwargs", body) if isinstance(body, dict) else {}
+    if name in ("bulk_log", "bulk_log_system"):
+        refusal = _check_token(request)
+        if refusal is not None:
+            return refusal
+        return _bulk_log(request, kwargs, system=name == "bulk_log_system")
+    if name == "get_runs_for_project":
+        return _runs_for_project(request, kwargs)
+    return _error(f"Unknown API: {name}", 404)
+
+
+def _check_token(request: Request) -> Response | None:
+    auth = request.app.state.auth
+    if not (request.app.state.require_token or auth.has_tokens()):
+        return None
+    token = _write_token(request)
+    if not token or auth.verify(token) is None:
+        return _error("A valid write token is required: send a stepline API token as X-Trackio-Write-Token")
+    return None
+
+
+def _runs_for_project(request: Request, kwargs: dict[str, Any]) -> Response:
+    project = kwargs.get("project")
+    try:
+        runs = request.app.state.store.runs(check_name(project, "project"))
+    except InvalidNameError as err:
+        return _error(str(err))
+    return json_response({"data": [{"name": r["name"], "id": r["id"], "created_at": _iso(r["started_at"])}
+                                   for r in runs]})
+
+
+def _bulk_log(request: Request, kwargs: dict[str, Any], system: bool) -> Response:
+    if "logs" not in kwargs:
+        return _error("Missing required parameter: logs")
+    if "hf_token" not in kwargs:
+        return _error("Missing required parameter: hf_token")
+    logs = kwargs["logs"]
+    if not isinstance(logs, list):
+        return _error("logs must be a list")
+    for entry in logs:
+        if not isinstance(entry, dict):
+            return _error("each log must be an object")
+        try:
+            check_name(entry.get("project"), "project")
+            check_name(entry.get("run"), "run")
+        except InvalidNameError as err:
+            return _error(str(err))
+    stored = 0
+    for entry in logs:
+        writer = _writer(request, entry["project"], entry["run"])
+        seen = request.app.state.trackio.log_ids(writer.path)
+        with writer.lock:
+            stored += _append(writer, entry, seen, system)
+    return json_response({"data": {"stored": stored}})
+
+
+def _writer(request: Request, project: str, run: str) -> RunWriter:
+    store, ingest = request.app.state.store, request.app.state.ingest
+    found = [r for r in store.runs(project) if r["name"] == run] if layout.project_dir(store.root, project).is_dir() \
+        else []
+    if found:
+        return ingest.writer(project, found[-1]["id"])
+    now = time.time()
+    # Trackio has no run status: such a run reads as finished, ending at its last log.
+    return ingest.open(project, layout.new_run_id(), {"name": run, "status": "finished", "created_at": now,
+                                                      "started_at": now, "ended_at": now, "heartbeat_at": now,
+                                                      "source": SOURCE, "tags": [SOURCE]})
+
+
+def _append(writer: RunWriter, entry: dict[str, Any], seen: set[str], system: bool) -> int:
+    log_id = entry.get("log_id")
+    if log_id is not None and log_id in seen:
+        return 0  # a batch sent again: stored already
+    records: list[dict[str, Any]] = []
+    seq = max(writer.max_seq.values()) + 1
+    now = time.time()
+    config = entry.get("config")
+    if isinstance(config, dict) and config and writer.max_seq[events.PARAMS] == 0:  # config: once per run
+        records.append({"type": events.PARAMS, "seq": seq, "time": now, "op": "set", "data": config})
+        seq += 1
+    prefix = _SYSTEM_PREFIX if system else ""
+    values = {f"{prefix}{k}": _number(v) for k, v in (entry.get("metrics") or {}).items()}
+    values = {k: v for k, v in values.items() if v is not None}  # stepline keeps numbers; media stay out
+    if values:
+        step = entry.get("step")
+        if not isinstance(step, int):  # null: the run's largest step + 1, as in Trackio
+            step = writer.sink.meta.get("trackio_next_step", 0)
+        record: dict[str, Any] = {"type": events.METRICS, "seq": seq, "time": now, "step": step, "values": values}
+        if log_id is not None:
+            record["log_id"] = log_id
+        records.append(record)
+        meta = writer.sink.meta
+        writer.sink.replace_meta({**meta, "ended_at": now, "heartbeat_at": now,
+                                  "trackio_next_step": max(step + 1, meta.get("trackio_next_step", 0))})
+    if records:
+        writer.append(records)
+    if log_id is not None:
+        seen.add(log_id)
+    return len(records)
+
+
+def _number(value: Any) -> float | int | bool | None:
+    """A Trackio metric value as a number: its client writes NaN and infinities as "NaN", "Infinity"."""
+    if isinstance(value, str):
+        return events.NON_FINITE_NAMES.get(value)
+    if isinstance(value, bool) or (isinstance(value, float)):
+        return value
+    if isinstance(value, int) and -(2**63) <= value < 2**64:
+        return value
+    return None
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None or not math.isfinite(timestamp):
+        return None
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat()

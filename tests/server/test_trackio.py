@@ -1,0 +1,97 @@
+"""Trackio's bulk log served by a real `stepline serve`, driven by the real trackio package."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import uuid
+
+import pytest
+import requests
+
+from stepline import Logbook
+from tests.conftest import REPO, run_python
+
+pytest.importorskip("trackio")
+
+
+def trackio_script(url: str, body: str, token: str = "open") -> str:
+    return f"""
+import math, os
+os.environ["TRACKIO_WRITE_TOKEN"] = {token!r}
+import trackio
+{body}
+"""
+
+
+def test_the_real_trackio_client_logs_into_stepline(server, logdir, tmp_path):
+    process = server()
+    result = run_python(trackio_script(process.url, f"""
+trackio.init(project="tp", name="run-a", server_url={process.url!r}, config={{"lr": 0.1, "layers": [2, 4]}})
+for i in range(20):
+    trackio.log({{"loss": 1 / (i + 1), "odd": math.nan if i == 3 else float(i % 2)}})
+trackio.log({{"acc": 0.5}}, step=100)
+trackio.finish()
+"""), env={"TRACKIO_DIR": str(tmp_path / "trackio"), "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    view = Logbook(logdir).run("run-a", project="tp")
+    loss, odd = view.series("loss"), view.series("odd")
+    assert loss.steps == list(range(20)) and loss.values == pytest.approx([1 / (i + 1) for i in range(20)])
+    assert math.isnan(odd.values[3]) and odd.values[4] == 0.0
+    assert view.series("acc").steps == [100]
+    params = view.params()  # the client adds its own keys (_Created, _Username, ...): kept as sent
+    assert params["lr"] == 0.1 and params["layers"] == [2, 4] and "_Created" in params
+    assert view.tags == ["trackio"] and view.status == "finished"
+    runs = requests.post(f"{process.url}/api/get_runs_for_project", json={"args": [], "kwargs": {"project": "tp"}},
+                         timeout=10).json()["data"]
+    assert [r["name"] for r in runs] == ["run-a"]
+
+
+def test_bulk_log_is_idempotent_by_log_id_and_keeps_config_once(server, logdir):
+    process = server()
+    log_id = str(uuid.uuid4())
+    entry = {"project": "p", "run": "r", "run_id": None, "metrics": {"x": 1.0}, "step": None,
+             "config": {"lr": 0.1}, "log_id": log_id}
+    body = {"logs": [entry], "hf_token": None}
+    for _ in range(3):  # the same batch sent again after lost answers
+        assert requests.post(f"{process.url}/api/bulk_log", json=body, timeout=10).status_code == 200
+    second = {**entry, "metrics": {"x": 2.0}, "config": {"lr": 9.9}, "log_id": str(uuid.uuid4())}
+    requests.post(f"{process.url}/api/bulk_log", json={"args": [], "kwargs": {"logs": [second], "hf_token": None}},
+                  timeout=10)
+    view = Logbook(logdir).run("r", project="p")
+    assert view.series("x").values == [1.0, 2.0] and view.series("x").steps == [0, 1]
+    assert view.params() == {"lr": 0.1}
+
+
+def test_trackio_errors_are_trackios(server, logdir):
+    process = server()
+    url = f"{process.url}/api"
+    assert requests.post(f"{url}/bulk_log", json={"hf_token": None}, timeout=10).json() == {
+        "error": "Missing required parameter: logs"}
+    assert requests.post(f"{url}/bulk_log", json={"logs": []}, timeout=10).status_code == 400
+    unknown = requests.post(f"{url}/nope", json={}, timeout=10)
+    assert unknown.status_code == 404 and unknown.json() == {"error": "Unknown API: nope"}
+    bad = requests.post(f"{url}/bulk_log", json={"logs": [{"project": "../x", "run": "r", "metrics": {}}],
+                                                 "hf_token": None}, timeout=10)
+    assert bad.status_code == 400 and "project" in bad.json()["error"]
+    assert requests.get(f"{process.url}/version", timeout=10).json()["api_version"] == 1
+
+
+def test_a_server_with_tokens_wants_one_as_the_write_token(server, logdir, tmp_path):
+    admin = [sys.executable, "-m", "stepline.cli.main", "server"]
+    subprocess.run([*admin, "user", "add", "ana", "--dir", str(logdir)], check=True, capture_output=True)
+    token = subprocess.run([*admin, "token", "create", "--user", "ana", "--dir", str(logdir)], check=True,
+                           capture_output=True, text=True).stdout.strip()
+    process = server()
+    body = {"logs": [{"project": "p", "run": "r", "metrics": {"x": 1}, "step": 0}], "hf_token": None}
+    refused = requests.post(f"{process.url}/api/bulk_log", json=body, headers={"X-Trackio-Write-Token": "bad"},
+                            timeout=10)
+    assert refused.status_code == 400 and "write token" in refused.json()["error"]
+    result = run_python(trackio_script(process.url, f"""
+trackio.init(project="tp", name="tokened", server_url={process.url!r})
+trackio.log({{"loss": 0.5}})
+trackio.finish()
+""", token=token), env={"TRACKIO_DIR": str(tmp_path / "trackio"), "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert Logbook(logdir).run("tokened", project="tp").series("loss").values == [0.5]
