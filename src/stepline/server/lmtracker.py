@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from stepline import events
-from stepline.errors import InvalidNameError, RunNotFoundError
+from stepline.errors import InvalidNameError
 from stepline.logbook import layout
 from stepline.names import check_name
 from stepline.server.responses import json_response
@@ -56,6 +56,17 @@ async def _body(request: Request) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+async def _checked(request: Request, *fields: str) -> list[str] | Response:
+    """The named body fields, checked as names, once the credentials are; a Response is LMTracker's refusal."""
+    if not _user(request):
+        return _fail(status=401)
+    body = await _body(request)
+    try:
+        return [check_name(body.get(field), field) for field in fields]
+    except InvalidNameError:
+        return _fail("Invalid name")
+
+
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
@@ -80,28 +91,20 @@ def check_user(request: Request) -> Response:
 
 @router.post("/create-project", summary="LMTracker: create a project")
 async def create_project(request: Request) -> Response:
-    if not _user(request):
-        return _fail(status=401)
-    try:
-        project = check_name((await _body(request)).get("name"), "project")
-    except InvalidNameError:
-        return _fail("Invalid name")
-    layout.project_dir(request.app.state.store.root, project).mkdir(parents=True, exist_ok=True)
+    names = await _checked(request, "name")
+    if isinstance(names, Response):
+        return names
+    layout.project_dir(request.app.state.store.root, names[0]).mkdir(parents=True, exist_ok=True)
     return _ok()
 
 
 @router.post("/push-metrics", summary="LMTracker: append one metrics object to a run (created on first push)")
 async def push_metrics(request: Request) -> Response:
-    user = _user(request)
-    if not user:
-        return _fail(status=401)
-    body = await _body(request)
-    metrics = body.get("metrics")
-    try:
-        project = check_name(body.get("project_name"), "project")
-        run_name = check_name(body.get("run_name"), "run name")
-    except InvalidNameError:
-        return _fail("Invalid name")
+    names = await _checked(request, "project_name", "run_name")
+    if isinstance(names, Response):
+        return names
+    project, run_name = names
+    metrics = (await _body(request)).get("metrics")
     if not isinstance(metrics, dict):
         return _fail("Invalid schema")
     store, ingest = request.app.state.store, request.app.state.ingest
@@ -115,8 +118,8 @@ async def push_metrics(request: Request) -> Response:
         # LMTracker has no run status and no end: such a run reads as finished, ending at its last push.
         writer = ingest.open(project, run_id, {"name": run_name, "status": "finished", "created_at": now,
                                                "started_at": now, "ended_at": now, "heartbeat_at": now,
-                                               "source": SOURCE, "user": user, "lmtracker_schema": schema,
-                                               "tags": [SOURCE]})
+                                               "source": SOURCE, "user": _user(request),
+                                               "lmtracker_schema": schema, "tags": [SOURCE]})
     else:
         writer = ingest.writer(project, existing["id"])
         if writer.sink.meta.get("lmtracker_schema") != schema:
@@ -136,55 +139,43 @@ async def push_metrics(request: Request) -> Response:
 
 @router.post("/get-run", summary="LMTracker: a run's metrics objects, in push order")
 async def get_run(request: Request) -> Response:
-    if not _user(request):
-        return _fail(status=401)
-    body = await _body(request)
-    try:
-        found = _find_run(request, check_name(body.get("project_name"), "project"),
-                          check_name(body.get("run_name"), "run name"))
-    except (InvalidNameError, RunNotFoundError):
-        found = None
+    names = await _checked(request, "project_name", "run_name")
+    if isinstance(names, Response):
+        return _fail("Run not found") if names.status_code == 400 else names
+    found = _find_run(request, *names)
     if found is None:
         return _fail("Run not found")
     cache = request.app.state.store.run(found["project"], found["id"])
-    with_step = "step" in (cache.meta.get("lmtracker_schema") or {})
     rows: list[dict[str, Any]] = [{} for _ in range(cache.metric_records)]
     for key, series in cache.series.items():
         for index, value in enumerate(series.values):
             rows[index][key] = value
-    if with_step:
-        steps = next(iter(cache.series.values())).steps if cache.series else []
-        for row, step in zip(rows, steps):
+    if "step" in (cache.meta.get("lmtracker_schema") or {}) and cache.series:
+        for row, step in zip(rows, next(iter(cache.series.values())).steps):
             row["step"] = step
     return _ok(metrics=rows)
 
 
 @router.post("/delete-run", summary="LMTracker: delete a run")
 async def delete_run(request: Request) -> Response:
-    if not _user(request):
-        return _fail(status=401)
-    body = await _body(request)
-    try:
-        found = _find_run(request, check_name(body.get("project_name"), "project"),
-                          check_name(body.get("run_name"), "run name"))
-    except InvalidNameError:
-        return _fail("Invalid name")
+    names = await _checked(request, "project_name", "run_name")
+    if isinstance(names, Response):
+        return names
+    found = _find_run(request, *names)
     if found is None:
         return _fail("Run not found")
-    request.app.state.store.delete_run(found["project"], found["id"], force=True)
-    request.app.state.ingest.forget(layout.run_dir(request.app.state.store.root, found["project"], found["id"]))
+    store = request.app.state.store
+    store.delete_run(found["project"], found["id"], force=True)
+    request.app.state.ingest.forget(layout.run_dir(store.root, found["project"], found["id"]))
     return _ok()
 
 
 @router.post("/delete-project", summary="LMTracker (undocumented): delete a project")
 async def delete_project(request: Request) -> Response:
-    if not _user(request):
-        return _fail(status=401)
-    try:
-        project = check_name((await _body(request)).get("name"), "project")
-    except InvalidNameError:
-        return _fail("Invalid name")
-    path = layout.project_dir(request.app.state.store.root, project)
+    names = await _checked(request, "name")
+    if isinstance(names, Response):
+        return names
+    path = layout.project_dir(request.app.state.store.root, names[0])
     if not path.is_dir():
         return _fail("No such file or directory (os error 2)")
     request.app.state.ingest.forget_project(path)
@@ -204,12 +195,9 @@ def get_projects(request: Request) -> Response:
 
 @router.post("/get-runs", summary="LMTracker: a project's runs, oldest first")
 async def get_runs(request: Request) -> Response:
-    if not _user(request):
-        return _fail(status=401)
-    try:
-        project = check_name((await _body(request)).get("project_name"), "project")
-    except InvalidNameError:
-        return _fail("Invalid name")
+    names = await _checked(request, "project_name")
+    if isinstance(names, Response):
+        return names
     runs = [{"name": r["name"], "modified_at": int(r["last_activity"] or 0)}
-            for r in request.app.state.store.runs(project)]
+            for r in request.app.state.store.runs(names[0])]
     return _ok(runs=sorted(runs, key=lambda r: r["modified_at"]))
