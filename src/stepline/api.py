@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stepline import __version__, lifecycle
-from stepline.config import HEARTBEAT_INTERVAL, Settings, heartbeat_timeout, remote_url, resolve_settings
+from stepline.config import HEARTBEAT_INTERVAL, Settings, heartbeat_timeout, remote_backends, resolve_settings
 from stepline.errors import ConfigError, RunNotFoundError, SteplineError
 from stepline.logbook import layout
 from stepline.logbook.reader import Logbook, RunView
@@ -34,7 +34,7 @@ def init(
     tags: Sequence[str] | None = None,
     notes: str | None = None,
     resume: str | bool | None = None,
-    backend: str | None = None,
+    backend: str | Sequence[str] | None = None,
     token: str | None = None,
     mode: str | None = None,
     all_ranks: bool = False,
@@ -45,15 +45,13 @@ def init(
 
     ``resume`` continues a run: a run id or name (it must exist), or ``True`` to continue the latest run
     of this name when there is one. ``backend="http://host:8683"`` (or ``STEPLINE_REMOTE``) also pushes the
-    run to a stepline server, with ``token`` (or ``STEPLINE_TOKEN``); the local logbook stays the
-    write-ahead copy. ``mode="disabled"`` (or ``STEPLINE_MODE=disabled``) makes every call a
-    no-op, as does a process of rank other than zero unless ``all_ranks=True``.
+    run to a stepline server, with ``token`` (or ``STEPLINE_TOKEN``); ``"trackio+http://host:port"`` to a
+    Trackio server; a list pushes to each. The local logbook stays the write-ahead copy.
+    ``mode="disabled"`` (or ``STEPLINE_MODE=disabled``) makes every call a no-op, as does a process of
+    rank other than zero unless ``all_ranks=True``.
     """
     settings = resolve_settings(project=project, name=name, dir=dir, resume=resume, mode=mode)
-    if backend is not None and backend not in BACKENDS and not backend.startswith(("http://", "https://")):
-        raise ConfigError(f"backend={backend!r} is not supported; use 'local' (the embedded logbook) or the URL "
-                          "of a stepline server, http://host:8683")
-    remote = remote_url(None if backend in BACKENDS else backend)
+    remotes = remote_backends(backend)
     tag_list = _check_tags(tags)
     if notes is not None and not isinstance(notes, str):
         raise ConfigError(f"notes must be text, got {type(notes).__name__}")
@@ -64,9 +62,9 @@ def init(
     else:
         existing = _run_to_resume(settings)
         if existing:
-            run = _continue(existing, settings, tag_list, notes, remote, token)
+            run = _continue(existing, settings, tag_list, notes, remotes, token)
         else:
-            run = _create(settings, tag_list, notes, remote, token)
+            run = _create(settings, tag_list, notes, remotes, token)
     lifecycle.remember(run)
     if config is not None:
         run.params.set(config)
@@ -80,9 +78,10 @@ def reopen(run: Run) -> Run:
     """
     if run.status == "running" or run.path is None:
         return run
-    shipper = run._shipper
-    remote, token = (shipper.url, shipper.shipper.client.token) if shipper is not None else (None, None)
-    return init(project=run.project, dir=run.path.parent.parent, resume=run.id, backend=remote, token=token)
+    remotes = [shipper.url for shipper in run._shippers]
+    token = next((s.shipper.client.token for s in run._shippers if not s.url.startswith("trackio+")), None)
+    return init(project=run.project, dir=run.path.parent.parent, resume=run.id, backend=remotes or None,
+                token=token)
 
 
 def current_run() -> Run | None:
@@ -129,7 +128,7 @@ def _run_to_resume(settings: Settings) -> RunView | None:
         raise RunNotFoundError(f"{err}; to start a new run, drop resume= (or use resume=True)") from None
 
 
-def _create(settings: Settings, tags: list[str], notes: str | None, remote: str | None,
+def _create(settings: Settings, tags: list[str], notes: str | None, remotes: list[str],
             token: str | None) -> Run:
     run_id, path = layout.create_run_dir(settings.root, settings.project)
     now = time.time()
@@ -152,10 +151,10 @@ def _create(settings: Settings, tags: list[str], notes: str | None, remote: str 
         "stepline_version": __version__,
     }
     layout.write_meta(path, meta)
-    return _open(settings, meta, path, first_seq=1, next_step=0, params=None, remote=remote, token=token)
+    return _open(settings, meta, path, first_seq=1, next_step=0, params=None, remotes=remotes, token=token)
 
 
-def _continue(view: RunView, settings: Settings, tags: list[str], notes: str | None, remote: str | None,
+def _continue(view: RunView, settings: Settings, tags: list[str], notes: str | None, remotes: list[str],
               token: str | None) -> Run:
     meta = dict(view.meta)
     if meta.get("status") == "running" and view.status == "running" and meta.get("pid") != os.getpid():
@@ -174,20 +173,20 @@ def _continue(view: RunView, settings: Settings, tags: list[str], notes: str | N
         meta["notes"] = notes
     layout.write_meta(view.path, meta)
     return _open(settings, meta, view.path, first_seq=max_seq + 1,
-                 next_step=0 if max_step is None else max_step + 1, params=view.params(), remote=remote,
+                 next_step=0 if max_step is None else max_step + 1, params=view.params(), remotes=remotes,
                  token=token)
 
 
 def _open(settings: Settings, meta: dict[str, Any], path: Any, *, first_seq: int, next_step: int,
-          params: dict[str, Any] | None, remote: str | None, token: str | None) -> Run:
+          params: dict[str, Any] | None, remotes: list[str], token: str | None) -> Run:
     writer = Writer([LogbookSink(path, meta)], first_seq=first_seq, max_queue=settings.queue_size,
                     label=meta["id"], heartbeat_interval=HEARTBEAT_INTERVAL)
-    shipper = None
-    if remote is not None:
-        # requests is imported only by a process that pushes to a server
-        from stepline.remote.client import RemoteClient
+    shippers = []
+    if remotes:
+        # requests is imported only by a process that pushes somewhere
+        from stepline.remote.backends import transport_for
         from stepline.remote.shipper import Shipper, ShipperThread
 
-        shipper = ShipperThread(Shipper(path, RemoteClient(remote, token)), remote)
+        shippers = [ShipperThread(Shipper(path, transport_for(url, token)), url) for url in remotes]
     return Run(run_id=meta["id"], name=meta["name"], project=meta["project"], path=path, writer=writer,
-               next_step=next_step, params=params, summary=meta.get("summary"), shipper=shipper)
+               next_step=next_step, params=params, summary=meta.get("summary"), shippers=shippers)

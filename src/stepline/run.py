@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -53,7 +53,7 @@ class Run:
         next_step: int = 0,
         params: dict[str, Any] | None = None,
         summary: dict[str, Any] | None = None,
-        shipper: ShipperThread | None = None,
+        shippers: Sequence[ShipperThread] = (),
     ) -> None:
         self.id = run_id
         self.name = name
@@ -61,7 +61,7 @@ class Run:
         self.path = path
         self.status = "running"
         self._writer = writer
-        self._shipper = shipper
+        self._shippers = list(shippers)
         self._items: Any = writer.items if writer is not None else _DiscardQueue()
         self._max_queue = writer.max_queue if writer is not None else 1 << 62
         self._next_step = next_step
@@ -198,9 +198,9 @@ class Run:
                 f"stepline run {self.id}: {writer.pending()} records were still being written when "
                 f"finish() gave up after {timeout} s; they are lost if this process exits now"
             )
-        if self._shipper is not None:
+        for shipper in self._shippers:  # each remote backend gets what is left of the timeout
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            done = self._shipper.close(self.id, left) and done
+            done = shipper.close(self.id, left) and done
         return done
 
     def _put(self, record: dict[str, Any]) -> None:

@@ -17,21 +17,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from stepline import events
 from stepline.errors import warn
 from stepline.logbook import layout
 from stepline.logbook.tail import RecordTail
 from stepline.remote.client import RemoteClient, RemoteRejected, RemoteUnavailable
+from stepline.remote.trackio import TrackioTransport
 
 BATCH_RECORDS = 5000
+# Params before metrics: a peer that keeps one config per run (Trackio) gets it with the first point.
+SHIP_ORDER = (events.PARAMS, events.METRICS, events.LOG)
 POLL_INTERVAL = 0.5
 MAX_BACKOFF = 30.0
 
 
 class Shipper:
-    def __init__(self, run_path: Path, client: RemoteClient) -> None:
+    def __init__(self, run_path: Path, client: RemoteClient | TrackioTransport) -> None:
         self.path = run_path
         self.client = client
-        self._tails = {kind: RecordTail(layout.record_path(run_path, kind)) for kind in layout.RECORD_FILES}
+        self._tails = {kind: RecordTail(layout.record_path(run_path, kind)) for kind in SHIP_ORDER}
         self._pending: dict[str, list[dict[str, Any]]] = {kind: [] for kind in layout.RECORD_FILES}
         self._acked: dict[str, int] | None = None
         self._remote_files: dict[str, int] = {}

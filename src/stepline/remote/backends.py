@@ -1,0 +1,23 @@
+"""Which transport a backend URL names: a stepline server (``http://``) or a peer (``trackio+http://``).
+
+    transport = transport_for("trackio+http://127.0.0.1:7860?write_token=T", token=None)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stepline.errors import ConfigError
+from stepline.remote.client import RemoteClient
+from stepline.remote.trackio import SCHEME as TRACKIO_SCHEME
+from stepline.remote.trackio import TrackioTransport, parse_trackio_url
+
+
+def transport_for(url: str, token: str | None) -> Any:
+    if url.startswith(TRACKIO_SCHEME):
+        base, write_token = parse_trackio_url(url)
+        return TrackioTransport(base, write_token)
+    if url.startswith(("http://", "https://")):
+        return RemoteClient(url, token)
+    raise ConfigError(f"backend {url!r} is not one stepline knows: 'local', http://host:8683 (a stepline server) "
+                      "or trackio+http://host:port")

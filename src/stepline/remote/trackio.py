@@ -1,0 +1,107 @@
+"""Pushing a run to a Trackio server (``trackio+http://host:port``), through its bulk log.
+
+    transport = TrackioTransport("http://127.0.0.1:7860", write_token="...")
+    Shipper(run_path, transport).ship()
+
+Each point carries ``log_id = stepline-<run id>-<seq>``, which Trackio stores once: a batch sent again
+after a lost answer, or a whole run sent again after either side restarted, doubles nothing. Trackio keeps
+one config per run (the params as they stand at the first point), no logs, no files and no status.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import requests
+
+from stepline import events
+from stepline.errors import ConfigError, warn
+from stepline.params import apply_operation
+from stepline.remote.client import RemoteRejected, RemoteUnavailable
+
+SCHEME = "trackio+"
+
+
+def parse_trackio_url(url: str) -> tuple[str, str | None]:
+    """``trackio+http://host:port?write_token=T`` -> ("http://host:port", "T"); the token also from the env."""
+    parts = urlsplit(url[len(SCHEME):])
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"backend {url!r} must look like trackio+http://host:port")
+    query = parse_qs(parts.query)
+    token = (query.pop("write_token", [None])[0] or os.environ.get("STEPLINE_TRACKIO_TOKEN")
+             or os.environ.get("TRACKIO_WRITE_TOKEN"))
+    base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), urlencode(query, doseq=True), ""))
+    return base, token
+
+
+class TrackioTransport:
+    """The shipper's transport for Trackio: the same calls as :class:`RemoteClient`, in Trackio's terms."""
+
+    def __init__(self, url: str, write_token: str | None, timeout: float = 30.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.token = write_token
+        self.session = requests.Session()
+        if write_token:
+            self.session.headers["X-Trackio-Write-Token"] = write_token
+        self._params: dict[str, Any] = {}
+        self._warned_lost: set[str] = set()
+
+    def open_run(self, project: str, run_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+        self._name = str(meta.get("name") or run_id)
+        # Trackio cannot say what it holds: everything is sent again, and log_id makes that harmless.
+        return {"max_seq": {}, "files": {}}
+
+    def send_events(self, project: str, run_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        logs = []
+        for record in records:
+            kind = record["type"]
+            if kind == events.PARAMS:
+                apply_operation(self._params, record)
+            elif kind == events.METRICS:
+                logs.append({"project": project, "run": self._name, "run_id": None,
+                             "metrics": {k: _trackio_value(v) for k, v in record["values"].items()},
+                             "step": record["step"], "config": copy.deepcopy(self._params) or None,
+                             "log_id": f"stepline-{run_id}-{record['seq']}"})
+            else:
+                self._lost(kind, "Trackio keeps no log lines")
+        if logs:
+            self._post("bulk_log", {"logs": logs, "hf_token": None})
+        return {"max_seq": {records[-1]["type"]: records[-1]["seq"]}}
+
+    def upload(self, project: str, run_id: str, relative: str, path: Any) -> dict[str, Any]:
+        self._lost("file", "Trackio keeps no files")
+        return {}
+
+    def _lost(self, kind: str, why: str) -> None:
+        if kind not in self._warned_lost:
+            self._warned_lost.add(kind)
+            warn(f"stepline: {why}; the run's {kind} records stay in the local logbook only ({self.url})")
+
+    def _post(self, name: str, kwargs: dict[str, Any]) -> Any:
+        try:
+            response = self.session.post(f"{self.url}/api/{name}", json={"args": [], "kwargs": kwargs},
+                                         timeout=self.timeout)
+        except requests.RequestException as err:
+            raise RemoteUnavailable(f"cannot reach {self.url}: {err.__class__.__name__}") from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise RemoteUnavailable(f"{self.url} answered {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": response.text[:300]}
+        if response.status_code >= 400 or body.get("error"):
+            raise RemoteRejected(f"{self.url} refused {name}: {response.status_code} {body.get('error')}")
+        return body.get("data")
+
+
+def _trackio_value(value: Any) -> Any:
+    """Trackio's client writes NaN and infinities as "NaN", "Infinity", "-Infinity"; so do we."""
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value

@@ -1,0 +1,146 @@
+"""Pushing runs to a real Trackio server (`trackio show` from PyPI), and to stepline's own Trackio routes."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+import stepline
+from stepline import Logbook
+from tests.conftest import start_python
+from tests.server.conftest import free_port
+
+pytest.importorskip("trackio")
+TOKEN = "trackio-test-token"
+
+
+class TrackioServer:
+    def __init__(self, folder, port=None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        trackio = shutil.which("trackio") or os.path.join(os.path.dirname(sys.executable), "trackio")
+        self.process = subprocess.Popen([trackio, "show", "--host", "127.0.0.1"], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, env={**os.environ, "TRACKIO_DIR": str(folder),
+                                        "TRACKIO_WRITE_TOKEN": TOKEN, "GRADIO_SERVER_PORT": str(self.port)})
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if requests.get(f"{self.url}/version", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        raise RuntimeError("trackio show did not start in 60 s")
+
+    def call(self, name, **kwargs):
+        return requests.post(f"{self.url}/api/{name}", json=kwargs, timeout=10).json()["data"]
+
+    def values(self, project, run, metric, expected):
+        """The metric's points once ``expected`` of them are readable (Trackio commits in the background)."""
+        deadline = time.time() + 20
+        while True:
+            points = self.call("get_metric_values", project=project, run=run, metric_name=metric) or []
+            if len(points) >= expected or time.time() > deadline:
+                return points
+            time.sleep(0.2)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def trackio_server(tmp_path):
+    started = []
+
+    def start(port=None):
+        started.append(TrackioServer(tmp_path / "trackio", port))
+        return started[-1]
+
+    yield start
+    for server in started:
+        if server.process.poll() is None:
+            server.stop()
+
+
+def test_a_run_lands_in_a_real_trackio_server(trackio_server, logdir):
+    peer = trackio_server()
+    backend = ["local", f"trackio+{peer.url}?write_token={TOKEN}"]
+    run = stepline.init(project="tp", name="pushed", dir=logdir, backend=backend, config={"lr": 0.1})
+    for step in range(50):
+        run.log({"loss": 1 / (step + 1), "odd": math.nan if step == 7 else 0.0}, step=step * 2)
+    with pytest.warns(stepline.SteplineWarning, match="no log lines"):
+        run.info("Trackio has no log lines: this stays local")
+        assert run.finish(timeout=30)
+    points = peer.values("tp", "pushed", "loss", expected=50)
+    assert [p["step"] for p in points] == [s * 2 for s in range(50)]
+    assert [p["value"] for p in points] == pytest.approx([1 / (s + 1) for s in range(50)])
+    summary = peer.call("get_run_summary", project="tp", run="pushed")
+    assert summary["config"]["lr"] == 0.1 and summary["num_logs"] == 50
+    assert Logbook(logdir).run(run.id).series("loss").steps == [s * 2 for s in range(50)]  # local copy kept
+
+
+def test_a_trackio_server_stopped_mid_run_costs_nothing_once_back(trackio_server, logdir):
+    peer = trackio_server()
+    writer = start_python(f"""
+        import time, stepline
+        run = stepline.init(project="tp", name="outage", dir={str(logdir)!r},
+                            backend="trackio+{peer.url}?write_token={TOKEN}")
+        print(run.id, flush=True)
+        for step in range(2000):
+            run.log({{"v": step}}, step=step)
+            time.sleep(0.002)
+        print("finished", run.finish(timeout=90), flush=True)
+    """)
+    writer.stdout.readline()
+    time.sleep(1.5)
+    peer.stop()
+    time.sleep(2.0)
+    back = trackio_server(port=peer.port)
+    out, err = writer.communicate(timeout=180)
+    assert "finished True" in out, err
+    points = back.values("tp", "outage", "v", expected=2000)
+    assert [p["step"] for p in points] == list(range(2000))  # each once: log_id made the re-sends harmless
+
+
+def test_a_trainer_run_pushed_to_stepline_s_own_trackio_routes(server, tmp_path, logdir):
+    from transformers import Trainer
+
+    from stepline.integrations.transformers import SteplineCallback
+    from tests.integrations.hf_models import SyntheticText, tiny_args, tiny_bert
+
+    target = tmp_path / "server-logbook"
+    process = server(root=target)
+    callback = SteplineCallback(project="hf", dir=logdir, backend=["local", f"trackio+{process.url}"])
+    trainer = Trainer(model=tiny_bert(), args=tiny_args(tmp_path / "out", max_steps=6), train_dataset=SyntheticText(64),
+                      callbacks=[callback])
+    trainer.train()
+    [view] = Logbook(target).runs("hf")
+    local = Logbook(logdir).run(callback.run.id)
+    assert view.series("train/loss").steps == local.series("train/loss").steps == [1, 2, 3, 4, 5, 6]
+    assert view.series("train/loss").values == local.series("train/loss").values
+    assert view.params()["training_args"]["max_steps"] == 6
+
+
+def test_a_bad_peer_url_is_a_clear_error(logdir):
+    with pytest.raises(stepline.ConfigError, match="trackio"):
+        stepline.init(project="p", dir=logdir, backend="trackio+ftp://x")
+    with pytest.raises(stepline.ConfigError, match="not one stepline knows"):
+        stepline.init(project="p", dir=logdir, backend=["local", "wandb://x"])
+
+
+def test_the_environment_names_the_backends(server, monkeypatch, tmp_path, logdir):
+    ingest = server(root=tmp_path / "a")
+    trackio_routes = server(root=tmp_path / "b")
+    monkeypatch.setenv("STEPLINE_REMOTE", f"{ingest.url},trackio+{trackio_routes.url}")
+    run = stepline.init(project="p", name="both", dir=logdir)
+    run.log({"x": 1.0})
+    assert run.finish(timeout=30)
+    for root in ("a", "b"):  # one through the ingest API, one through the Trackio routes
+        assert Logbook(tmp_path / root).run("both", project="p").series("x").values == [1.0]
