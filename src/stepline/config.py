@@ -60,19 +60,8 @@ def resolve_settings(
     )
 
 
-def remote_url(url: str | None) -> str | None:
-    """The stepline server to push to, from the argument or ``STEPLINE_REMOTE``; None for none."""
-    url = url or os.environ.get("STEPLINE_REMOTE") or None
-    if url is None:
-        return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"remote {url!r} (backend= or STEPLINE_REMOTE) must be an http(s) URL such as "
-                          "http://127.0.0.1:8683")
-    return url.rstrip("/")
-
-
-REMOTE_SCHEMES = ("http://", "https://", "trackio+http://", "trackio+https://")
+REMOTE_SCHEMES = ("http://", "https://", "trackio+http://", "trackio+https://", "lmtracker+http://",
+                  "lmtracker+https://")
 
 
 def remote_backends(backend: str | Sequence[str] | None) -> list[str]:
@@ -83,9 +72,10 @@ def remote_backends(backend: str | Sequence[str] | None) -> list[str]:
     if not given:
         remotes = [url.strip() for url in os.environ.get("STEPLINE_REMOTE", "").split(",") if url.strip()]
     for url in remotes:
-        if not isinstance(url, str) or not url.startswith(REMOTE_SCHEMES) or not urlsplit(url.split("+")[-1]).netloc:
+        if not isinstance(url, str) or not url.startswith(REMOTE_SCHEMES) or not urlsplit(url.split("+", 1)[-1]).netloc:
             raise ConfigError(f"backend {url!r} is not one stepline knows: use 'local' (the embedded logbook), "
-                              "http://host:8683 (a stepline server) or trackio+http://host:port")
+                              "http://host:8683 (a stepline server), trackio+http://host:port or "
+                              "lmtracker+http://user:password@host:port")
     return [url.rstrip("/") if "?" not in url else url for url in remotes]
 
 

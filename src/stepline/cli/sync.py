@@ -6,18 +6,20 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from stepline.config import remote_url
+from stepline.config import remote_backends
 from stepline.errors import ConfigError
 from stepline.logbook.reader import Logbook
 
 
 def run(args: argparse.Namespace) -> int:
-    from stepline.remote.client import RemoteClient
+    from stepline.remote.backends import transport_for
     from stepline.remote.shipper import Shipper
 
-    url = remote_url(args.remote)
-    if url is None:
-        raise ConfigError("say where to send the runs: --remote http://host:8683 (or set STEPLINE_REMOTE)")
+    remotes = remote_backends(args.remote)
+    if len(remotes) != 1:
+        raise ConfigError("say where to send the runs, once: --remote http://host:8683 (or STEPLINE_REMOTE), "
+                          "or a peer such as trackio+http://host:port")
+    url = remotes[0]
     book = Logbook(args.dir)
     if args.all:
         views = book.runs(args.project)
@@ -25,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         views = [book.run(name, project=args.project) for name in args.runs]
     else:
         raise ConfigError("name the runs to send (ids or names), or pass --all")
-    client = RemoteClient(url, args.token)
+    client = transport_for(url, args.token)
     failed = 0
     for view in views:
         shipper = Shipper(view.path, client)

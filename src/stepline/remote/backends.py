@@ -1,4 +1,4 @@
-"""Which transport a backend URL names: a stepline server (``http://``) or a peer (``trackio+http://``).
+"""Which transport a backend URL names: a stepline server (``http://``) or a peer (``trackio+``, ``lmtracker+``).
 
     transport = transport_for("trackio+http://127.0.0.1:7860?write_token=T", token=None)
 """
@@ -9,15 +9,19 @@ from typing import Any
 
 from stepline.errors import ConfigError
 from stepline.remote.client import RemoteClient
+from stepline.remote.lmtracker import SCHEME as LMTRACKER_SCHEME
+from stepline.remote.lmtracker import LMTrackerTransport, parse_lmtracker_url
 from stepline.remote.trackio import SCHEME as TRACKIO_SCHEME
 from stepline.remote.trackio import TrackioTransport, parse_trackio_url
 
 
 def transport_for(url: str, token: str | None) -> Any:
+    if url.startswith(LMTRACKER_SCHEME):
+        return LMTrackerTransport(*parse_lmtracker_url(url))
     if url.startswith(TRACKIO_SCHEME):
         base, write_token = parse_trackio_url(url)
         return TrackioTransport(base, write_token)
     if url.startswith(("http://", "https://")):
         return RemoteClient(url, token)
-    raise ConfigError(f"backend {url!r} is not one stepline knows: 'local', http://host:8683 (a stepline server) "
-                      "or trackio+http://host:port")
+    raise ConfigError(f"backend {url!r} is not one stepline knows: 'local', http://host:8683 (a stepline server), "
+                      "trackio+http://host:port or lmtracker+http://user:password@host:port")

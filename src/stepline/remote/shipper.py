@@ -22,6 +22,7 @@ from stepline.errors import warn
 from stepline.logbook import layout
 from stepline.logbook.tail import RecordTail
 from stepline.remote.client import RemoteClient, RemoteRejected, RemoteUnavailable
+from stepline.remote.lmtracker import LMTrackerTransport
 from stepline.remote.trackio import TrackioTransport
 
 BATCH_RECORDS = 5000
@@ -32,7 +33,7 @@ MAX_BACKOFF = 30.0
 
 
 class Shipper:
-    def __init__(self, run_path: Path, client: RemoteClient | TrackioTransport) -> None:
+    def __init__(self, run_path: Path, client: RemoteClient | TrackioTransport | LMTrackerTransport) -> None:
         self.path = run_path
         self.client = client
         self._tails = {kind: RecordTail(layout.record_path(run_path, kind)) for kind in SHIP_ORDER}
@@ -88,6 +89,15 @@ class Shipper:
                 self.files_sent += 1
 
 
+def redacted(url: str) -> str:
+    """``url`` with any password in it replaced by ``***``."""
+    scheme, _, rest = url.partition("://")
+    userinfo, at, host = rest.partition("@")
+    if not at or "/" in userinfo or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+
+
 def _lines_after(path: Path, offset: int) -> int:
     try:
         with open(path, "rb") as handle:
@@ -107,6 +117,7 @@ class ShipperThread:
     def __init__(self, shipper: Shipper, url: str) -> None:
         self.shipper = shipper
         self.url = url
+        self.shown_url = redacted(url)  # messages never show a password
         self._stop = threading.Event()
         self._rejected: str | None = None
         self._thread = threading.Thread(target=self._loop, name="stepline-shipper", daemon=True)
@@ -143,6 +154,6 @@ class ShipperThread:
         self._thread.join(timeout)
         unsent = self.shipper.unsent() if self._thread.is_alive() or self._rejected else 0
         if unsent:
-            warn(f"stepline: {unsent} records or files of run {run_id} are not on {self.url} yet; they are safe in "
-                 f"{self.shipper.path}. Send them with: stepline sync {run_id} --remote {self.url}")
+            warn(f"stepline: {unsent} records or files of run {run_id} are not on {self.shown_url} yet; they are "
+                 f"safe in {self.shipper.path}. Send them with: stepline sync {run_id} --remote {self.shown_url}")
         return unsent == 0
