@@ -27,6 +27,27 @@ class RemoteRejected(SteplineError):
     """The server refused the request (bad token, bad payload): trying again would not help."""
 
 
+def reachable_response(session: requests.Session, method: str, url: str, base: str, timeout: float,
+                       **kwargs: Any) -> requests.Response:
+    """The peer's response; RemoteUnavailable when it cannot be reached or answers 5xx / 429 (worth retrying)."""
+    try:
+        response = session.request(method, url, timeout=timeout, **kwargs)
+    except requests.RequestException as err:
+        raise RemoteUnavailable(f"cannot reach {base}: {err.__class__.__name__}") from None
+    if response.status_code >= 500 or response.status_code == 429:
+        raise RemoteUnavailable(f"{base} answered {response.status_code}")
+    return response
+
+
+def json_body(response: requests.Response, fallback_key: str) -> dict[str, Any]:
+    """The response's JSON object, or ``{fallback_key: <its text>}`` when it has none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {fallback_key: response.text[:300]}
+    return body if isinstance(body, dict) else {fallback_key: str(body)[:300]}
+
+
 class RemoteClient:
     def __init__(self, url: str, token: str | None = None, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
@@ -55,17 +76,9 @@ class RemoteClient:
         return f"{self.url}/api/v1/projects/{quote(project, safe='')}/runs/{quote(run_id, safe='')}"
 
     def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.RequestException as err:
-            raise RemoteUnavailable(f"cannot reach {self.url}: {err.__class__.__name__}") from None
-        if response.status_code >= 500 or response.status_code == 429:
-            raise RemoteUnavailable(f"{self.url} answered {response.status_code}")
+        response = reachable_response(self.session, method, url, self.url, self.timeout, **kwargs)
+        body = json_body(response, "detail")
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail")
-            except ValueError:
-                detail = response.text[:300]
             raise RemoteRejected(f"{self.url} refused {method} {urlsplit(url).path}: "
-                                 f"{response.status_code} {detail}")
-        return response.json()  # type: ignore[no-any-return]
+                                 f"{response.status_code} {body.get('detail')}")
+        return body

@@ -20,7 +20,7 @@ import requests
 
 from stepline import events
 from stepline.errors import ConfigError, warn
-from stepline.remote.client import RemoteRejected, RemoteUnavailable
+from stepline.remote.client import RemoteRejected, json_body, reachable_response
 
 SCHEME = "lmtracker+"
 
@@ -95,18 +95,10 @@ class LMTrackerTransport:
             warn(f"stepline: {message}; they stay in the local logbook only ({self.url})")
 
     def _post(self, route: str, body: dict[str, Any], refuse: bool = True) -> dict[str, Any]:
-        try:
-            response = self.session.post(f"{self.url}/{route}", json=body, timeout=self.timeout)
-        except requests.RequestException as err:
-            raise RemoteUnavailable(f"cannot reach {self.url}: {err.__class__.__name__}") from None
-        if response.status_code >= 500 or response.status_code == 429:
-            raise RemoteUnavailable(f"{self.url} answered {response.status_code}")
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = {"ok": False, "message": response.text[:300]}
+        response = reachable_response(self.session, "POST", f"{self.url}/{route}", self.url, self.timeout, json=body)
+        answer = json_body(response, "message")
         if response.status_code == 401:
             raise RemoteRejected(f"{self.url} refused the user name and password (401)")
         if refuse and response.status_code >= 400 and not answer.get("ok"):
             raise RemoteRejected(f"{self.url} refused {route}: {response.status_code} {answer.get('message')}")
-        return answer if isinstance(answer, dict) else {"ok": False}
+        return answer

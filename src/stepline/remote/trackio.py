@@ -20,7 +20,7 @@ import requests
 from stepline import events
 from stepline.errors import ConfigError, warn
 from stepline.params import apply_operation
-from stepline.remote.client import RemoteRejected, RemoteUnavailable
+from stepline.remote.client import RemoteRejected, json_body, reachable_response
 
 SCHEME = "trackio+"
 
@@ -82,17 +82,9 @@ class TrackioTransport:
             warn(f"stepline: {why}; the run's {kind} records stay in the local logbook only ({self.url})")
 
     def _post(self, name: str, kwargs: dict[str, Any]) -> Any:
-        try:
-            response = self.session.post(f"{self.url}/api/{name}", json={"args": [], "kwargs": kwargs},
-                                         timeout=self.timeout)
-        except requests.RequestException as err:
-            raise RemoteUnavailable(f"cannot reach {self.url}: {err.__class__.__name__}") from None
-        if response.status_code >= 500 or response.status_code == 429:
-            raise RemoteUnavailable(f"{self.url} answered {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError:
-            body = {"error": response.text[:300]}
+        response = reachable_response(self.session, "POST", f"{self.url}/api/{name}", self.url, self.timeout,
+                                      json={"args": [], "kwargs": kwargs})
+        body = json_body(response, "error")
         if response.status_code >= 400 or body.get("error"):
             raise RemoteRejected(f"{self.url} refused {name}: {response.status_code} {body.get('error')}")
         return body.get("data")
