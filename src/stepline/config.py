@@ -60,8 +60,8 @@ def resolve_settings(
     )
 
 
-REMOTE_SCHEMES = ("http://", "https://", "trackio+http://", "trackio+https://", "lmtracker+http://",
-                  "lmtracker+https://")
+REMOTE_SCHEMES = ("http://", "https://", "mlflow+http://", "mlflow+https://", "trackio+http://",
+                  "trackio+https://", "lmtracker+http://", "lmtracker+https://")
 
 
 def remote_backends(backend: str | Sequence[str] | None) -> list[str]:
@@ -74,8 +74,8 @@ def remote_backends(backend: str | Sequence[str] | None) -> list[str]:
     for url in remotes:
         if not isinstance(url, str) or not url.startswith(REMOTE_SCHEMES) or not urlsplit(url.split("+", 1)[-1]).netloc:
             raise ConfigError(f"backend {url!r} is not one stepline knows: use 'local' (the embedded logbook), "
-                              "http://host:8683 (a stepline server), trackio+http://host:port or "
-                              "lmtracker+http://user:password@host:port")
+                              "http://host:8683 (a stepline server), mlflow+http://host:port, "
+                              "trackio+http://host:port or lmtracker+http://user:password@host:port")
     return [url.rstrip("/") if "?" not in url else url for url in remotes]
 
 

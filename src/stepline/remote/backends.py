@@ -11,11 +11,15 @@ from stepline.errors import ConfigError
 from stepline.remote.client import RemoteClient
 from stepline.remote.lmtracker import SCHEME as LMTRACKER_SCHEME
 from stepline.remote.lmtracker import LMTrackerTransport, parse_lmtracker_url
+from stepline.remote.mlflow import SCHEME as MLFLOW_SCHEME
+from stepline.remote.mlflow import MLflowTransport, parse_mlflow_url
 from stepline.remote.trackio import SCHEME as TRACKIO_SCHEME
 from stepline.remote.trackio import TrackioTransport, parse_trackio_url
 
 
 def transport_for(url: str, token: str | None) -> Any:
+    if url.startswith(MLFLOW_SCHEME):
+        return MLflowTransport(parse_mlflow_url(url))
     if url.startswith(LMTRACKER_SCHEME):
         return LMTrackerTransport(*parse_lmtracker_url(url))
     if url.startswith(TRACKIO_SCHEME):
@@ -24,4 +28,4 @@ def transport_for(url: str, token: str | None) -> Any:
     if url.startswith(("http://", "https://")):
         return RemoteClient(url, token)
     raise ConfigError(f"backend {url!r} is not one stepline knows: 'local', http://host:8683 (a stepline server), "
-                      "trackio+http://host:port or lmtracker+http://user:password@host:port")
+                      "mlflow+http://host:port, trackio+http://host:port or lmtracker+http://user:password@host:port")

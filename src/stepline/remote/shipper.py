@@ -23,6 +23,7 @@ from stepline.logbook import layout
 from stepline.logbook.tail import RecordTail
 from stepline.remote.client import RemoteClient, RemoteRejected, RemoteUnavailable
 from stepline.remote.lmtracker import LMTrackerTransport
+from stepline.remote.mlflow import MLflowTransport
 from stepline.remote.trackio import TrackioTransport
 
 BATCH_RECORDS = 5000
@@ -33,7 +34,8 @@ MAX_BACKOFF = 30.0
 
 
 class Shipper:
-    def __init__(self, run_path: Path, client: RemoteClient | TrackioTransport | LMTrackerTransport) -> None:
+    def __init__(self, run_path: Path,
+                 client: RemoteClient | MLflowTransport | TrackioTransport | LMTrackerTransport) -> None:
         self.path = run_path
         self.client = client
         self._tails = {kind: RecordTail(layout.record_path(run_path, kind)) for kind in SHIP_ORDER}

@@ -1,0 +1,210 @@
+"""Pushing a run to an MLflow tracking server (``mlflow+http://host:port``) through its REST API.
+
+    transport = MLflowTransport("http://127.0.0.1:5000")
+
+The project is the experiment, the run is found again by its tag ``stepline.run_id``. Metrics go through
+``runs/log-batch`` within MLflow's limits (1,000 items a call), each batch with the tag
+``stepline.seq.<file>`` holding the last ``seq`` it carries, in the same call: after an outage or a
+restart the shipper reads those tags and sends only what MLflow lacks, so nothing is doubled. Params are
+flattened (``model.layers``); MLflow keeps a param's first value, so a later change is kept as a tag
+``stepline.param.<key>`` with a warning, and a value over MLflow's length limit goes as an artifact
+``params/<key>.json`` (never truncated). Files go as artifacts; log lines stay local; the run ends
+FINISHED, FAILED or KILLED.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from stepline import events
+from stepline.errors import ConfigError, warn
+from stepline.params import apply_operation
+from stepline.remote.client import RemoteRejected, json_body, reachable_response
+
+SCHEME = "mlflow+"
+MAX_ITEMS = 1000
+MAX_PARAMS = 100
+MAX_PARAM_VALUE = 6000
+MAX_KEY = 250
+_STATUS = {"running": "RUNNING", "finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
+
+
+def parse_mlflow_url(url: str) -> str:
+    base = url[len(SCHEME):].rstrip("/")
+    if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).netloc:
+        raise ConfigError(f"backend {url!r} must look like mlflow+http://host:port")
+    return base
+
+
+class MLflowTransport:
+    """The shipper's transport for MLflow: the same calls as :class:`RemoteClient`, in MLflow's terms."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.url = url
+        self.token = None
+        self.timeout = timeout
+        self.session = requests.Session()
+        self._run_id: str | None = None
+        self._experiment_id: str | None = None
+        self._params: dict[str, Any] = {}
+        self._sent_params: dict[str, str] = {}
+        self._warned: set[str] = set()
+
+    # -- the shipper's calls ---------------------------------------------------------------------
+
+    def open_run(self, project: str, run_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+        if self._run_id is None:
+            self._experiment_id = self._experiment(project)
+            found = self._call("POST", "runs/search", {"experiment_ids": [self._experiment_id],
+                                                       "filter": f"tags.`stepline.run_id` = '{run_id}'"})
+            runs = found.get("runs") or []
+            if runs:
+                self._run_id = runs[0]["info"]["run_id"]
+                data = runs[0].get("data") or {}
+                self._sent_params = {p["key"]: p["value"] for p in data.get("params") or []}
+                tags = {t["key"]: t["value"] for t in data.get("tags") or []}
+            else:
+                tags = {}
+                created = self._call("POST", "runs/create", {
+                    "experiment_id": self._experiment_id, "run_name": str(meta.get("name") or run_id),
+                    "start_time": int((meta.get("started_at") or time.time()) * 1000),
+                    "tags": [{"key": "stepline.run_id", "value": run_id},
+                             *({"key": f"stepline.tag.{t}", "value": "true"} for t in meta.get("tags") or [])]})
+                self._run_id = created["run"]["info"]["run_id"]
+            max_seq = {kind: int(tags.get(f"stepline.seq.{kind}", 0)) for kind in (events.METRICS, events.PARAMS)}
+            return {"max_seq": max_seq, "files": {}}
+        status = _STATUS.get(str(meta.get("status")), "RUNNING")
+        update: dict[str, Any] = {"run_id": self._run_id, "status": status}
+        if status != "RUNNING" and meta.get("ended_at"):
+            update["end_time"] = int(meta["ended_at"] * 1000)
+        self._call("POST", "runs/update", update)
+        return {"max_seq": {}, "files": {}}
+
+    def send_events(self, project: str, run_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        kind = records[-1]["type"]
+        if kind == events.METRICS:
+            # Each call carries, in the same call, the seq of the last record it holds whole: a call that
+            # fails stores nothing, one that succeeds moves the mark, so no point is ever stored twice.
+            items: list[dict[str, Any]] = []
+            done = 0  # the seq of the last record whose points are all in ``items``
+            for record in records:
+                stamp = int(record["time"] * 1000)
+                points = [{"key": key, "value": _number(value), "timestamp": stamp, "step": record["step"]}
+                          for key, value in record["values"].items()]
+                if items and len(items) + len(points) > MAX_ITEMS - 1:
+                    self._log_batch(metrics=items, tags=[_seq_tag(kind, done)])
+                    items = []
+                while len(points) > MAX_ITEMS - 1:  # one record with more keys than a call takes
+                    self._log_batch(metrics=points[: MAX_ITEMS - 1])
+                    points = points[MAX_ITEMS - 1:]
+                items.extend(points)
+                done = record["seq"]
+            self._log_batch(metrics=items, tags=[_seq_tag(kind, done)])
+        elif kind == events.PARAMS:
+            for record in records:
+                apply_operation(self._params, record)
+            self._send_params(records[-1]["seq"])
+        else:
+            self._once(kind, f"MLflow keeps no {kind} records; they stay in the local logbook")
+        return {"max_seq": {kind: records[-1]["seq"]}}
+
+    def upload(self, project: str, run_id: str, relative: str, path: Path) -> dict[str, Any]:
+        self._artifact(relative, path.read_bytes())
+        return {}
+
+    # -- MLflow ------------------------------------------------------------------------------------
+
+    def _experiment(self, name: str) -> str:
+        response = reachable_response(self.session, "GET", f"{self.url}/api/2.0/mlflow/experiments/get-by-name",
+                                      self.url, self.timeout, params={"experiment_name": name})
+        if response.status_code == 200:
+            return str(response.json()["experiment"]["experiment_id"])
+        return str(self._call("POST", "experiments/create", {"name": name})["experiment_id"])
+
+    def _send_params(self, seq: int) -> None:
+        fresh: list[dict[str, str]] = []
+        for key, value in _flatten(self._params).items():
+            text = value if isinstance(value, str) else json.dumps(value, default=str)
+            if len(text) > MAX_PARAM_VALUE or len(key) > MAX_KEY:
+                self._once(f"long:{key}", f"param {key!r} is over MLflow's length limit: it goes as the "
+                                          f"artifact params/{_safe(key)}.json, whole")
+                self._artifact(f"params/{_safe(key)}.json", json.dumps(value, default=str).encode())
+                text = f"(see artifact params/{_safe(key)}.json)"
+                key = key[:MAX_KEY]
+            old = self._sent_params.get(key)
+            if old is None:
+                fresh.append({"key": key, "value": text})
+                self._sent_params[key] = text
+            elif old != text:
+                self._once(f"changed:{key}", f"MLflow keeps a param's first value: {key!r} changed, and the new "
+                                             f"value goes as the tag stepline.param.{key}")
+                self._log_batch(tags=[{"key": f"stepline.param.{key}"[:MAX_KEY], "value": text}])
+                self._sent_params[key] = text
+        for start in range(0, len(fresh), MAX_PARAMS):
+            part = fresh[start:start + MAX_PARAMS]
+            last = start + MAX_PARAMS >= len(fresh)
+            self._log_batch(params=part, tags=[_seq_tag(events.PARAMS, seq)] if last else [])
+        if not fresh:
+            self._log_batch(tags=[_seq_tag(events.PARAMS, seq)])
+
+    def _log_batch(self, metrics: list[Any] | None = None, params: list[Any] | None = None,
+                   tags: list[Any] | None = None) -> None:
+        if metrics or params or tags:
+            self._call("POST", "runs/log-batch", {"run_id": self._run_id, "metrics": metrics or [],
+                                                  "params": params or [], "tags": tags or []})
+
+    def _artifact(self, relative: str, data: bytes) -> None:
+        url = (f"{self.url}/api/2.0/mlflow-artifacts/artifacts/{self._experiment_id}/{self._run_id}/artifacts/"
+               f"{quote(relative)}")
+        response = reachable_response(self.session, "PUT", url, self.url, self.timeout, data=data)
+        if response.status_code >= 400:
+            raise RemoteRejected(f"{self.url} refused the artifact {relative}: {response.status_code} "
+                                 f"{json_body(response, 'message').get('message')}")
+
+    def _call(self, method: str, route: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = reachable_response(self.session, method, f"{self.url}/api/2.0/mlflow/{route}", self.url,
+                                      self.timeout, json=body)
+        answer = json_body(response, "message")
+        if response.status_code >= 400:
+            raise RemoteRejected(f"{self.url} refused {route}: {response.status_code} {answer.get('message')}")
+        return answer
+
+    def _once(self, what: str, message: str) -> None:
+        if what not in self._warned:
+            self._warned.add(what)
+            warn(f"stepline: {message} ({self.url})")
+
+
+def _seq_tag(kind: str, seq: int) -> dict[str, str]:
+    return {"key": f"stepline.seq.{kind}", "value": str(seq)}
+
+
+def _number(value: Any) -> Any:
+    """MLflow's JSON takes NaN and infinities as the strings "NaN", "Infinity", "-Infinity"."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _safe(key: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in key)

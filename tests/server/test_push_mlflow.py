@@ -1,0 +1,151 @@
+"""Pushing runs to a real MLflow tracking server (`mlflow server`, sqlite store) on loopback."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+import stepline
+from stepline import Logbook
+from tests.conftest import start_python
+from tests.server.conftest import free_port
+
+mlflow = pytest.importorskip("mlflow")
+
+
+class MLflowServer:
+    def __init__(self, folder, port=None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        folder.mkdir(parents=True, exist_ok=True)
+        command = shutil.which("mlflow") or os.path.join(os.path.dirname(sys.executable), "mlflow")
+        self.process = subprocess.Popen(
+            [command, "server", "--backend-store-uri", f"sqlite:///{folder}/mlflow.db", "--artifacts-destination",
+             str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if requests.get(f"{self.url}/health", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.3)
+        raise RuntimeError("mlflow server did not start in 90 s")
+
+    def client(self):
+        return mlflow.tracking.MlflowClient(tracking_uri=self.url)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    started = []
+
+    def start(port=None):
+        started.append(MLflowServer(tmp_path / "mlflow", port))
+        return started[-1]
+
+    yield start
+    for server in started:
+        if server.process.poll() is None:
+            server.stop()
+
+
+def the_run(client, experiment, name):
+    [run] = client.search_runs([client.get_experiment_by_name(experiment).experiment_id],
+                               filter_string=f"attributes.run_name = '{name}'")
+    return run
+
+
+def test_a_run_lands_in_mlflow_and_mlflow_s_own_client_reads_it(mlflow_server, logdir):
+    server = mlflow_server()
+    long_value = "x" * 10_000
+    run = stepline.init(project="vision", name="resnet", dir=logdir, backend=["local", f"mlflow+{server.url}"],
+                        config={"lr": 0.1, "model": {"layers": 12}, "notes": long_value}, tags=["cnn"])
+    with pytest.warns(stepline.SteplineWarning) as caught:
+        for step in range(300):
+            run.log({f"k{i}": step + i for i in range(5)} | {"nan": math.nan if step == 3 else 1.0}, step=step)
+        deadline = time.time() + 20  # until the first params have reached MLflow
+        while time.time() < deadline and not any(
+                r.data.params for r in server.client().search_runs(
+                    [e.experiment_id for e in server.client().search_experiments()])):
+            time.sleep(0.2)
+        run.params.update("model.layers", 24)  # MLflow keeps the first value: the change goes as a tag
+        run.files.save({"acc": 0.9}, "results.json")
+        run.info("log lines stay local")
+        assert run.finish(timeout=60)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "params/notes.json" in messages and "model.layers" in messages
+    client = server.client()
+    found = the_run(client, "vision", "resnet")
+    assert found.info.status == "FINISHED" and found.data.tags["stepline.run_id"] == run.id
+    assert found.data.tags["stepline.tag.cnn"] == "true"
+    assert found.data.params["lr"] == "0.1" and found.data.params["model.layers"] == "12"
+    assert found.data.tags["stepline.param.model.layers"] == "24"
+    history = client.get_metric_history(found.info.run_id, "k2")
+    assert [m.step for m in history] == list(range(300)) and [m.value for m in history] == [s + 2.0 for s in range(300)]
+    assert math.isnan(next(m.value for m in client.get_metric_history(found.info.run_id, "nan") if m.step == 3))
+    artifacts = {a.path for a in client.list_artifacts(found.info.run_id)}
+    assert {"results.json", "params"} <= artifacts
+    notes = client.download_artifacts(found.info.run_id, "params/notes.json", str(logdir.parent))
+    assert open(notes).read() == f'"{long_value}"'  # never truncated
+
+
+def test_failed_and_killed_runs_end_so_in_mlflow(mlflow_server, logdir):
+    server = mlflow_server()
+    failed = stepline.init(project="vision", name="bad", dir=logdir, backend=f"mlflow+{server.url}")
+    failed.log({"x": 1.0})
+    failed.fail("diverged")
+    with pytest.raises(KeyboardInterrupt):
+        with stepline.init(project="vision", name="stopped", dir=logdir, backend=f"mlflow+{server.url}"):
+            raise KeyboardInterrupt
+    client = server.client()
+    assert the_run(client, "vision", "bad").info.status == "FAILED"
+    assert the_run(client, "vision", "stopped").info.status == "KILLED"
+
+
+def test_mlflow_stopped_mid_run_gets_every_point_exactly_once(mlflow_server, logdir):
+    server = mlflow_server()
+    writer = start_python(f"""
+        import time, stepline
+        run = stepline.init(project="vision", name="outage", dir={str(logdir)!r}, backend="mlflow+{server.url}")
+        for step in range(1500):
+            run.log({{"v": step}}, step=step)
+            time.sleep(0.004)
+        print("finished", run.finish(timeout=120), flush=True)
+    """)
+    time.sleep(2.0)
+    server.stop()
+    time.sleep(1.0)
+    back = mlflow_server(port=server.port)  # the same database, on the same address
+    out, err = writer.communicate(timeout=240)
+    assert "finished True" in out, err
+    history = back.client().get_metric_history(the_run(back.client(), "vision", "outage").info.run_id, "v")
+    assert sorted(m.step for m in history) == list(range(1500))  # each once
+
+
+def test_sync_to_mlflow_after_the_fact_and_again(mlflow_server, logdir):
+    offline = stepline.init(project="vision", name="later", dir=logdir, config={"lr": 0.5})
+    for step in range(20):
+        offline.log({"x": float(step)}, step=step)
+    offline.finish()
+    server = mlflow_server()
+    for _ in range(2):
+        result = subprocess.run([sys.executable, "-m", "stepline.cli.main", "sync", "later", "--dir", str(logdir),
+                                 "--remote", f"mlflow+{server.url}"], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+    client = server.client()
+    found = the_run(client, "vision", "later")
+    assert [m.step for m in client.get_metric_history(found.info.run_id, "x")] == list(range(20))
+    assert found.data.params == {"lr": "0.5"} and found.info.status == "FINISHED"
+    assert Logbook(logdir).run("later").status == "finished"
