@@ -61,7 +61,8 @@ def resolve_settings(
 
 
 REMOTE_SCHEMES = ("http://", "https://", "mlflow+http://", "mlflow+https://", "trackio+http://",
-                  "trackio+https://", "lmtracker+http://", "lmtracker+https://")
+                  "trackio+https://", "lmtracker+http://", "lmtracker+https://", "traintrack+http://",
+                  "traintrack+https://")
 
 
 def remote_backends(backend: str | Sequence[str] | None) -> list[str]:
@@ -75,7 +76,8 @@ def remote_backends(backend: str | Sequence[str] | None) -> list[str]:
         if not isinstance(url, str) or not url.startswith(REMOTE_SCHEMES) or not urlsplit(url.split("+", 1)[-1]).netloc:
             raise ConfigError(f"backend {url!r} is not one stepline knows: use 'local' (the embedded logbook), "
                               "http://host:8683 (a stepline server), mlflow+http://host:port, "
-                              "trackio+http://host:port or lmtracker+http://user:password@host:port")
+                              "trackio+http://host:port, traintrack+http://host:port or "
+                              "lmtracker+http://user:password@host:port")
     return [url.rstrip("/") if "?" not in url else url for url in remotes]
 
 

@@ -15,9 +15,13 @@ from stepline.remote.mlflow import SCHEME as MLFLOW_SCHEME
 from stepline.remote.mlflow import MLflowTransport, parse_mlflow_url
 from stepline.remote.trackio import SCHEME as TRACKIO_SCHEME
 from stepline.remote.trackio import TrackioTransport, parse_trackio_url
+from stepline.remote.traintrack import SCHEME as TRAINTRACK_SCHEME
+from stepline.remote.traintrack import TrainTrackTransport, parse_traintrack_url
 
 
 def transport_for(url: str, token: str | None) -> Any:
+    if url.startswith(TRAINTRACK_SCHEME):
+        return TrainTrackTransport(parse_traintrack_url(url))
     if url.startswith(MLFLOW_SCHEME):
         return MLflowTransport(parse_mlflow_url(url))
     if url.startswith(LMTRACKER_SCHEME):
@@ -28,4 +32,4 @@ def transport_for(url: str, token: str | None) -> Any:
     if url.startswith(("http://", "https://")):
         return RemoteClient(url, token)
     raise ConfigError(f"backend {url!r} is not one stepline knows: 'local', http://host:8683 (a stepline server), "
-                      "mlflow+http://host:port, trackio+http://host:port or lmtracker+http://user:password@host:port")
+                      "mlflow+, trackio+ or traintrack+http://host:port, lmtracker+http://user:password@host:port")

@@ -25,6 +25,7 @@ from stepline.remote.client import RemoteClient, RemoteRejected, RemoteUnavailab
 from stepline.remote.lmtracker import LMTrackerTransport
 from stepline.remote.mlflow import MLflowTransport
 from stepline.remote.trackio import TrackioTransport
+from stepline.remote.traintrack import TrainTrackTransport
 
 BATCH_RECORDS = 5000
 # Params before metrics: a peer that keeps one config per run (Trackio) gets it with the first point.
@@ -35,7 +36,8 @@ MAX_BACKOFF = 30.0
 
 class Shipper:
     def __init__(self, run_path: Path,
-                 client: RemoteClient | MLflowTransport | TrackioTransport | LMTrackerTransport) -> None:
+                 client: RemoteClient | MLflowTransport | TrackioTransport | LMTrackerTransport
+                 | TrainTrackTransport) -> None:
         self.path = run_path
         self.client = client
         self._tails = {kind: RecordTail(layout.record_path(run_path, kind)) for kind in SHIP_ORDER}

@@ -80,7 +80,9 @@ def _json_type(value: Any) -> str:
 
 
 def _find_run(request: Request, project: str, run_name: str) -> dict[str, Any] | None:
-    runs = [r for r in request.app.state.store.runs(project) if r["name"] == run_name]
+    """The LMTracker run of this name: only runs that LMTracker clients made (a run pushed another way keeps
+    its own records)."""
+    runs = [r for r in request.app.state.store.runs(project) if r["name"] == run_name and SOURCE in r["tags"]]
     return runs[-1] if runs else None
 
 

@@ -132,8 +132,9 @@ def _bulk_log(request: Request, kwargs: dict[str, Any], system: bool) -> Respons
 
 def _writer(request: Request, project: str, run: str) -> RunWriter:
     store, ingest = request.app.state.store, request.app.state.ingest
-    found = [r for r in store.runs(project) if r["name"] == run] if layout.project_dir(store.root, project).is_dir() \
-        else []
+    # Only runs that Trackio clients made: a run pushed another way keeps its own records.
+    found = [r for r in store.runs(project) if r["name"] == run and SOURCE in r["tags"]] \
+        if layout.project_dir(store.root, project).is_dir() else []
     if found:
         return ingest.writer(project, found[-1]["id"])
     now = time.time()

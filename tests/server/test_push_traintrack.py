@@ -1,0 +1,77 @@
+"""Pushing runs to TrainTrack, through a protocol double that enforces its documented rules."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+import stepline
+from stepline.remote.traintrack import destination
+from tests.server.traintrack_double import TrainTrackDouble
+
+
+@pytest.fixture
+def double():
+    instance = TrainTrackDouble()
+    yield instance
+    instance.stop()
+
+
+def test_key_mapping():
+    assert destination("train/loss") == ("loss", "train", None)
+    assert destination("eval/loss") == ("loss", "validation", None)
+    assert destination("val_loss") == ("loss", "validation", None)
+    assert destination("eval/acc") == ("metric", "validation", "accuracy")
+    assert destination("train/f1") == ("metric", "train", "f1-score")
+    assert destination("eval/balanced_accuracy") == ("metric", "validation", "balanced accuracy")
+    assert destination("train/learning_rate") is None and destination("test/loss") is None
+
+
+def test_losses_metrics_hyperparameters_and_status_land(double, logdir):
+    with pytest.warns(stepline.SteplineWarning) as caught:
+        run = stepline.init(project="vision", name="resnet", dir=logdir, backend=double.backend,
+                            config={"lr": 0.1, "batch": 32})
+        for step in range(1, 11):
+            run.log({"train/loss": 1 / step, "train/lr": 0.1, "train/acc": step / 10}, step=step)
+            if step % 5 == 0:
+                run.log({"eval/loss": 2 / step, "eval/mse": 0.5}, step=step)
+        run.log({"eval/loss": 9.9}, step=10)  # the same step and split again: TrainTrack would answer 500
+        run.log({"train/loss": math.nan}, step=11)  # a NaN would poison the split
+        assert run.finish(timeout=30)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "'train/lr'" in messages and "NaN" in messages and "one 'eval/loss' per step" in messages
+    db = double.app.state.db
+    [model] = db["models"].values()
+    assert model["name"] == model["project_name"] == "vision"
+    [tt_run] = db["runs"].values()
+    assert tt_run["status"] == "completed" and tt_run["hyperparameters"] == {"lr": 0.1, "batch": 32,
+                                                                              "stepline_run_id": run.id}
+    train = [(r["step"], r["value"]) for r in db["loss"] if r["split"] == "train"]
+    assert train == [(s, 1 / s) for s in range(1, 11)]
+    assert [(r["step"], r["value"]) for r in db["loss"] if r["split"] == "validation"] == [(5, 0.4), (10, 0.2)]
+    assert sorted((r["metric_name"], r["split"], r["step"]) for r in db["metric"]) == sorted(
+        [("accuracy", "train", s) for s in range(1, 11)] + [("mse", "validation", 5), ("mse", "validation", 10)])
+
+
+def test_a_failed_run_is_failed_there(double, logdir):
+    run = stepline.init(project="vision", dir=logdir, backend=double.backend)
+    run.log({"train/loss": 1.0}, step=1)
+    run.fail("diverged")
+    [tt_run] = double.app.state.db["runs"].values()
+    assert tt_run["status"] == "failed"
+
+
+def test_sync_again_sends_nothing_twice(double, logdir):
+    offline = stepline.init(project="vision", name="later", dir=logdir)
+    for step in range(1, 6):
+        offline.log({"train/loss": 1 / step}, step=step)
+    offline.finish()
+    for _ in range(2):  # the second sync finds the run and its points there: a repeat would be a bare 500
+        result = subprocess.run([sys.executable, "-m", "stepline.cli.main", "sync", "later", "--dir", str(logdir),
+                                 "--remote", double.backend], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+    assert [r["step"] for r in double.app.state.db["loss"]] == [1, 2, 3, 4, 5]
+    assert len(double.app.state.db["runs"]) == 1
