@@ -46,6 +46,28 @@ class ServerProcess:
             return self.process.wait()
 
 
+class ThreadedApp:
+    """An ASGI app (a peer's protocol double) served on a free loopback port from a thread of the test process."""
+
+    def __init__(self, app) -> None:
+        import threading
+
+        import uvicorn
+
+        self.app = app
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
 @pytest.fixture
 def server(logdir):
     started = []

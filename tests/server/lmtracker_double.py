@@ -10,14 +10,12 @@ create-project on an existing project answering as `fs::create_dir` does (400 "F
 from __future__ import annotations
 
 import re
-import threading
 import time
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tests.server.conftest import free_port
+from tests.server.conftest import ThreadedApp
 
 USER, PASSWORD = "ana", "pa:ss"
 _BAD_NAME = re.compile(r'[\\/:*?"<>|\x00]')
@@ -88,23 +86,10 @@ def build_app() -> FastAPI:
     return app
 
 
-class LMTrackerDouble:
-    """The double on a free loopback port, in a thread of the test process."""
-
+class LMTrackerDouble(ThreadedApp):
     def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.app = build_app()
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.02)
+        super().__init__(build_app())
 
     @property
     def backend(self) -> str:
         return f"lmtracker+http://{USER}:{PASSWORD.replace(':', '%3A')}@127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)

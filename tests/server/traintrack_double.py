@@ -10,17 +10,15 @@ integrity error (a duplicate model, an unknown run, the same (run, step, split[,
 from __future__ import annotations
 
 import math
-import threading
 import time
 import uuid
 from typing import Literal
 
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
-from tests.server.conftest import free_port
+from tests.server.conftest import ThreadedApp
 
 Split = Literal["train", "validation"]
 MetricName = Literal["accuracy", "f1-score", "recall", "precision", "balanced accuracy", "mse", "mae"]
@@ -140,21 +138,10 @@ def build_app() -> FastAPI:
     return app
 
 
-class TrainTrackDouble:
+class TrainTrackDouble(ThreadedApp):
     def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.app = build_app()
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.02)
+        super().__init__(build_app())
 
     @property
     def backend(self) -> str:
         return f"traintrack+{self.url}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
