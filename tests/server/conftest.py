@@ -49,13 +49,13 @@ class ServerProcess:
 class ThreadedApp:
     """An ASGI app (a peer's protocol double) served on a free loopback port from a thread of the test process."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, port: int | None = None) -> None:
         import threading
 
         import uvicorn
 
         self.app = app
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)

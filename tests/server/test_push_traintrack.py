@@ -75,3 +75,62 @@ def test_sync_again_sends_nothing_twice(double, logdir):
         assert result.returncode == 0, result.stderr
     assert [r["step"] for r in double.app.state.db["loss"]] == [1, 2, 3, 4, 5]
     assert len(double.app.state.db["runs"]) == 1
+
+
+def test_traintrack_away_mid_run_gets_each_point_once_when_back(double, logdir):
+    import time
+
+    run = stepline.init(project="vision", name="outage", dir=logdir, backend=double.backend)
+    for step in range(1, 201):
+        run.log({"train/loss": 1 / step}, step=step)
+        if step == 80:
+            run.flush()
+            time.sleep(1.0)  # some points reach TrainTrack ...
+            double.stop()  # ... then it goes away
+        if step == 150:
+            time.sleep(1.0)
+            double.__init__(double.app, double.port)  # and comes back, its database intact
+        time.sleep(0.005)
+    assert run.finish(timeout=60)
+    assert sorted(r["step"] for r in double.app.state.db["loss"]) == list(range(1, 201))
+
+
+@pytest.mark.parametrize("framework", ["lightning", "keras"])
+def test_lightning_and_keras_runs_reach_the_peers(double, logdir, framework):
+    from tests.server.lmtracker_double import LMTrackerDouble
+
+    lmtracker = LMTrackerDouble()
+    try:
+        backend = ["local", double.backend, lmtracker.backend]
+        with pytest.warns(stepline.SteplineWarning):
+            if framework == "lightning":
+                import lightning.pytorch as pl
+
+                from stepline.integrations.lightning import SteplineLogger
+                from tests.integrations.lightning_models import loader, module_class
+
+                logger = SteplineLogger(project="fw", dir=str(logdir), backend=backend)
+                pl.Trainer(max_epochs=2, accelerator="cpu", logger=logger, log_every_n_steps=1,
+                           enable_progress_bar=False, enable_model_summary=False).fit(
+                    module_class()(), loader(), loader(16, seed=1))
+            else:
+                import keras
+                import numpy as np
+
+                from stepline.integrations.keras import SteplineCallback
+
+                x = np.ones((64, 4), "float32")
+                model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+                model.compile(optimizer="sgd", loss="mse")
+                model.fit(x, x.sum(axis=1), batch_size=8, epochs=2, validation_split=0.25, verbose=0,
+                          callbacks=[SteplineCallback(project="fw", dir=logdir, backend=backend)])
+        [local] = stepline.Logbook(logdir).runs("fw")
+        train = local.series("train/loss")
+        db = double.app.state.db
+        assert sorted(r["step"] for r in db["loss"] if r["split"] == "train") == sorted(train.steps)
+        assert sorted(r["step"] for r in db["loss"] if r["split"] == "validation") == local.series("eval/loss").steps
+        lm_points = [p for run in lmtracker.app.state.projects["fw"].values() for p in run["metrics"]
+                     if "train/loss" in p]
+        assert [p["step"] for p in lm_points] == train.steps
+    finally:
+        lmtracker.stop()

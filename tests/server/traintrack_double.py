@@ -139,8 +139,8 @@ def build_app() -> FastAPI:
 
 
 class TrainTrackDouble(ThreadedApp):
-    def __init__(self) -> None:
-        super().__init__(build_app())
+    def __init__(self, app: FastAPI | None = None, port: int | None = None) -> None:
+        super().__init__(app or build_app(), port)  # the same app again: its database survived the outage
 
     @property
     def backend(self) -> str:
