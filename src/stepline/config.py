@@ -86,6 +86,23 @@ def logbook_root(dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(dir if dir is not None else os.environ.get("STEPLINE_DIR") or DEFAULT_DIR).expanduser()
 
 
+REMOTE_FINISH_TIMEOUT = 30.0
+
+
+def remote_finish_timeout() -> float:
+    """Seconds ``finish()`` without a timeout waits for remote backends before it says what is unsent."""
+    raw = os.environ.get("STEPLINE_REMOTE_TIMEOUT")
+    if raw is None:
+        return REMOTE_FINISH_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise ConfigError(f"STEPLINE_REMOTE_TIMEOUT={raw!r} must be a number of seconds, 0 or more")
+    return value
+
+
 def heartbeat_timeout() -> float:
     """Seconds without a heartbeat after which a `running` run is reported `crashed`."""
     raw = os.environ.get("STEPLINE_HEARTBEAT_TIMEOUT")

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stepline import events, lifecycle
+from stepline.config import remote_finish_timeout
 from stepline.errors import InvalidValueError, warn
 from stepline.files import Files
 from stepline.logs import Logs
@@ -166,7 +167,11 @@ class Run:
         return self._writer.flush(timeout) if self._writer is not None else True
 
     def finish(self, timeout: float | None = None) -> bool:
-        """Mark the run finished and wait for its records to land: ``run.finish()``; idempotent."""
+        """Mark the run finished and wait for its records to land: ``run.finish()``; idempotent.
+
+        Without ``timeout`` it waits for the local logbook fully and for remote backends at most
+        ``STEPLINE_REMOTE_TIMEOUT`` seconds (30), then says what is unsent and how to send it.
+        """
         return self._end("finished", None, timeout)
 
     def fail(self, error: BaseException | str | None = None, timeout: float | None = None) -> bool:
@@ -192,6 +197,8 @@ class Run:
         writer.items.append(record)
         self._items = _ClosedQueue(self)
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self._shippers and deadline is None:  # a dead server must not hang the end of training
+            deadline = time.monotonic() + remote_finish_timeout()
         done = writer.close(timeout)
         if not done:
             warn(
@@ -199,7 +206,7 @@ class Run:
                 f"finish() gave up after {timeout} s; they are lost if this process exits now"
             )
         for shipper in self._shippers:  # each remote backend gets what is left of the timeout
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            left = max(0.0, deadline - time.monotonic()) if deadline is not None else None
             done = shipper.close(self.id, left) and done
         return done
 

@@ -244,3 +244,17 @@ def test_an_events_body_over_the_limit_is_refused_before_it_is_read(server, serv
     requests.put(base, json={"meta": {}}, timeout=10)
     response = requests.post(f"{base}/events", data=b" " * (65 << 20), timeout=30)
     assert response.status_code == 413 and "bytes" in response.json()["detail"]
+
+
+def test_finish_without_a_timeout_never_hangs_on_a_dead_server(logdir, monkeypatch):
+    from tests.server.conftest import free_port
+
+    monkeypatch.setenv("STEPLINE_REMOTE_TIMEOUT", "1")
+    url = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.warns(stepline.SteplineWarning, match="stepline sync"):
+        run = stepline.init(project="p", dir=logdir, backend=url)
+        run.log({"x": 1.0})
+        assert run.finish() is False
+    assert time.monotonic() - started < 10
+    assert Logbook(logdir).run(run.id).status == "finished"
