@@ -204,6 +204,9 @@ def test_two_process_ddp_gives_one_run_and_no_duplicate_points(tmp_path, logdir)
                           callbacks=[SteplineCallback(project="ddp", dir={str(logdir)!r})])
         trainer.train()
         print(f"world size {{trainer.args.world_size}}", flush=True)  # one write, so the ranks do not interleave
+        import torch.distributed
+        if torch.distributed.is_initialized():  # a clean teardown: gloo's threads can abort a rank at exit
+            torch.distributed.destroy_process_group()
     """))
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", str(script)],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
