@@ -91,29 +91,25 @@ REMOTE_FINISH_TIMEOUT = 30.0
 
 def remote_finish_timeout() -> float:
     """Seconds ``finish()`` without a timeout waits for remote backends before it says what is unsent."""
-    raw = os.environ.get("STEPLINE_REMOTE_TIMEOUT")
-    if raw is None:
-        return REMOTE_FINISH_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise ConfigError(f"STEPLINE_REMOTE_TIMEOUT={raw!r} must be a number of seconds, 0 or more")
-    return value
+    return _seconds("STEPLINE_REMOTE_TIMEOUT", REMOTE_FINISH_TIMEOUT, zero_allowed=True)
 
 
 def heartbeat_timeout() -> float:
     """Seconds without a heartbeat after which a `running` run is reported `crashed`."""
-    raw = os.environ.get("STEPLINE_HEARTBEAT_TIMEOUT")
+    return _seconds("STEPLINE_HEARTBEAT_TIMEOUT", HEARTBEAT_TIMEOUT, zero_allowed=False)
+
+
+def _seconds(variable: str, default: float, zero_allowed: bool) -> float:
+    raw = os.environ.get(variable)
     if raw is None:
-        return HEARTBEAT_TIMEOUT
+        return default
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if value <= 0:
-        raise ConfigError(f"STEPLINE_HEARTBEAT_TIMEOUT={raw!r} must be a positive number of seconds")
+    if value < 0 or (value == 0 and not zero_allowed):
+        least = "0 or more" if zero_allowed else "more than 0"
+        raise ConfigError(f"{variable}={raw!r} must be a number of seconds, {least}")
     return value
 
 

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from stepline import events
-from stepline.errors import SteplineError
+from stepline.errors import ConfigError, SteplineError
 
 
 class RemoteUnavailable(SteplineError):
@@ -25,6 +25,14 @@ class RemoteUnavailable(SteplineError):
 
 class RemoteRejected(SteplineError):
     """The server refused the request (bad token, bad payload): trying again would not help."""
+
+
+def peer_base_url(url: str, scheme: str) -> str:
+    """``mlflow+http://host:port/`` -> ``http://host:port``, checked."""
+    base = url[len(scheme):].rstrip("/")
+    if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).netloc:
+        raise ConfigError(f"backend {url!r} must look like {scheme}http://host:port")
+    return base
 
 
 def reachable_response(session: requests.Session, method: str, url: str, base: str, timeout: float,

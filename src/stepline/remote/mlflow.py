@@ -18,14 +18,14 @@ import json
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 
 from stepline import events
-from stepline.errors import ConfigError, warn
+from stepline.errors import warn
 from stepline.params import apply_operation
-from stepline.remote.client import RemoteRejected, json_body, reachable_response
+from stepline.remote.client import RemoteRejected, json_body, peer_base_url, reachable_response
 
 SCHEME = "mlflow+"
 MAX_ITEMS = 1000
@@ -36,10 +36,7 @@ _STATUS = {"running": "RUNNING", "finished": "FINISHED", "failed": "FAILED", "ki
 
 
 def parse_mlflow_url(url: str) -> str:
-    base = url[len(SCHEME):].rstrip("/")
-    if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).netloc:
-        raise ConfigError(f"backend {url!r} must look like mlflow+http://host:port")
-    return base
+    return peer_base_url(url, SCHEME)
 
 
 class MLflowTransport:

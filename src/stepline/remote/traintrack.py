@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import math
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
 from stepline import events
-from stepline.errors import ConfigError, warn
+from stepline.errors import warn
 from stepline.params import apply_operation
-from stepline.remote.client import RemoteRejected, RemoteUnavailable, json_body, reachable_response
+from stepline.remote.client import RemoteRejected, RemoteUnavailable, json_body, peer_base_url, reachable_response
 
 SCHEME = "traintrack+"
 METRIC_NAMES = {"accuracy": "accuracy", "acc": "accuracy", "f1-score": "f1-score", "f1": "f1-score",
@@ -34,10 +33,7 @@ _STATUS = {"finished": "completed", "failed": "failed", "killed": "failed"}
 
 
 def parse_traintrack_url(url: str) -> str:
-    base = url[len(SCHEME):].rstrip("/")
-    if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).netloc:
-        raise ConfigError(f"backend {url!r} must look like traintrack+http://host:port")
-    return base
+    return peer_base_url(url, SCHEME)
 
 
 def destination(key: str) -> tuple[str, str, str | None] | None:
