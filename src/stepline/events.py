@@ -45,7 +45,7 @@ def encode(record: dict[str, Any]) -> bytes:
         line = b":null}"  # an integer beyond 64 bits: take the slow path below, which makes it a float
     # orjson writes a non-finite float as null; a metric value is never None, so null means we must re-encode.
     if record.get("type") == METRICS and (b":null," in line or b":null}" in line):
-        record = {**record, "values": {k: _json_number(v) for k, v in record["values"].items()}}
+        record = {**record, "values": {k: json_number(v) for k, v in record["values"].items()}}
         line = orjson.dumps(record, option=_DUMPS_OPTIONS)
     return line
 
@@ -64,9 +64,10 @@ def decode(line: bytes | str) -> dict[str, Any]:
     return record
 
 
-def _json_number(value: Any) -> Any:
+def json_number(value: Any) -> Any:
+    """A metric value as JSON can hold it: NaN and infinities by name, integers beyond 64 bits as floats."""
     if type(value) is float and not math.isfinite(value):
         return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
     if type(value) is int and not INT64_MIN <= value <= UINT64_MAX:
-        return _json_number(float(value))
+        return json_number(float(value))
     return value

@@ -41,6 +41,17 @@ def apply_operation(state: dict[str, Any], record: Mapping[str, Any]) -> None:
         target[parts[-1]] = copy.deepcopy(record.get("value"))
 
 
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested params as dotted keys: ``{"model": {"layers": 2}}`` -> ``{"model.layers": 2}``."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _deep_merge(target: dict[str, Any], extra: Mapping[str, Any]) -> None:
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(target.get(key), dict):

@@ -24,7 +24,7 @@ import requests
 
 from stepline import events
 from stepline.errors import warn
-from stepline.params import apply_operation
+from stepline.params import apply_operation, flatten
 from stepline.remote.client import RemoteRejected, json_body, peer_base_url, reachable_response
 
 SCHEME = "mlflow+"
@@ -126,7 +126,7 @@ class MLflowTransport:
 
     def _send_params(self, seq: int) -> None:
         fresh: list[dict[str, str]] = []
-        for key, value in _flatten(self._params).items():
+        for key, value in flatten(self._params).items():
             text = value if isinstance(value, str) else json.dumps(value, default=str)
             if len(text) > MAX_PARAM_VALUE or len(key) > MAX_KEY:
                 self._once(f"long:{key}", f"param {key!r} is over MLflow's length limit: it goes as the "
@@ -183,24 +183,8 @@ def _seq_tag(kind: str, seq: int) -> dict[str, str]:
 
 
 def _number(value: Any) -> Any:
-    """MLflow's JSON takes NaN and infinities as the strings "NaN", "Infinity", "-Infinity"."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, float) and value != value:
-        return "NaN"
-    if isinstance(value, float) and value in (float("inf"), float("-inf")):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
-def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+    """MLflow's JSON takes NaN and infinities as the strings "NaN", "Infinity", "-Infinity"; no booleans."""
+    return int(value) if isinstance(value, bool) else events.json_number(value)
 
 
 def _safe(key: str) -> str:

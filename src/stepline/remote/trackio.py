@@ -63,7 +63,8 @@ class TrackioTransport:
                 apply_operation(self._params, record)
             elif kind == events.METRICS:
                 logs.append({"project": project, "run": self._name, "run_id": None,
-                             "metrics": {k: _trackio_value(v) for k, v in record["values"].items()},
+                             # Trackio's client writes NaN and infinities as "NaN", "Infinity": so does the logbook.
+                             "metrics": {k: events.json_number(v) for k, v in record["values"].items()},
                              "step": record["step"], "config": copy.deepcopy(self._params) or None,
                              "log_id": f"stepline-{run_id}-{record['seq']}"})
             else:
@@ -88,12 +89,3 @@ class TrackioTransport:
         if response.status_code >= 400 or body.get("error"):
             raise RemoteRejected(f"{self.url} refused {name}: {response.status_code} {body.get('error')}")
         return body.get("data")
-
-
-def _trackio_value(value: Any) -> Any:
-    """Trackio's client writes NaN and infinities as "NaN", "Infinity", "-Infinity"; so do we."""
-    if isinstance(value, float) and value != value:
-        return "NaN"
-    if isinstance(value, float) and value in (float("inf"), float("-inf")):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from stepline.errors import RunNotFoundError
 from stepline.logbook import layout
+from stepline.params import flatten
 from stepline.server.cache import RunCache
 from stepline.server.downsample import MIN_POINTS, keep_extremes
 from stepline.server.responses import json_response, number_list
@@ -135,7 +136,7 @@ def compare(request: Request, project: str, runs: str = Query(..., description="
 
 def params_diff(params: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """The flattened params keys whose values are not the same in every run, with each run's value."""
-    flat = [_flatten(p) for p in params]
+    flat = [flatten(p) for p in params]
     keys = sorted({key for f in flat for key in f})
     missing = object()
     diff = {}
@@ -144,17 +145,6 @@ def params_diff(params: list[dict[str, Any]]) -> dict[str, list[Any]]:
         if any(v != values[0] for v in values[1:]):
             diff[key] = [None if v is missing else v for v in values]
     return diff
-
-
-def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def _keys(text: str) -> list[str]:
