@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 import stepline
 from stepline.server.app import create_app
-from stepline.server.store import LogbookStore
+from stepline.server.stores import LogbookStore
 
 
 @pytest.fixture
@@ -117,8 +117,7 @@ def test_live_reads_only_what_was_appended(logdir):
     run.flush()
     url = f"/api/v1/projects/live/runs/{run.id}/series?keys=x&raw=true"
     assert client.get(url).json()["series"][0]["y"] == [1.0]
-    cache = store.run("live", run.id)
-    tail = cache._tails["metrics"]
+    tail = store._cache("live", run.id)._tails["metrics"]
     offset = tail.offset
     assert offset == os.path.getsize(run.path / "metrics.jsonl")
     # A line still being written is left for the next refresh, not parsed torn.

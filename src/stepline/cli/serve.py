@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from stepline.server.app import create_app
-        from stepline.server.store import LogbookStore
+        from stepline.server.stores import LogbookStore
     except ImportError as err:
         raise ConfigError(f"stepline serve needs the server extra ({err.name} is missing): "
                           "pip install 'stepline[server]'") from None

@@ -7,27 +7,25 @@
 
 from __future__ import annotations
 
+import mimetypes
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
-from stepline.errors import RunNotFoundError
-from stepline.logbook import layout
+from stepline.names import check_relative_path
 from stepline.params import flatten
-from stepline.server.cache import RunCache
-from stepline.server.downsample import MIN_POINTS, keep_extremes
+from stepline.server.downsample import MIN_POINTS
 from stepline.server.responses import json_response, number_list
-from stepline.server.store import LogbookStore
+from stepline.server.stores.base import SeriesPoints, Store
 
 router = APIRouter(prefix="/api/v1")
-X_AXES = ("step", "epoch", "time")
 MAX_POINTS = 100_000
 
 
-def _store(request: Request) -> LogbookStore:
+def _store(request: Request) -> Store:
     return request.app.state.store  # type: ignore[no-any-return]
 
 
@@ -47,16 +45,14 @@ def runs(request: Request, project: str) -> Response:
 
 @router.get("/projects/{project}/runs/{run_id}", summary="One run: metadata, params, summary, metric summaries")
 def run(request: Request, project: str, run_id: str) -> Response:
-    store = _store(request)
-    cache = store.run(project, run_id)
-    meta = dict(cache.meta)
-    return json_response({**store.overview(cache), "meta": meta, "summary": meta.get("summary") or {},
-                          "error": meta.get("error")})
+    found = _store(request).run(project, run_id)
+    meta = found["meta"]
+    return json_response({**found, "summary": meta.get("summary") or {}, "error": meta.get("error")})
 
 
 @router.get("/projects/{project}/runs/{run_id}/metrics", summary="A run's metric keys")
 def metric_keys(request: Request, project: str, run_id: str) -> Response:
-    return json_response({"keys": list(_store(request).run(project, run_id).series)})
+    return json_response({"keys": _store(request).metric_keys(project, run_id)})
 
 
 @router.get("/projects/{project}/runs/{run_id}/series", summary="Points of some metrics, downsampled on request")
@@ -70,52 +66,43 @@ def series(
     raw: bool = Query(False, description="every point, no downsampling"),
     after: int = Query(0, ge=0, description="only points after this many (a live page's cursor)"),
 ) -> Response:
-    cache = _store(request).run(project, run_id)
-    return json_response({"run": run_id, "series": [_series(cache, key, x, points, raw, after)
-                                                    for key in _keys(keys)]})
+    found = _store(request).series(project, run_id, _keys(keys), x, None if raw else points, after)
+    return json_response({"run": run_id, "series": [_series_json(s) for s in found]})
 
 
 @router.get("/projects/{project}/runs/{run_id}/logs", summary="Log lines, paged, optionally of one level")
 def logs(request: Request, project: str, run_id: str, level: str | None = None,
          offset: int = Query(0, ge=0), limit: int = Query(200, ge=1, le=10_000)) -> Response:
-    lines = _store(request).run(project, run_id).logs
-    if level:
-        lines = [line for line in lines if line.get("level") == level.upper()]
+    total, lines = _store(request).logs(project, run_id, level, offset, limit)
     page = [{"time": r.get("time"), "level": r.get("level"), "message": r.get("message"),
-             "context": r.get("context") or {}} for r in lines[offset: offset + limit]]
-    return json_response({"total": len(lines), "offset": offset, "logs": page})
+             "context": r.get("context") or {}} for r in lines]
+    return json_response({"total": total, "offset": offset, "logs": page})
 
 
 @router.get("/projects/{project}/runs/{run_id}/files", summary="The run's files")
 def files(request: Request, project: str, run_id: str) -> Response:
-    cache = _store(request).run(project, run_id)
-    base = cache.path / layout.FILES_DIR
-    listed = [{"path": name, "size": (base / name).stat().st_size} for name in layout.list_files(base)]
-    return json_response({"files": listed})
+    listed = _store(request).files(project, run_id)
+    return json_response({"files": [{"path": name, "size": size} for name, size in sorted(listed.items())]})
 
 
 @router.get("/projects/{project}/runs/{run_id}/files/{path:path}", summary="Download one file")
-def download(request: Request, project: str, run_id: str, path: str) -> FileResponse:
-    cache = _store(request).run(project, run_id)
-    target = layout.file_path(cache.path, path)  # validated: no '..', no absolute path
-    base = (cache.path / layout.FILES_DIR).resolve()
-    resolved = target.resolve()
-    if not resolved.is_relative_to(base) or not resolved.is_file():  # a symlink pointing out is refused too
-        raise RunNotFoundError(f"run {run_id} has no file {path!r}")
-    return FileResponse(resolved, filename=resolved.name)
+def download(request: Request, project: str, run_id: str, path: str) -> StreamingResponse:
+    size, chunks = _store(request).read_file(project, run_id, check_relative_path(path, "file name"))
+    name = path.rsplit("/", 1)[-1]
+    return StreamingResponse(chunks, media_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
+                             headers={"content-length": str(size),
+                                      "content-disposition": f"attachment; filename*=utf-8''{quote(name)}"})
 
 
 @router.delete("/projects/{project}/runs/{run_id}", summary="Delete a run (force=true for a running one)")
 def delete_run(request: Request, project: str, run_id: str, force: bool = False) -> Response:
     _store(request).delete_run(project, run_id, force=force)
-    request.app.state.ingest.forget(layout.run_dir(_store(request).root, project, run_id))
     return json_response({"deleted": run_id})
 
 
 @router.delete("/projects/{project}", summary="Delete a project and all its runs")
 def delete_project(request: Request, project: str, force: bool = False) -> Response:
     count = _store(request).delete_project(project, force=force)
-    request.app.state.ingest.forget_project(layout.project_dir(_store(request).root, project))
     return json_response({"deleted": project, "runs": count})
 
 
@@ -124,14 +111,13 @@ def compare(request: Request, project: str, runs: str = Query(..., description="
             keys: str | None = None, x: str = "step",
             points: int = Query(1000, ge=MIN_POINTS, le=MAX_POINTS)) -> Response:
     store = _store(request)
-    caches = [store.run(project, run_id) for run_id in _keys(runs)]
-    wanted = _keys(keys) if keys else sorted({key for cache in caches for key in cache.series})
-    return json_response({
-        "runs": [{**store.overview(cache), "series": [_series(cache, key, x, points, False, 0)
-                                                      for key in wanted if key in cache.series]}
-                 for cache in caches],
-        "params_diff": params_diff([cache.params for cache in caches]),
-    })
+    found = [store.run(project, run_id) for run_id in _keys(runs)]
+    wanted = _keys(keys) if keys else sorted({key for run in found for key in run["metrics"]})
+    for run in found:
+        present = [key for key in wanted if key in run["metrics"]]
+        run["series"] = [_series_json(s) for s in store.series(project, run["id"], present, x, points, 0)]
+        del run["meta"]
+    return json_response({"runs": found, "params_diff": params_diff([run["params"] for run in found])})
 
 
 def params_diff(params: list[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -151,20 +137,6 @@ def _keys(text: str) -> list[str]:
     return [key for key in (part.strip() for part in text.split(",")) if key]
 
 
-def _series(cache: RunCache, key: str, x: str, points: int, raw: bool, after: int) -> dict[str, Any]:
-    if x not in X_AXES:
-        raise ValueError(f"x={x!r} must be one of {', '.join(X_AXES)}")
-    found = cache.series.get(key)
-    if found is None:
-        return {"key": key, "count": 0, "downsampled": False, "x": [], "y": [], "step": []}
-    steps, values, times, epochs = found.arrays()
-    total = len(values)
-    if after:
-        steps, values, times, epochs = steps[after:], values[after:], times[after:], epochs[after:]
-    xs = {"step": steps, "epoch": epochs, "time": times}[x]
-    keep = np.arange(len(values)) if raw else keep_extremes(values, points)
-    downsampled = len(keep) < len(values)
-    if downsampled:
-        xs, values, steps = xs[keep], values[keep], steps[keep]
-    return {"key": key, "count": total, "downsampled": downsampled, "x": number_list(xs), "y": number_list(values),
-            "step": steps.astype(np.int64).tolist()}
+def _series_json(found: SeriesPoints) -> dict[str, Any]:
+    return {"key": found.key, "count": found.count, "downsampled": found.downsampled, "x": number_list(found.x),
+            "y": number_list(found.y), "step": found.step.astype(np.int64).tolist()}

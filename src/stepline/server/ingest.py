@@ -9,26 +9,22 @@ from __future__ import annotations
 
 import gzip
 import os
-import threading
-import time
 import zlib
-from pathlib import Path
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
 from stepline import events
 from stepline.errors import ConfigError
-from stepline.logbook import layout
-from stepline.logbook.tail import RecordTail
-from stepline.names import check_name
+from stepline.names import check_name, check_relative_path
 from stepline.server.responses import json_response
+from stepline.server.stores.base import Store
 from stepline.server.wire import EventBatch, RunOpening
-from stepline.sinks.logbook import LogbookSink
 
 router = APIRouter(prefix="/api/v1")
 MAX_EVENTS_BYTES = 64 << 20  # decompressed
@@ -36,90 +32,14 @@ MAX_UPLOAD_BYTES = int(os.environ.get("STEPLINE_MAX_UPLOAD_BYTES", 1 << 30))
 _batch = TypeAdapter(EventBatch)
 
 
-class RunWriter:
-    """The server's single writer of one run: appends records it has not stored yet, under a lock."""
-
-    def __init__(self, path: Path, meta: dict[str, Any]) -> None:
-        self.path = path
-        self.lock = threading.Lock()
-        self.sink = LogbookSink(path, meta)
-        self.max_seq = {kind: _last_seq(layout.record_path(path, kind)) for kind in layout.RECORD_FILES}
-
-    def append(self, records: list[dict[str, Any]]) -> tuple[int, int]:
-        fresh = []
-        for record in records:
-            kind = record["type"]
-            if kind in self.max_seq:
-                if record["seq"] <= self.max_seq[kind]:
-                    continue  # sent again after a lost answer: already stored
-                self.max_seq[kind] = record["seq"]
-            fresh.append(record)
-        self.sink.write(fresh)
-        self.sink.flush()
-        return len(fresh), len(records) - len(fresh)
-
-
-def _last_seq(path: Path) -> int:
-    tail = RecordTail(path)
-    tail.read_new()
-    return tail.last_seq
-
-
-class Ingest:
-    """Every run writer of one server, created on first use."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._writers: dict[Path, RunWriter] = {}
-        self._lock = threading.Lock()
-
-    def open(self, project: str, run_id: str, meta: dict[str, Any]) -> RunWriter:
-        path = layout.run_dir(self.root, project, run_id)
-        meta = {**meta, "id": run_id, "project": project}
-        meta.setdefault("name", run_id)
-        meta.setdefault("status", "running")
-        meta.setdefault("started_at", time.time())
-        with self._lock:
-            writer = self._writers.get(path)
-            if writer is None:
-                path.mkdir(parents=True, exist_ok=True)
-                writer = self._writers[path] = RunWriter(path, meta)
-        with writer.lock:
-            writer.sink.replace_meta(meta)
-            writer.sink.flush()
-        return writer
-
-    def writer(self, project: str, run_id: str) -> RunWriter:
-        path = layout.run_dir(self.root, project, run_id)
-        with self._lock:
-            writer = self._writers.get(path)
-        if writer is not None:
-            return writer
-        meta = layout.read_meta(path)
-        if meta is None:
-            raise ConfigError(f"run {run_id} of project {project!r} was never opened: PUT it first")
-        return self.open(project, run_id, meta)
-
-    def forget(self, path: Path) -> None:
-        with self._lock:
-            self._writers.pop(path, None)
-
-    def forget_project(self, path: Path) -> None:
-        with self._lock:
-            for run_path in [p for p in self._writers if p.parent == path]:
-                del self._writers[run_path]
-
-
-def _ingest(request: Request) -> Ingest:
-    return request.app.state.ingest  # type: ignore[no-any-return]
+def _store(request: Request) -> Store:
+    return request.app.state.store  # type: ignore[no-any-return]
 
 
 @router.put("/projects/{project}/runs/{run_id}", summary="Create a run, or bring its metadata up to date")
 def open_run(request: Request, project: str, run_id: str, opening: RunOpening) -> Response:
-    writer = _ingest(request).open(check_name(project, "project"), check_name(run_id, "run id"), opening.meta)
-    base = writer.path / layout.FILES_DIR
-    files = {name: (base / name).stat().st_size for name in layout.list_files(base)}
-    return json_response({"run": run_id, "max_seq": writer.max_seq, "files": files})
+    writer = _store(request).open(check_name(project, "project"), check_name(run_id, "run id"), opening.meta)
+    return json_response({"run": run_id, "max_seq": writer.max_seq, "files": writer.files()})
 
 
 @router.post("/projects/{project}/runs/{run_id}/events", summary="Append records; each seq is stored once",
@@ -134,31 +54,34 @@ async def append_events(request: Request, project: str, run_id: str) -> Response
         raise RequestValidationError([{"loc": ["body"], "msg": f"not JSON: {err}", "type": "json_invalid"}]) from None
     except ValidationError as err:
         raise RequestValidationError([{**e, "loc": ["body", *e["loc"]]} for e in err.errors()]) from None
-    writer = _ingest(request).writer(project, run_id)
+    writer = _store(request).writer(project, run_id)
     records = [_restored(record) for record in raw["events"]]
-    with writer.lock:
-        accepted, duplicates = writer.append(records)
+
+    def append() -> tuple[int, int]:
+        with writer.lock:
+            return writer.append(records)
+
+    accepted, duplicates = await run_in_threadpool(append)  # the store may block (a database round trip)
     return json_response({"accepted": accepted, "duplicates": duplicates, "max_seq": writer.max_seq})
 
 
 @router.put("/projects/{project}/runs/{run_id}/files/{path:path}", summary="Upload a file (streamed)",
             openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}}})
 async def upload_file(request: Request, project: str, run_id: str, path: str) -> Response:
-    writer = _ingest(request).writer(project, run_id)
-    target = layout.file_path(writer.path, path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(layout.temporary_name(target.name))
+    check_relative_path(path, "file name")
+    writer = _store(request).writer(project, run_id)
+    receiver = await run_in_threadpool(writer.receive_file, path)
     size = 0
     try:
-        with open(temporary, "wb") as handle:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_UPLOAD_BYTES:
-                    raise ConfigError(f"file over the server's upload limit of {MAX_UPLOAD_BYTES} bytes")
-                handle.write(chunk)
-        temporary.replace(target)
-    finally:
-        temporary.unlink(missing_ok=True)
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_UPLOAD_BYTES:
+                raise ConfigError(f"file over the server's upload limit of {MAX_UPLOAD_BYTES} bytes")
+            await run_in_threadpool(receiver.write, chunk)
+        await run_in_threadpool(receiver.commit)
+    except BaseException:
+        await run_in_threadpool(receiver.abort)
+        raise
     return json_response({"path": path, "size": size})
 
 

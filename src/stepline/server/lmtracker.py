@@ -13,7 +13,6 @@ the run's keys and JSON types, and a later push with others is refused with "Inv
 
 from __future__ import annotations
 
-import shutil
 import time
 from typing import Any
 
@@ -96,7 +95,7 @@ async def create_project(request: Request) -> Response:
     names = await _checked(request, "name")
     if isinstance(names, Response):
         return names
-    layout.project_dir(request.app.state.store.root, names[0]).mkdir(parents=True, exist_ok=True)
+    request.app.state.store.create_project(names[0])
     return _ok()
 
 
@@ -109,8 +108,8 @@ async def push_metrics(request: Request) -> Response:
     metrics = (await _body(request)).get("metrics")
     if not isinstance(metrics, dict):
         return _fail("Invalid schema")
-    store, ingest = request.app.state.store, request.app.state.ingest
-    if not layout.project_dir(store.root, project).is_dir():
+    store = request.app.state.store
+    if not store.has_project(project):
         return _fail("No such file or directory (os error 2)")  # LMTracker's own answer
     schema = {key: _json_type(value) for key, value in metrics.items()}
     existing = _find_run(request, project, run_name)
@@ -118,13 +117,13 @@ async def push_metrics(request: Request) -> Response:
         run_id = layout.new_run_id()
         now = time.time()
         # LMTracker has no run status and no end: such a run reads as finished, ending at its last push.
-        writer = ingest.open(project, run_id, {"name": run_name, "status": "finished", "created_at": now,
+        writer = store.open(project, run_id, {"name": run_name, "status": "finished", "created_at": now,
                                                "started_at": now, "ended_at": now, "heartbeat_at": now,
-                                               "source": SOURCE, "user": _user(request),
-                                               "lmtracker_schema": schema, "tags": [SOURCE]})
+                                              "source": SOURCE, "user": _user(request),
+                                              "lmtracker_schema": schema, "tags": [SOURCE]})
     else:
-        writer = ingest.writer(project, existing["id"])
-        if writer.sink.meta.get("lmtracker_schema") != schema:
+        writer = store.writer(project, existing["id"])
+        if writer.meta.get("lmtracker_schema") != schema:
             return _fail("Invalid schema")
     values = {k: v for k, v in metrics.items() if k != "step"}
     if not all(schema[k] in ("number", "bool") for k in values):
@@ -134,7 +133,7 @@ async def push_metrics(request: Request) -> Response:
         seq = max(writer.max_seq.values()) + 1
         step = metrics["step"] if isinstance(metrics.get("step"), int) else seq - 1
         now = time.time()
-        writer.sink.replace_meta({**writer.sink.meta, "ended_at": now, "heartbeat_at": now})
+        writer.replace_meta({**writer.meta, "ended_at": now, "heartbeat_at": now})
         writer.append([{"type": events.METRICS, "seq": seq, "time": now, "step": step, "values": values}])
     return _ok()
 
@@ -147,14 +146,10 @@ async def get_run(request: Request) -> Response:
     found = _find_run(request, *names)
     if found is None:
         return _fail("Run not found")
-    cache = request.app.state.store.run(found["project"], found["id"])
-    rows: list[dict[str, Any]] = [{} for _ in range(cache.metric_records)]
-    for key, series in cache.series.items():
-        for index, value in enumerate(series.values):
-            rows[index][key] = value
-    if "step" in (cache.meta.get("lmtracker_schema") or {}) and cache.series:
-        for row, step in zip(rows, next(iter(cache.series.values())).steps):
-            row["step"] = step
+    store = request.app.state.store
+    with_step = "step" in (store.run(found["project"], found["id"])["meta"].get("lmtracker_schema") or {})
+    rows = [{**values, "step": step} if with_step else values
+            for step, values in store.metric_rows(found["project"], found["id"])]
     return _ok(metrics=rows)
 
 
@@ -166,9 +161,7 @@ async def delete_run(request: Request) -> Response:
     found = _find_run(request, *names)
     if found is None:
         return _fail("Run not found")
-    store = request.app.state.store
-    store.delete_run(found["project"], found["id"], force=True)
-    request.app.state.ingest.forget(layout.run_dir(store.root, found["project"], found["id"]))
+    request.app.state.store.delete_run(found["project"], found["id"], force=True)
     return _ok()
 
 
@@ -177,11 +170,10 @@ async def delete_project(request: Request) -> Response:
     names = await _checked(request, "name")
     if isinstance(names, Response):
         return names
-    path = layout.project_dir(request.app.state.store.root, names[0])
-    if not path.is_dir():
+    store = request.app.state.store
+    if not store.has_project(names[0]):
         return _fail("No such file or directory (os error 2)")
-    request.app.state.ingest.forget_project(path)
-    shutil.rmtree(path)
+    store.delete_project(names[0], force=True)
     return _ok()
 
 
@@ -189,9 +181,8 @@ async def delete_project(request: Request) -> Response:
 def get_projects(request: Request) -> Response:
     if not _user(request):
         return _fail(status=401)
-    root = request.app.state.store.root
-    projects = [{"name": name, "modified_at": int(layout.project_dir(root, name).stat().st_mtime)}
-                for name in layout.iter_projects(root)]
+    projects = [{"name": p["name"], "modified_at": int(p["last_activity"])}
+                for p in request.app.state.store.projects()]
     return _ok(projects=sorted(projects, key=lambda p: p["modified_at"]))
 
 

@@ -16,7 +16,6 @@ import json
 import math
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -25,10 +24,9 @@ from starlette.responses import Response
 from stepline import __version__, events
 from stepline.errors import InvalidNameError
 from stepline.logbook import layout
-from stepline.logbook.tail import RecordTail
 from stepline.names import check_name
-from stepline.server.ingest import RunWriter
 from stepline.server.responses import json_response
+from stepline.server.stores.base import RunWriter
 
 router = APIRouter(tags=["Trackio"])
 API_VERSION = 1
@@ -37,19 +35,17 @@ _SYSTEM_PREFIX = "system/"
 
 
 class TrackioRuns:
-    """Trackio's (project, run name) to stepline runs, and the log ids each run has stored."""
+    """The log ids each run has stored, read back from the store on first use since the server started."""
 
     def __init__(self) -> None:
-        self._log_ids: dict[Path, set[str]] = {}
+        self._log_ids: dict[tuple[str, str], set[str]] = {}
         self._lock = threading.Lock()
 
-    def log_ids(self, path: Path) -> set[str]:
+    def log_ids(self, project: str, run_id: str, writer: RunWriter) -> set[str]:
         with self._lock:
-            seen = self._log_ids.get(path)
-            if seen is None:  # first use since the server started: read them back from the run
-                tail = RecordTail(layout.record_path(path, events.METRICS))
-                seen = {r["log_id"] for r in tail.read_new() or [] if "log_id" in r}
-                self._log_ids[path] = seen
+            seen = self._log_ids.get((project, run_id))
+            if seen is None:
+                seen = self._log_ids[(project, run_id)] = writer.log_ids()
             return seen
 
 
@@ -123,25 +119,25 @@ def _bulk_log(request: Request, kwargs: dict[str, Any], system: bool) -> Respons
             return _error(str(err))
     stored = 0
     for entry in logs:
-        writer = _writer(request, entry["project"], entry["run"])
-        seen = request.app.state.trackio.log_ids(writer.path)
+        run_id, writer = _writer(request, entry["project"], entry["run"])
+        seen = request.app.state.trackio.log_ids(entry["project"], run_id, writer)
         with writer.lock:
             stored += _append(writer, entry, seen, system)
     return json_response({"data": {"stored": stored}})
 
 
-def _writer(request: Request, project: str, run: str) -> RunWriter:
-    store, ingest = request.app.state.store, request.app.state.ingest
+def _writer(request: Request, project: str, run: str) -> tuple[str, RunWriter]:
+    store = request.app.state.store
     # Only runs that Trackio clients made: a run pushed another way keeps its own records.
-    found = [r for r in store.runs(project) if r["name"] == run and SOURCE in r["tags"]] \
-        if layout.project_dir(store.root, project).is_dir() else []
+    found = [r for r in store.runs(project) if r["name"] == run and SOURCE in r["tags"]]
     if found:
-        return ingest.writer(project, found[-1]["id"])
+        return found[-1]["id"], store.writer(project, found[-1]["id"])
     now = time.time()
+    run_id = layout.new_run_id()
     # Trackio has no run status: such a run reads as finished, ending at its last log.
-    return ingest.open(project, layout.new_run_id(), {"name": run, "status": "finished", "created_at": now,
-                                                      "started_at": now, "ended_at": now, "heartbeat_at": now,
-                                                      "source": SOURCE, "tags": [SOURCE]})
+    return run_id, store.open(project, run_id, {"name": run, "status": "finished", "created_at": now,
+                                                "started_at": now, "ended_at": now, "heartbeat_at": now,
+                                                "source": SOURCE, "tags": [SOURCE]})
 
 
 def _append(writer: RunWriter, entry: dict[str, Any], seen: set[str], system: bool) -> int:
@@ -161,13 +157,13 @@ def _append(writer: RunWriter, entry: dict[str, Any], seen: set[str], system: bo
     if values:
         step = entry.get("step")
         if not isinstance(step, int):  # null: the run's largest step + 1, as in Trackio
-            step = writer.sink.meta.get("trackio_next_step", 0)
+            step = writer.meta.get("trackio_next_step", 0)
         record: dict[str, Any] = {"type": events.METRICS, "seq": seq, "time": now, "step": step, "values": values}
         if log_id is not None:
             record["log_id"] = log_id
         records.append(record)
-        meta = writer.sink.meta
-        writer.sink.replace_meta({**meta, "ended_at": now, "heartbeat_at": now,
+        meta = writer.meta
+        writer.replace_meta({**meta, "ended_at": now, "heartbeat_at": now,
                                   "trackio_next_step": max(step + 1, meta.get("trackio_next_step", 0))})
     if records:
         writer.append(records)

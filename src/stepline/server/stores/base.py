@@ -1,0 +1,149 @@
+"""What the server asks of a store, whichever keeps the runs: a logbook folder or a PostgreSQL database.
+
+    store = open_store("stepline_logs")                  # or "postgresql://user@host/db"
+    store.runs("mnist")                                  # every run's overview
+    writer = store.open("mnist", "a1b2c3d4", meta)       # the ingest side: one writer per run
+    with writer.lock:
+        writer.append(records)                           # each (run, seq) stored once
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+X_AXES = ("step", "epoch", "time")
+
+
+@dataclass
+class SeriesPoints:
+    """The points of one metric a query asked for: x, y and step, in logged order."""
+
+    key: str
+    count: int  # points in the whole series, however many were asked for
+    downsampled: bool
+    x: np.ndarray
+    y: np.ndarray
+    step: np.ndarray
+
+
+class FileReceiver(Protocol):
+    """An upload in progress: nothing of it is visible until :meth:`commit`."""
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def commit(self) -> int: ...
+
+    def abort(self) -> None: ...
+
+
+class RunWriter(Protocol):
+    """The server's single writer of one run. Callers hold :attr:`lock` around reading :attr:`max_seq` and
+    appending, so that the seq they pick is still free when the records land."""
+
+    lock: threading.Lock
+    max_seq: dict[str, int]  # the largest stored seq per record type (metrics, params, log)
+
+    @property
+    def meta(self) -> dict[str, Any]: ...
+
+    def replace_meta(self, meta: dict[str, Any]) -> None: ...
+
+    def append(self, records: list[dict[str, Any]]) -> tuple[int, int]:
+        """Store the records not stored yet; (accepted, duplicates)."""
+        ...
+
+    def files(self) -> dict[str, int]: ...
+
+    def receive_file(self, path: str) -> FileReceiver: ...
+
+    def log_ids(self) -> set[str]:
+        """The ``log_id`` fields of the run's metric records (Trackio's idempotency keys)."""
+        ...
+
+
+class Store(Protocol):
+    """Projects and runs, read by the query API and written by the ingest API."""
+
+    def describe(self) -> str: ...
+
+    def projects(self) -> list[dict[str, Any]]:
+        """Every project: name, run count, last activity (its creation time while it has no run)."""
+        ...
+
+    def create_project(self, project: str) -> None: ...
+
+    def has_project(self, project: str) -> bool: ...
+
+    def runs(self, project: str) -> list[dict[str, Any]]:
+        """Every run of ``project`` as an overview, oldest first."""
+        ...
+
+    def run(self, project: str, run_id: str) -> dict[str, Any]:
+        """One run's overview with its whole ``meta``; raises RunNotFoundError."""
+        ...
+
+    def metric_keys(self, project: str, run_id: str) -> list[str]: ...
+
+    def series(self, project: str, run_id: str, keys: list[str], x: str, points: int | None,
+               after: int) -> list[SeriesPoints]:
+        """Points of ``keys`` from index ``after`` on; at most ``points`` each, spikes and NaN kept (None: all)."""
+        ...
+
+    def metric_rows(self, project: str, run_id: str) -> list[tuple[int, dict[str, float]]]:
+        """(step, values) of each metric record, in logged order."""
+        ...
+
+    def logs(self, project: str, run_id: str, level: str | None, offset: int,
+             limit: int) -> tuple[int, list[dict[str, Any]]]: ...
+
+    def files(self, project: str, run_id: str) -> dict[str, int]: ...
+
+    def read_file(self, project: str, run_id: str, path: str) -> tuple[int, Iterator[bytes]]:
+        """(size, chunks) of a run's file; raises RunNotFoundError when there is no such file."""
+        ...
+
+    def delete_run(self, project: str, run_id: str, *, force: bool = False) -> None: ...
+
+    def delete_project(self, project: str, *, force: bool = False) -> int: ...
+
+    def open(self, project: str, run_id: str, meta: dict[str, Any]) -> RunWriter:
+        """The run's writer, creating the run or taking ``meta`` as its metadata."""
+        ...
+
+    def writer(self, project: str, run_id: str) -> RunWriter:
+        """The writer of a run opened before; raises ConfigError when it never was."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def overview(meta: dict[str, Any], status: str, params: dict[str, Any], steps: int,
+             metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A run as the runs list shows it, the same from every store."""
+    started, ended = meta.get("started_at"), meta.get("ended_at")
+    last_activity = ended or meta.get("heartbeat_at") or started
+    return {
+        "id": meta.get("id"),
+        "name": meta.get("name"),
+        "project": meta.get("project"),
+        "status": status,
+        "started_at": started,
+        "ended_at": ended,
+        "duration": (last_activity - started) if last_activity and started else None,
+        "last_activity": last_activity,
+        "tags": meta.get("tags") or [],
+        "params": params,
+        "steps": steps,
+        "metrics": metrics,
+    }
+
+
+def check_axis(x: str) -> str:
+    if x not in X_AXES:
+        raise ValueError(f"x={x!r} must be one of {', '.join(X_AXES)}")
+    return x

@@ -1,0 +1,286 @@
+"""The default store: a logbook folder, the same one training processes write into.
+
+Runs are read through per-run caches that parse only appended bytes; runs pushed over HTTP are written
+with the logbook's own sink, so a served folder and a local one look alike (docs/format.md).
+
+    store = LogbookStore("stepline_logs")
+    store.runs("mnist")                      # every run's overview, current as of this call
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stepline import events
+from stepline.config import heartbeat_timeout as configured_heartbeat_timeout
+from stepline.config import logbook_root
+from stepline.errors import ConfigError, RunNotFoundError
+from stepline.logbook import layout
+from stepline.logbook.reader import derived_status
+from stepline.logbook.tail import RecordTail
+from stepline.names import check_name
+from stepline.server.downsample import keep_extremes
+from stepline.server.stores.base import SeriesPoints, check_axis, overview
+from stepline.server.stores.logbook_cache import RunCache
+from stepline.sinks.logbook import LogbookSink
+
+_CHUNK = 1 << 20
+
+
+class LogbookStore:
+    """Runs of one logbook folder."""
+
+    def __init__(self, root: str | Path | None = None, *, heartbeat_timeout: float | None = None) -> None:
+        self.root = logbook_root(root)
+        self.heartbeat_timeout = heartbeat_timeout or configured_heartbeat_timeout()
+        self._caches: dict[Path, RunCache] = {}
+        self._writers: dict[Path, LogbookRunWriter] = {}
+        self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        return str(self.root.resolve())
+
+    def projects(self) -> list[dict[str, Any]]:
+        found = []
+        for project in layout.iter_projects(self.root):
+            runs = self.runs(project)
+            created = layout.project_dir(self.root, project).stat().st_mtime
+            last = max([r["last_activity"] or 0.0 for r in runs], default=created)
+            found.append({"name": project, "runs": len(runs), "last_activity": last})
+        return found
+
+    def create_project(self, project: str) -> None:
+        layout.project_dir(self.root, project).mkdir(parents=True, exist_ok=True)
+
+    def has_project(self, project: str) -> bool:
+        return layout.project_dir(self.root, project).is_dir()
+
+    def runs(self, project: str) -> list[dict[str, Any]]:
+        check_name(project, "project")
+        overviews = []
+        for path in layout.iter_run_dirs(self.root, project):
+            cache = self._refreshed(path)
+            if cache is not None and cache.meta:
+                overviews.append(self._overview(cache))
+        overviews.sort(key=lambda r: (r["started_at"] or 0.0, r["id"]))
+        return overviews
+
+    def run(self, project: str, run_id: str) -> dict[str, Any]:
+        cache = self._cache(project, run_id)
+        return {**self._overview(cache), "meta": dict(cache.meta)}
+
+    def metric_keys(self, project: str, run_id: str) -> list[str]:
+        return list(self._cache(project, run_id).series)
+
+    def series(self, project: str, run_id: str, keys: list[str], x: str, points: int | None,
+               after: int) -> list[SeriesPoints]:
+        check_axis(x)
+        cache = self._cache(project, run_id)
+        found = []
+        for key in keys:
+            series = cache.series.get(key)
+            if series is None:
+                found.append(SeriesPoints(key, 0, False, *(np.empty(0) for _ in range(3))))
+                continue
+            steps, values, times, epochs = (column[after:] for column in series.arrays())
+            xs = {"step": steps, "epoch": epochs, "time": times}[x]
+            downsampled = False
+            if points is not None:
+                keep = keep_extremes(values, points)
+                if len(keep) < len(values):
+                    xs, values, steps, downsampled = xs[keep], values[keep], steps[keep], True
+            found.append(SeriesPoints(key, len(series.steps), downsampled, xs, values, steps))
+        return found
+
+    def metric_rows(self, project: str, run_id: str) -> list[tuple[int, dict[str, float]]]:
+        path = self._cache(project, run_id).path
+        records = RecordTail(layout.record_path(path, events.METRICS)).read_new() or []
+        return [(r.get("step", 0), r.get("values") or {}) for r in records]
+
+    def logs(self, project: str, run_id: str, level: str | None, offset: int,
+             limit: int) -> tuple[int, list[dict[str, Any]]]:
+        lines = self._cache(project, run_id).logs
+        if level:
+            lines = [line for line in lines if line.get("level") == level.upper()]
+        return len(lines), lines[offset: offset + limit]
+
+    def files(self, project: str, run_id: str) -> dict[str, int]:
+        return _files(self._cache(project, run_id).path)
+
+    def read_file(self, project: str, run_id: str, path: str) -> tuple[int, Iterator[bytes]]:
+        run_path = self._cache(project, run_id).path
+        target = layout.file_path(run_path, path)  # validated: no '..', no absolute path
+        base = (run_path / layout.FILES_DIR).resolve()
+        resolved = target.resolve()
+        if not resolved.is_relative_to(base) or not resolved.is_file():  # a symlink pointing out is refused too
+            raise RunNotFoundError(f"run {run_id} has no file {path!r}")
+        return resolved.stat().st_size, _chunks(resolved)
+
+    def delete_run(self, project: str, run_id: str, *, force: bool = False) -> None:
+        cache = self._cache(project, run_id)
+        if self._status(cache) == "running" and not force:
+            raise ConfigError(f"run {run_id} is still running; stop it first, or delete with force")
+        with self._lock:
+            self._caches.pop(cache.path, None)
+            self._writers.pop(cache.path, None)
+        shutil.rmtree(cache.path)
+
+    def delete_project(self, project: str, *, force: bool = False) -> int:
+        if not self.has_project(project):
+            raise RunNotFoundError(f"no project {project!r}")
+        runs = self.runs(project)
+        running = [r["id"] for r in runs if r["status"] == "running"]
+        if running and not force:
+            raise ConfigError(f"project {project!r} has running runs ({', '.join(running)}); stop them, or use force")
+        path = layout.project_dir(self.root, project)
+        with self._lock:
+            for table in (self._caches, self._writers):
+                for run_path in [p for p in table if p.parent == path]:
+                    del table[run_path]
+        shutil.rmtree(path)
+        return len(runs)
+
+    def open(self, project: str, run_id: str, meta: dict[str, Any]) -> LogbookRunWriter:
+        path = layout.run_dir(self.root, project, run_id)
+        meta = {**meta, "id": run_id, "project": project}
+        meta.setdefault("name", run_id)
+        meta.setdefault("status", "running")
+        meta.setdefault("started_at", time.time())
+        with self._lock:
+            writer = self._writers.get(path)
+            if writer is None:
+                path.mkdir(parents=True, exist_ok=True)
+                writer = self._writers[path] = LogbookRunWriter(path, meta)
+        with writer.lock:
+            writer.replace_meta(meta)
+        return writer
+
+    def writer(self, project: str, run_id: str) -> LogbookRunWriter:
+        path = layout.run_dir(self.root, project, run_id)
+        with self._lock:
+            writer = self._writers.get(path)
+        if writer is not None:
+            return writer
+        meta = layout.read_meta(path)
+        if meta is None:
+            raise ConfigError(f"run {run_id} of project {project!r} was never opened: PUT it first")
+        return self.open(project, run_id, meta)
+
+    def close(self) -> None:
+        with self._lock:
+            for writer in self._writers.values():
+                writer.sink.close()
+            self._writers.clear()
+
+    def _cache(self, project: str, run_id: str) -> RunCache:
+        cache = self._refreshed(layout.run_dir(self.root, project, run_id))
+        if cache is None or not cache.meta:
+            raise RunNotFoundError(f"no run {run_id!r} in project {project!r}")
+        return cache
+
+    def _status(self, cache: RunCache) -> str:
+        return derived_status(cache.meta, self.heartbeat_timeout)
+
+    def _overview(self, cache: RunCache) -> dict[str, Any]:
+        meta = {"id": cache.path.name, "project": cache.path.parent.name, **cache.meta}
+        metrics = {key: series.summary() for key, series in cache.series.items()}
+        return overview(meta, self._status(cache), cache.params, cache.metric_records, metrics)
+
+    def _refreshed(self, path: Path) -> RunCache | None:
+        with self._lock:  # one refresh at a time: each parses only what was appended, so it is quick
+            cache = self._caches.get(path)
+            if cache is None:
+                cache = self._caches[path] = RunCache(path)
+            if not cache.refresh():
+                self._caches.pop(path, None)
+                return None
+        return cache
+
+
+class LogbookRunWriter:
+    """Appends records to one run's folder with the logbook's sink, each seq once."""
+
+    def __init__(self, path: Path, meta: dict[str, Any]) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self.sink = LogbookSink(path, meta)
+        self.max_seq = {kind: _last_seq(layout.record_path(path, kind)) for kind in layout.RECORD_FILES}
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.sink.meta
+
+    def replace_meta(self, meta: dict[str, Any]) -> None:
+        self.sink.replace_meta(meta)
+        self.sink.flush()
+
+    def append(self, records: list[dict[str, Any]]) -> tuple[int, int]:
+        fresh = []
+        for record in records:
+            kind = record["type"]
+            if kind in self.max_seq:
+                if record["seq"] <= self.max_seq[kind]:
+                    continue  # sent again after a lost answer: already stored
+                self.max_seq[kind] = record["seq"]
+            fresh.append(record)
+        self.sink.write(fresh)
+        self.sink.flush()
+        return len(fresh), len(records) - len(fresh)
+
+    def files(self) -> dict[str, int]:
+        return _files(self.path)
+
+    def receive_file(self, path: str) -> _FileReceiver:
+        return _FileReceiver(layout.file_path(self.path, path))
+
+    def log_ids(self) -> set[str]:
+        records = RecordTail(layout.record_path(self.path, events.METRICS)).read_new() or []
+        return {r["log_id"] for r in records if "log_id" in r}
+
+
+class _FileReceiver:
+    """An upload written beside its target and moved into place whole."""
+
+    def __init__(self, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.target = target
+        self.temporary = target.with_name(layout.temporary_name(target.name))
+        self.handle = open(self.temporary, "wb")
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.handle.write(chunk)
+        self.size += len(chunk)
+
+    def commit(self) -> int:
+        self.handle.close()
+        self.temporary.replace(self.target)
+        return self.size
+
+    def abort(self) -> None:
+        self.handle.close()
+        self.temporary.unlink(missing_ok=True)
+
+
+def _files(run_path: Path) -> dict[str, int]:
+    base = run_path / layout.FILES_DIR
+    return {name: (base / name).stat().st_size for name in layout.list_files(base)}
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            yield chunk
+
+
+def _last_seq(path: Path) -> int:
+    tail = RecordTail(path)
+    tail.read_new()
+    return tail.last_seq
