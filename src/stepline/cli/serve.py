@@ -1,4 +1,5 @@
-"""``stepline serve [DIR]``: the dashboard and API over a logbook, on 127.0.0.1 unless told otherwise."""
+"""``stepline serve [DIR] [--store postgresql://...]``: the dashboard and API over a store of runs, on 127.0.0.1
+unless told otherwise."""
 
 from __future__ import annotations
 
@@ -37,21 +38,24 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from stepline.server.app import create_app
-        from stepline.server.stores import LogbookStore
+        from stepline.server.stores import open_store
     except ImportError as err:
         raise ConfigError(f"stepline serve needs the server extra ({err.name} is missing): "
                           "pip install 'stepline[server]'") from None
-    store = LogbookStore(args.logbook or args.dir)
+    store = open_store(args.store or str(logbook_root(args.logbook or args.dir)))
     origins = [o for o in (args.cors_origin or []) if o]
-    app = create_app(store, cors_origins=origins, require_token=require_token)
+    auth = AuthStore(logbook_root(args.logbook or args.dir))
+    app = create_app(store, auth=auth, cors_origins=origins, require_token=require_token)
     url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/"
-    print(f"stepline is serving {store.root.resolve()} at {url}  (Ctrl-C stops it)", flush=True)
+    print(f"stepline is serving {store.describe()} at {url}  (Ctrl-C stops it)", flush=True)
     if args.open:
         webbrowser.open(url)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     except KeyboardInterrupt:
         pass
+    finally:
+        store.close()
     print("stepline serve stopped.", file=sys.stderr)
     return 0
 
@@ -61,6 +65,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                               description="Serve the web dashboard and HTTP API over a logbook, live.")
     sub.add_argument("logbook", nargs="?", help="the logbook folder (default: $STEPLINE_DIR or ./stepline_logs)")
     sub.add_argument("--dir", help=argparse.SUPPRESS)
+    sub.add_argument("--store", help="keep the runs in PostgreSQL instead: postgresql://user@host/db (the folder "
+                                     "then holds only the users and tokens); needs stepline[postgres]")
     sub.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     sub.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     sub.add_argument("--open", action="store_true", help="open the dashboard in a browser")

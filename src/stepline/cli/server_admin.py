@@ -1,4 +1,5 @@
-"""``stepline server user|token``: the users and API tokens of a stepline server's logbook."""
+"""``stepline server user|token|migrate``: a stepline server's users and API tokens, and moving its runs into
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -45,9 +46,39 @@ def list_tokens(args: argparse.Namespace) -> int:
     return 0
 
 
+def migrate_runs(args: argparse.Namespace) -> int:
+    from stepline.errors import ConfigError
+
+    try:
+        from stepline.server.migrate import migrate
+        from stepline.server.stores import open_store
+    except ImportError as err:
+        raise ConfigError(f"stepline server migrate needs the server extra ({err.name} is missing): "
+                          "pip install 'stepline[server,postgres]'") from None
+    source = logbook_root(args.source)
+    if not source.is_dir():
+        raise ConfigError(f"--from {args.source}: no such logbook folder")
+    target = open_store(args.to)
+    try:
+        added, files = migrate(source, target, _progress_bar)
+    finally:
+        target.close()
+    print(f"\n{added:,} records and {files} files added to {target.describe()}; the rest was there already",
+          file=sys.stderr)
+    return 0
+
+
+def _progress_bar(done: int, total: int, runs_done: int, runs_total: int) -> None:
+    width = 30
+    filled = width * done // total if total else width
+    percent = 100 * done // total if total else 100
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {percent:3d}%  {done:,}/{total:,} records  "
+          f"{runs_done}/{runs_total} runs", end="", file=sys.stderr, flush=True)
+
+
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    server = commands.add_parser("server", help="users and API tokens of a stepline server")
-    groups = server.add_subparsers(dest="group", required=True, metavar="user|token")
+    server = commands.add_parser("server", help="users and API tokens of a stepline server; migrate its runs")
+    groups = server.add_subparsers(dest="group", required=True, metavar="user|token|migrate")
 
     def add(group: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
         sub = group.add_parser(name, help=help, description=help)
@@ -70,3 +101,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("id")
     sub.set_defaults(handler=revoke_token)
     add(tokens, "list", "list tokens (ids, users, projects; never the tokens)").set_defaults(handler=list_tokens)
+
+    sub = groups.add_parser("migrate", help="copy a logbook folder's runs into PostgreSQL (safe to run again)",
+                            description="Copy every run of a logbook folder into another store, such as PostgreSQL. "
+                                        "Records already there are skipped, so it can be run again, or after an "
+                                        "interruption, without doubling anything.")
+    sub.add_argument("--from", dest="source", required=True, help="the logbook folder")
+    sub.add_argument("--to", required=True, help="the store: postgresql://user@host/db")
+    sub.set_defaults(handler=migrate_runs)

@@ -15,17 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from stepline import events
 from stepline.errors import warn
 from stepline.logbook import layout
 from stepline.logbook.tail import RecordTail
-from stepline.remote.client import RemoteClient, RemoteRejected, RemoteUnavailable
-from stepline.remote.lmtracker import LMTrackerTransport
-from stepline.remote.mlflow import MLflowTransport
-from stepline.remote.trackio import TrackioTransport
-from stepline.remote.traintrack import TrainTrackTransport
+from stepline.remote.client import RemoteRejected, RemoteUnavailable
 
 BATCH_RECORDS = 5000
 # Params before metrics: a peer that keeps one config per run (Trackio) gets it with the first point.
@@ -34,10 +30,20 @@ POLL_INTERVAL = 0.5
 MAX_BACKOFF = 30.0
 
 
+class Transport(Protocol):
+    """Where a shipper sends a run: a stepline server, a peer tracker, or a store in this process."""
+
+    token: str | None  # what the run was told to authenticate with, kept for a reopened run
+
+    def open_run(self, project: str, run_id: str, meta: dict[str, Any]) -> dict[str, Any]: ...
+
+    def send_events(self, project: str, run_id: str, records: list[dict[str, Any]]) -> dict[str, Any]: ...
+
+    def upload(self, project: str, run_id: str, relative: str, path: Path) -> dict[str, Any]: ...
+
+
 class Shipper:
-    def __init__(self, run_path: Path,
-                 client: RemoteClient | MLflowTransport | TrackioTransport | LMTrackerTransport
-                 | TrainTrackTransport) -> None:
+    def __init__(self, run_path: Path, client: Transport) -> None:
         self.path = run_path
         self.client = client
         self._tails = {kind: RecordTail(layout.record_path(run_path, kind)) for kind in SHIP_ORDER}

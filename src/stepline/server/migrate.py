@@ -1,0 +1,89 @@
+"""``stepline server migrate``: move a logbook folder's runs into another store, PostgreSQL above all.
+
+It is the shipper of ``stepline sync`` with the store itself in place of a server: the same reading of the
+logbook, the same per-(run, seq) deduplication, so running it again adds nothing and an interrupted
+migration picks up where it stopped.
+
+    migrate(Path("stepline_logs"), PostgresStore("postgresql://stepline@db/stepline"), progress=print_bar)
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from stepline.logbook import layout
+from stepline.logbook.reader import Logbook
+from stepline.remote.shipper import Shipper
+from stepline.server.stores.base import Store
+
+
+class StoreTransport:
+    """A shipper's transport that writes into a store in this process instead of a server over HTTP."""
+
+    token: str | None = None
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def open_run(self, project: str, run_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+        writer = self.store.open(project, run_id, meta)
+        return {"max_seq": writer.max_seq, "files": writer.files()}
+
+    def send_events(self, project: str, run_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        writer = self.store.writer(project, run_id)
+        with writer.lock:
+            writer.append(records)
+        return {"max_seq": writer.max_seq}
+
+    def upload(self, project: str, run_id: str, relative: str, path: Path) -> dict[str, Any]:
+        receiver = self.store.writer(project, run_id).receive_file(relative)
+        try:
+            with open(path, "rb") as handle:
+                shutil.copyfileobj(handle, receiver)
+            size = receiver.commit()
+        except BaseException:
+            receiver.abort()
+            raise
+        return {"path": relative, "size": size}
+
+
+def migrate(source: str | Path, target: Store, progress: Callable[[int, int, int, int], None] | None = None,
+            ) -> tuple[int, int]:
+    """Copy every run of the logbook at ``source`` into ``target``; (records, files) it had to add.
+    ``progress(records_done, records_total, runs_done, runs_total)`` is called as batches land."""
+    runs = Logbook(source).runs()
+    total = sum(_lines_total(view.path) for view in runs)
+    transport = StoreTransport(target)
+    done = added = files = 0
+    for number, view in enumerate(runs):
+        shipper = Shipper(view.path, transport)
+        already = _lines_total(view.path)
+
+        def landed(count: int, number: int = number) -> None:
+            nonlocal done
+            done += count
+            if progress:
+                progress(done, total, number, len(runs))
+
+        shipper.ship(landed)
+        done += already - shipper.records_sent  # stored by an earlier migration: counted as done
+        added += shipper.records_sent
+        files += shipper.files_sent
+        if progress:
+            progress(done, total, number + 1, len(runs))
+    return added, files
+
+
+def _lines_total(run_path: Path) -> int:
+    return sum(_lines(layout.record_path(run_path, kind)) for kind in layout.RECORD_FILES)
+
+
+def _lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as handle:
+            return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+    except FileNotFoundError:
+        return 0

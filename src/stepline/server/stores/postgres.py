@@ -1,0 +1,479 @@
+"""The PostgreSQL store: a team server's runs in one database instead of one disk.
+
+Points go in with COPY, one row per point, keyed by (series, place in the series); downsampling is one
+grouped scan in SQL; each run's (kind, seq) is stored once, under a lock on the run's row, so two server
+processes on one database store a record once too. The schema is stepline's own (postgres_schema.py).
+
+    store = PostgresStore("postgresql://stepline@db.internal/stepline")
+    store.runs("mnist")
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb, set_json_loads
+from psycopg_pool import ConnectionPool
+
+from stepline import events
+from stepline.config import heartbeat_timeout as configured_heartbeat_timeout
+from stepline.errors import ConfigError, RunNotFoundError
+from stepline.logbook.reader import derived_status
+from stepline.names import check_name
+from stepline.params import apply_operation
+from stepline.server.stores.base import SeriesPoints, check_axis, overview
+from stepline.server.stores.postgres_schema import upgrade
+
+CHUNK_BYTES = 1 << 20  # a file is kept as rows of this many bytes
+_STANDARD_METRIC_FIELDS = {"type", "seq", "time", "step", "epoch", "values"}
+_POINT_COLUMNS = ("i", "step", "value", "time", "epoch")
+_LAST_ACTIVITY = ("coalesce((r.meta->>'ended_at')::float8, (r.meta->>'heartbeat_at')::float8, "
+                  "(r.meta->>'started_at')::float8)")
+
+
+def _json(value: Any) -> Jsonb:
+    # jsonb cannot hold U+0000: a NUL in a log line becomes U+2400 (the symbol for NUL) rather than fail the batch.
+    return Jsonb(value, dumps=lambda v: orjson.dumps(v).decode().replace("\\u0000", "\u2400"))
+
+
+def _text(value: str) -> str:
+    return value.replace("\0", "\u2400")
+
+
+class PostgresStore:
+    """Runs in a PostgreSQL database; the schema is created or upgraded on opening."""
+
+    def __init__(self, url: str, *, heartbeat_timeout: float | None = None, max_connections: int = 10) -> None:
+        self.url = url
+        self.heartbeat_timeout = heartbeat_timeout or configured_heartbeat_timeout()
+        try:
+            with psycopg.connect(url) as connection:
+                self.schema_version = upgrade(connection)
+        except psycopg.OperationalError as err:
+            raise ConfigError(f"cannot open the PostgreSQL store {_redacted(url)}: {str(err).strip()}") from None
+        self.pool = ConnectionPool(url, min_size=1, max_size=max_connections, configure=_configure, open=True)
+        self._writers: dict[tuple[str, str], PostgresRunWriter] = {}
+        self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        return f"{_redacted(self.url)} (PostgreSQL, schema {self.schema_version})"
+
+    def projects(self) -> list[dict[str, Any]]:
+        with self.pool.connection() as db:
+            rows = db.execute(f"""
+                SELECT p.name, count(r.pk), coalesce(max({_LAST_ACTIVITY}), p.created_at)
+                FROM projects p LEFT JOIN runs r ON r.project = p.name
+                GROUP BY p.name ORDER BY p.name""").fetchall()
+        return [{"name": name, "runs": count, "last_activity": last} for name, count, last in rows]
+
+    def create_project(self, project: str) -> None:
+        with self.pool.connection() as db:
+            _create_project(db, check_name(project, "project"))
+
+    def has_project(self, project: str) -> bool:
+        with self.pool.connection() as db:
+            return db.execute("SELECT 1 FROM projects WHERE name = %s", (check_name(project, "project"),)).fetchone() \
+                is not None
+
+    def runs(self, project: str) -> list[dict[str, Any]]:
+        check_name(project, "project")
+        with self.pool.connection() as db:
+            rows = db.execute("SELECT pk, meta, params, metric_records FROM runs r WHERE project = %s",
+                              (project,)).fetchall()
+            metrics = _series_summaries(db, [row[0] for row in rows])
+        found = [self._overview(meta, params, records, metrics.get(pk, {})) for pk, meta, params, records in rows]
+        found.sort(key=lambda r: (r["started_at"] or 0.0, r["id"]))
+        return found
+
+    def run(self, project: str, run_id: str) -> dict[str, Any]:
+        with self.pool.connection() as db:
+            pk, meta, params, records = self._row(db, project, run_id, "pk, meta, params, metric_records")
+            metrics = _series_summaries(db, [pk]).get(pk, {})
+        return {**self._overview(meta, params, records, metrics), "meta": meta}
+
+    def metric_keys(self, project: str, run_id: str) -> list[str]:
+        with self.pool.connection() as db:
+            [pk] = self._row(db, project, run_id, "pk")
+            rows = db.execute("SELECT key FROM series WHERE run = %s ORDER BY position", (pk,)).fetchall()
+        return [key for (key,) in rows]
+
+    def series(self, project: str, run_id: str, keys: list[str], x: str, points: int | None,
+               after: int) -> list[SeriesPoints]:
+        column = _POINT_COLUMNS.index(check_axis(x))
+        found = []
+        with self.pool.connection() as db:
+            [pk] = self._row(db, project, run_id, "pk")
+            for key in keys:
+                row = db.execute("SELECT pk, count, nan_count FROM series WHERE run = %s AND key = %s",
+                                 (pk, key)).fetchone()
+                if row is None:
+                    found.append(SeriesPoints(key, 0, False, *(np.empty(0) for _ in range(3))))
+                    continue
+                series, count, nan_count = row
+                wanted = count - after
+                downsampled = points is not None and wanted > max(points, 8)
+                if downsampled:
+                    assert points is not None
+                    rows = _downsampled(db, series, after, count, points, nan_count > 0)
+                else:
+                    rows = db.execute("SELECT i, step, value, time, epoch FROM points WHERE series = %s AND i >= %s "
+                                      "ORDER BY i", (series, after)).fetchall()
+                table = np.array(rows, dtype=float).reshape(-1, len(_POINT_COLUMNS))
+                found.append(SeriesPoints(key, count, downsampled, table[:, column], table[:, 2], table[:, 1]))
+        return found
+
+    def metric_rows(self, project: str, run_id: str) -> list[tuple[int, dict[str, float]]]:
+        with self.pool.connection() as db:
+            [pk] = self._row(db, project, run_id, "pk")
+            points = db.execute("SELECT p.seq, p.step, s.key, p.value FROM points p JOIN series s ON s.pk = p.series "
+                                "WHERE s.run = %s ORDER BY p.seq, s.position", (pk,)).fetchall()
+        rows: dict[int, tuple[int, dict[str, float]]] = {}
+        for seq, step, key, value in points:
+            rows.setdefault(seq, (step, {}))[1][key] = value
+        return list(rows.values())
+
+    def logs(self, project: str, run_id: str, level: str | None, offset: int,
+             limit: int) -> tuple[int, list[dict[str, Any]]]:
+        where = "run = %s AND kind = 'log'"
+        arguments: list[Any] = [self._pk(project, run_id)]
+        if level:
+            where += " AND record->>'level' = %s"
+            arguments.append(level.upper())
+        with self.pool.connection() as db:
+            row = db.execute(f"SELECT count(*) FROM records WHERE {where}", arguments).fetchone()
+            page = db.execute(f"SELECT record FROM records WHERE {where} ORDER BY seq OFFSET %s LIMIT %s",
+                              [*arguments, offset, limit]).fetchall()
+        return (row[0] if row else 0), [record for (record,) in page]
+
+    def files(self, project: str, run_id: str) -> dict[str, int]:
+        with self.pool.connection() as db:
+            return _files(db, self._pk(project, run_id))
+
+    def read_file(self, project: str, run_id: str, path: str) -> tuple[int, Iterator[bytes]]:
+        pk = self._pk(project, run_id)
+        with self.pool.connection() as db:
+            row = db.execute("SELECT size, chunks FROM files WHERE run = %s AND path = %s", (pk, path)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"run {run_id} has no file {path!r}")
+        size, chunks = row
+
+        def read() -> Iterator[bytes]:  # a chunk a query, so a large file never sits in memory whole
+            for n in range(chunks):
+                with self.pool.connection() as db:
+                    chunk = db.execute("SELECT data FROM file_chunks WHERE run = %s AND path = %s AND n = %s",
+                                       (pk, path, n)).fetchone()
+                if chunk is None:
+                    raise RunNotFoundError(f"run {run_id}'s file {path!r} was replaced while being read")
+                yield chunk[0]
+
+        return size, read()
+
+    def delete_run(self, project: str, run_id: str, *, force: bool = False) -> None:
+        with self.pool.connection() as db:
+            pk, meta = self._row(db, project, run_id, "pk, meta")
+            if derived_status(meta, self.heartbeat_timeout) == "running" and not force:
+                raise ConfigError(f"run {run_id} is still running; stop it first, or delete with force")
+            db.execute("DELETE FROM points WHERE series IN (SELECT pk FROM series WHERE run = %s)", (pk,))
+            db.execute("DELETE FROM runs WHERE pk = %s", (pk,))
+        with self._lock:
+            self._writers.pop((project, run_id), None)
+
+    def delete_project(self, project: str, *, force: bool = False) -> int:
+        if not self.has_project(project):
+            raise RunNotFoundError(f"no project {project!r}")
+        runs = self.runs(project)
+        running = [r["id"] for r in runs if r["status"] == "running"]
+        if running and not force:
+            raise ConfigError(f"project {project!r} has running runs ({', '.join(running)}); stop them, or use force")
+        with self.pool.connection() as db:
+            db.execute("DELETE FROM points WHERE series IN (SELECT s.pk FROM series s JOIN runs r ON r.pk = s.run "
+                       "WHERE r.project = %s)", (project,))
+            db.execute("DELETE FROM projects WHERE name = %s", (project,))
+        with self._lock:
+            for key in [key for key in self._writers if key[0] == project]:
+                del self._writers[key]
+        return len(runs)
+
+    def open(self, project: str, run_id: str, meta: dict[str, Any]) -> PostgresRunWriter:
+        check_name(project, "project")
+        check_name(run_id, "run id")
+        meta = {**meta, "id": run_id, "project": project}
+        meta.setdefault("name", run_id)
+        meta.setdefault("status", "running")
+        meta.setdefault("started_at", time.time())
+        with self._lock:
+            writer = self._writers.get((project, run_id))
+        if writer is not None:
+            with writer.lock:
+                writer.replace_meta(meta)
+            return writer
+        with self.pool.connection() as db:
+            _create_project(db, project)
+            row = db.execute("INSERT INTO runs (project, id, meta) VALUES (%s, %s, %s) ON CONFLICT (project, id) "
+                             "DO UPDATE SET meta = excluded.meta RETURNING pk, max_seq",
+                             (project, run_id, _json(meta))).fetchone()
+        assert row is not None
+        with self._lock:
+            return self._writers.setdefault((project, run_id), PostgresRunWriter(self.pool, row[0], meta, row[1]))
+
+    def writer(self, project: str, run_id: str) -> PostgresRunWriter:
+        with self._lock:
+            writer = self._writers.get((project, run_id))
+        if writer is not None:
+            return writer
+        with self.pool.connection() as db:
+            row = db.execute("SELECT meta FROM runs WHERE project = %s AND id = %s", (project, run_id)).fetchone()
+        if row is None:
+            raise ConfigError(f"run {run_id} of project {project!r} was never opened: PUT it first")
+        return self.open(project, run_id, row[0])
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def _row(self, db: psycopg.Connection, project: str, run_id: str, columns: str) -> tuple[Any, ...]:
+        check_name(project, "project")
+        check_name(run_id, "run id")
+        row = db.execute(f"SELECT {columns} FROM runs WHERE project = %s AND id = %s",  # columns: ours, not a user's
+                         (project, run_id)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"no run {run_id!r} in project {project!r}")
+        return tuple(row)
+
+    def _pk(self, project: str, run_id: str) -> int:
+        with self.pool.connection() as db:
+            return int(self._row(db, project, run_id, "pk")[0])
+
+    def _overview(self, meta: dict[str, Any], params: dict[str, Any], records: int,
+                  metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return overview(meta, derived_status(meta, self.heartbeat_timeout), params, records, metrics)
+
+
+class PostgresRunWriter:
+    """Appends one run's records in one transaction a batch, under a lock on the run's row."""
+
+    def __init__(self, pool: ConnectionPool, pk: int, meta: dict[str, Any], max_seq: dict[str, int]) -> None:
+        self.pool = pool
+        self.pk = pk
+        self.lock = threading.Lock()
+        self._meta = dict(meta)
+        self.max_seq = dict(max_seq)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self._meta
+
+    def replace_meta(self, meta: dict[str, Any]) -> None:
+        self._meta = dict(meta)
+        with self.pool.connection() as db:
+            db.execute("UPDATE runs SET meta = %s WHERE pk = %s", (_json(self._meta), self.pk))
+
+    def append(self, records: list[dict[str, Any]]) -> tuple[int, int]:
+        with self.pool.connection() as db:
+            row = db.execute("SELECT max_seq, params, metric_records FROM runs WHERE pk = %s FOR UPDATE",
+                             (self.pk,)).fetchone()
+            if row is None:
+                raise RunNotFoundError("the run was deleted while records for it arrived")
+            max_seq, params, metric_records = row
+            fresh = []
+            for record in records:
+                kind = record["type"]
+                if kind in max_seq:
+                    if record["seq"] <= max_seq[kind]:
+                        continue  # sent again after a lost answer: already stored
+                    max_seq[kind] = record["seq"]
+                fresh.append(record)
+            metrics = [r for r in fresh if r["type"] == events.METRICS]
+            if metrics:
+                self._append_points(db, metrics)
+            kept = [(r["type"], r["seq"], r) for r in fresh if r["type"] in (events.PARAMS, events.LOG)]
+            kept += [(events.METRICS, r["seq"], extra) for r in metrics
+                     if (extra := {k: v for k, v in r.items() if k not in _STANDARD_METRIC_FIELDS})]
+            if kept:
+                with db.cursor().copy("COPY records (run, kind, seq, record) FROM STDIN") as copy:
+                    for kind, seq, record in kept:
+                        copy.write_row((self.pk, kind, seq, _json(record)))
+            for record in fresh:
+                if record["type"] == events.PARAMS:
+                    apply_operation(params, record)
+            db.execute("UPDATE runs SET max_seq = %s, params = %s, metric_records = %s WHERE pk = %s",
+                       (_json(max_seq), _json(params), metric_records + len(metrics), self.pk))
+        self.max_seq = max_seq
+        return len(fresh), len(records) - len(fresh)
+
+    def _append_points(self, db: psycopg.Connection, metrics: list[dict[str, Any]]) -> None:
+        series = {row[1]: _SeriesState(*row) for row in db.execute(
+            "SELECT pk, key, position, count, nan_count, last, last_step, min, min_step, max, max_step "
+            "FROM series WHERE run = %s", (self.pk,))}
+        for record in metrics:  # new series first: no other statement may run on the connection during COPY
+            for key in record["values"]:
+                key = _text(key)
+                if key not in series:
+                    series[key] = _SeriesState.created(db, self.pk, key, len(series))
+        changed: set[str] = set()
+        with db.cursor().copy("COPY points (series, i, seq, step, value, time, epoch) FROM STDIN "
+                              "(FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "int8", "int8", "int8", "float8", "float8", "float8"])
+            for record in metrics:
+                seq, step, when = record["seq"], record.get("step", 0), record.get("time", math.nan)
+                epoch = record.get("epoch")
+                epoch = math.nan if epoch is None else float(epoch)
+                for key, value in record["values"].items():
+                    key = _text(key)
+                    state = series[key]
+                    value = float(value)
+                    copy.write_row((state.pk, state.count, seq, step, value, when, epoch))
+                    state.add(step, value)
+                    changed.add(key)
+        db.cursor().executemany(
+            "UPDATE series SET count = %s, nan_count = %s, last = %s, last_step = %s, min = %s, min_step = %s, "
+            "max = %s, max_step = %s WHERE pk = %s", [series[key].row() for key in changed])
+
+    def files(self) -> dict[str, int]:
+        with self.pool.connection() as db:
+            return _files(db, self.pk)
+
+    def receive_file(self, path: str) -> _FileReceiver:
+        return _FileReceiver(self.pool, self.pk, path)
+
+    def log_ids(self) -> set[str]:
+        with self.pool.connection() as db:
+            rows = db.execute("SELECT record->>'log_id' FROM records WHERE run = %s AND kind = 'metrics' "
+                              "AND record ? 'log_id'", (self.pk,)).fetchall()
+        return {log_id for (log_id,) in rows}
+
+
+class _SeriesState:
+    """A series' row while a batch is appended to it: its next place and its summary."""
+
+    __slots__ = ("pk", "position", "count", "nan_count", "last", "last_step", "min", "min_step", "max", "max_step")
+
+    def __init__(self, pk: int, key: str, position: int, count: int, nan_count: int, last: float | None,
+                 last_step: int | None, low: float | None, low_step: int | None, high: float | None,
+                 high_step: int | None) -> None:
+        self.pk, self.position, self.count, self.nan_count = pk, position, count, nan_count
+        self.last, self.last_step = last, last_step
+        self.min, self.min_step, self.max, self.max_step = low, low_step, high, high_step
+
+    @classmethod
+    def created(cls, db: psycopg.Connection, run: int, key: str, position: int) -> _SeriesState:
+        row = db.execute("INSERT INTO series (run, key, position) VALUES (%s, %s, %s) RETURNING pk",
+                         (run, key, position)).fetchone()
+        assert row is not None
+        return cls(row[0], key, position, 0, 0, None, None, None, None, None, None)
+
+    def add(self, step: int, value: float) -> None:
+        self.count += 1
+        self.last, self.last_step = value, step
+        if value != value:  # NaN counts for last, not for min and max
+            self.nan_count += 1
+            return
+        if self.min is None or value < self.min:
+            self.min, self.min_step = value, step
+        if self.max is None or value > self.max:
+            self.max, self.max_step = value, step
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.count, self.nan_count, self.last, self.last_step, self.min, self.min_step, self.max,
+                self.max_step, self.pk)
+
+
+class _FileReceiver:
+    """An upload written in one transaction: the old file stays readable until the new one is whole."""
+
+    def __init__(self, pool: ConnectionPool, run: int, path: str) -> None:
+        self.pool, self.run, self.path = pool, run, path
+        self.db = pool.getconn()
+        self.db.execute("DELETE FROM files WHERE run = %s AND path = %s", (run, path))
+        self.db.execute("INSERT INTO files (run, path, size, chunks) VALUES (%s, %s, 0, 0)", (run, path))
+        self.buffer = bytearray()
+        self.size = 0
+        self.chunks = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.buffer += chunk
+        self.size += len(chunk)
+        while len(self.buffer) >= CHUNK_BYTES:
+            self._store(bytes(self.buffer[:CHUNK_BYTES]))
+            del self.buffer[:CHUNK_BYTES]
+
+    def commit(self) -> int:
+        try:
+            if self.buffer or not self.chunks:
+                self._store(bytes(self.buffer))
+            self.db.execute("UPDATE files SET size = %s, chunks = %s WHERE run = %s AND path = %s",
+                            (self.size, self.chunks, self.run, self.path))
+            self.db.commit()
+        finally:
+            self.pool.putconn(self.db)
+        return self.size
+
+    def abort(self) -> None:
+        self.db.rollback()
+        self.pool.putconn(self.db)
+
+    def _store(self, data: bytes) -> None:
+        self.db.execute("INSERT INTO file_chunks (run, path, n, data) VALUES (%s, %s, %s, %s)",
+                        (self.run, self.path, self.chunks, data))
+        self.chunks += 1
+
+
+def _downsampled(db: psycopg.Connection, series: int, after: int, count: int, points: int,
+                 has_nan: bool) -> list[tuple[Any, ...]]:
+    """keep_extremes (downsample.py) in one grouped scan: per bucket the first minimum, the first maximum
+    and the first NaN, plus the first and last point."""
+    points = max(points, 8)
+    wanted = count - after
+    size = -(-wanted // ((points - 2) // (3 if has_nan else 2)))
+    buckets = db.execute("""
+        SELECT min(ARRAY[value, i]) FILTER (WHERE value <> 'NaN'),
+               max(ARRAY[value, -i]) FILTER (WHERE value <> 'NaN'),
+               min(i) FILTER (WHERE value = 'NaN')
+        FROM points WHERE series = %s AND i >= %s GROUP BY (i - %s) / %s""", (series, after, after, size)).fetchall()
+    keep = {after, count - 1}
+    for low, high, nan in buckets:
+        if low is not None:
+            keep.update((int(low[1]), -int(high[1])))
+        if nan is not None:
+            keep.add(nan)
+    return db.execute("SELECT i, step, value, time, epoch FROM points WHERE series = %s AND i = ANY(%s) ORDER BY i",
+                      (series, sorted(keep))).fetchall()
+
+
+def _series_summaries(db: psycopg.Connection, runs: list[int]) -> dict[int, dict[str, dict[str, Any]]]:
+    found: dict[int, dict[str, dict[str, Any]]] = {}
+    for run, key, count, last, last_step, low, low_step, high, high_step in db.execute(
+            "SELECT run, key, count, last, last_step, min, min_step, max, max_step FROM series "
+            "WHERE run = ANY(%s) ORDER BY run, position", (runs,)):
+        found.setdefault(run, {})[key] = {"count": count, "last": last, "last_step": last_step, "min": low,
+                                          "min_step": low_step, "max": high, "max_step": high_step}
+    return found
+
+
+def _files(db: psycopg.Connection, run: int) -> dict[str, int]:
+    rows = db.execute("SELECT path, size FROM files WHERE run = %s ORDER BY path", (run,)).fetchall()
+    return dict(rows)
+
+
+def _create_project(db: psycopg.Connection, project: str) -> None:
+    db.execute("INSERT INTO projects (name, created_at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+               (project, time.time()))
+
+
+def _configure(connection: psycopg.Connection) -> None:
+    set_json_loads(orjson.loads, connection)
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    scheme, _, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}" if ":" in credentials else url

@@ -1,0 +1,104 @@
+"""The PostgreSQL store's schema, created and upgraded by stepline itself.
+
+Each migration is applied once, in order, inside one transaction under an advisory lock, and recorded in
+``stepline_schema``: a newer stepline upgrades an older database when it opens it, and an older stepline
+refuses a database that a newer one has upgraded. Never edit a migration that has shipped; add the next.
+
+    upgrade(connection)          # -> the schema version the database now has
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import psycopg
+
+from stepline.errors import ConfigError
+
+_LOCK = 0x5E971E  # the advisory lock two servers starting at once take turns on
+
+MIGRATIONS: Sequence[tuple[int, str]] = (
+    (1, """
+    CREATE TABLE projects (
+        name text PRIMARY KEY,
+        created_at double precision NOT NULL
+    );
+    CREATE TABLE runs (
+        pk bigserial PRIMARY KEY,
+        project text NOT NULL REFERENCES projects (name) ON DELETE CASCADE,
+        id text NOT NULL,
+        meta jsonb NOT NULL,
+        params jsonb NOT NULL DEFAULT '{}',
+        max_seq jsonb NOT NULL DEFAULT '{"metrics": 0, "params": 0, "log": 0}',
+        metric_records bigint NOT NULL DEFAULT 0,
+        UNIQUE (project, id)
+    );
+    -- One row per metric of a run, with what the runs list shows of it, kept current on ingest.
+    CREATE TABLE series (
+        pk bigserial PRIMARY KEY,
+        run bigint NOT NULL REFERENCES runs (pk) ON DELETE CASCADE,
+        key text NOT NULL,
+        position integer NOT NULL,
+        count bigint NOT NULL DEFAULT 0,
+        nan_count bigint NOT NULL DEFAULT 0,
+        last double precision, last_step bigint,
+        min double precision, min_step bigint,
+        max double precision, max_step bigint,
+        UNIQUE (run, key)
+    );
+    -- The points: i is the point's place in its series, so a range of a series is one index range.
+    -- No foreign key, whose per-row check would halve COPY's speed: deletes remove points first.
+    CREATE TABLE points (
+        series bigint NOT NULL,
+        i bigint NOT NULL,
+        seq bigint NOT NULL,
+        step bigint NOT NULL,
+        value double precision NOT NULL,
+        time double precision NOT NULL,
+        epoch double precision NOT NULL,
+        PRIMARY KEY (series, i)
+    );
+    -- params and log records whole; of a metrics record, the fields beyond type/seq/time/step/epoch/values.
+    CREATE TABLE records (
+        run bigint NOT NULL REFERENCES runs (pk) ON DELETE CASCADE,
+        kind text NOT NULL,
+        seq bigint NOT NULL,
+        record jsonb NOT NULL,
+        PRIMARY KEY (run, kind, seq)
+    );
+    CREATE TABLE files (
+        run bigint NOT NULL REFERENCES runs (pk) ON DELETE CASCADE,
+        path text NOT NULL,
+        size bigint NOT NULL,
+        chunks integer NOT NULL,
+        PRIMARY KEY (run, path)
+    );
+    CREATE TABLE file_chunks (
+        run bigint NOT NULL,
+        path text NOT NULL,
+        n integer NOT NULL,
+        data bytea NOT NULL,
+        PRIMARY KEY (run, path, n),
+        FOREIGN KEY (run, path) REFERENCES files (run, path) ON DELETE CASCADE
+    );
+    """),
+)
+
+
+def upgrade(connection: psycopg.Connection, migrations: Sequence[tuple[int, str]] = MIGRATIONS) -> int:
+    """Apply the migrations the database has not had yet; the schema version it has afterwards."""
+    newest = migrations[-1][0]
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+        connection.execute("CREATE TABLE IF NOT EXISTS stepline_schema (version integer PRIMARY KEY, "
+                           "applied_at timestamptz NOT NULL DEFAULT now())")
+        row = connection.execute("SELECT coalesce(max(version), 0) FROM stepline_schema").fetchone()
+        current = row[0] if row else 0
+        if current > newest:
+            raise ConfigError(f"this database's stepline schema is version {current}, made by a newer stepline than "
+                              f"this one (which knows up to {newest}): upgrade stepline (pip install -U stepline)")
+        for version, statements in migrations:
+            if version > current:
+                connection.execute(statements.encode())
+                connection.execute("INSERT INTO stepline_schema (version) VALUES (%s)", (version,))
+    return max(current, newest)
