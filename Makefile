@@ -6,7 +6,7 @@ STAMP := $(VENV)/.stepline-installed
 DEMO_DIR ?= stepline_logs
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint install benchmark clean
+.PHONY: demo test lint install benchmark clean postgres
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ $(CHROMIUM):
 		echo "The browser tests need Debian's chromium (sudo apt-get install chromium); they skip without it."; \
 	fi
 
+# The PostgreSQL store's tests need a local server: Debian's postgresql, started, with a role for this user.
+postgres:
+	@bash .ci/postgres
+
 demo: $(STAMP)
 	STEPLINE_DIR=$(DEMO_DIR) $(PY) examples/transformers_trainer.py
 	$(VENV)/bin/stepline show bert-tiny --project examples --dir $(DEMO_DIR)
@@ -36,7 +40,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/mypy
 
-test: lint $(CHROMIUM)
+test: lint $(CHROMIUM) postgres
 	$(PY) -m pytest
 
 benchmark: $(STAMP)

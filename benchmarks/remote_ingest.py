@@ -1,16 +1,21 @@
-"""Pushing to a stepline server on loopback: points per second delivered, and what run.log costs meanwhile.
+"""Pushing to a stepline server on loopback: points per second delivered, and what run.log costs meanwhile,
+with the server's runs in a logbook folder and in PostgreSQL.
 
-    python benchmarks/remote_ingest.py [--points 2000000] [--repeats 3]
+    python benchmarks/remote_ingest.py [--points 2000000] [--repeats 3] [--postgres postgresql:///postgres]
 
-A real `stepline serve` process on a free loopback port. Printed beside the local-only figures of the same
-run: points per second from `run.log` of 8 metrics until `finish()` returns with everything on the server
-(for local-only: until everything is in the logbook), and run.log's p50 / p99 in microseconds in a loop
-doing ~20 us of other work per step.
+Two real `stepline serve` processes on free loopback ports, one per store (PostgreSQL: a database of the
+benchmark's own on the local server). Printed side by side with the local-only figures of the same run:
+points per second from `run.log` of 8 metrics until `finish()` returns with everything on the server (for
+local-only: until everything is in the logbook), run.log's p50 / p99 in microseconds in a loop doing ~20 us
+of other work per step, and the series query on a 1,000,000-point run downsampled to 1,000 points.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import os
 import socket
 import statistics
 import subprocess
@@ -18,6 +23,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -59,41 +65,89 @@ def latency(folder: str, backend: str | None, calls: int = 20_000) -> tuple[floa
     return durations[len(durations) // 2] / 1000, durations[int(len(durations) * 0.99)] / 1000
 
 
+def start_server(folder: Path, *store: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "stepline.cli.main", "serve", str(folder), "--port", str(port),
+                               *store], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            requests.get(url, timeout=1)
+            return server, url
+        except requests.ConnectionError:
+            if server.poll() is not None:
+                raise RuntimeError(server.stderr.read().decode()) from None  # type: ignore[union-attr]
+            time.sleep(0.1)
+    raise RuntimeError("stepline serve did not start")
+
+
+def series_query(folder: str, url: str, points: int, repeats: int) -> tuple[float, float]:
+    """(cold, warm median) seconds of the series endpoint on a run of ``points`` points, downsampled to 1,000."""
+    run = stepline.init(project="series", dir=folder, backend=url)
+    for step in range(points):
+        run.log({"v": math.sin(step / 1000)}, step=step)
+    assert run.finish(timeout=600)
+    query = f"{url}/api/v1/projects/series/runs/{run.id}/series?keys=v&points=1000"
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        body = requests.get(query, timeout=600).json()
+        times.append(time.perf_counter() - start)
+        assert body["series"][0]["count"] == points and len(body["series"][0]["x"]) <= 1000
+    return times[0], statistics.median(times[1:])
+
+
+@contextlib.contextmanager
+def postgres_database(admin: str) -> Iterator[str]:
+    """A database of this benchmark's own, dropped afterwards."""
+    import psycopg
+
+    name = f"stepline_bench_{os.getpid()}"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    base, _, database = admin.rpartition("/")
+    try:
+        yield f"{base}/{name}" + "".join(database.partition("?")[1:])
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=2_000_000)
+    parser.add_argument("--series-points", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--postgres", default="postgresql:///postgres",
+                        help="an admin URL of a PostgreSQL server; the benchmark makes and drops its own database")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # back to back, the queue fills and says so: expected here
-    with tempfile.TemporaryDirectory() as folder:
-        port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "stepline.cli.main", "serve", str(Path(folder) / "server"),
-                                   "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as folder, postgres_database(args.postgres) as database:
+        servers = [start_server(Path(folder) / "server"), start_server(Path(folder) / "auth", "--store", database)]
+        urls = [url for _, url in servers]
+        client = str(Path(folder) / "client")
+        rates: list[list[float]] = [[], [], []]
+        latencies: list[list[tuple[float, float]]] = [[], [], []]
         try:
-            for _ in range(300):
-                try:
-                    requests.get(url, timeout=1)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
-            client = str(Path(folder) / "client")
-            local_rates, remote_rates, local_lat, remote_lat = [], [], [], []
-            for _ in range(args.repeats):  # interleaved, so drift in the machine's load hits both alike
-                local_rates.append(throughput(client, None, args.points))
-                remote_rates.append(throughput(client, url, args.points))
-                local_lat.append(latency(client, None))
-                remote_lat.append(latency(client, url))
+            for _ in range(args.repeats):  # interleaved, so drift in the machine's load hits all alike
+                for index, backend in enumerate([None, *urls]):
+                    rates[index].append(throughput(client, backend, args.points))
+                    latencies[index].append(latency(client, backend))
+            queries = [series_query(client, url, args.series_points, 10) for url in urls]
         finally:
-            server.terminate()
-            server.wait()
+            for server, _ in servers:
+                server.terminate()
+                server.wait()
     print(f"\n{args.points:,} points (run.log of 8 metrics), median of {args.repeats} repeats")
-    print(f"{'figure':<36}{'local logbook only':>20}{'+ stepline server':>20}")
-    print(f"{'points/s until finish() returns':<36}{statistics.median(local_rates):>20,.0f}"
-          f"{statistics.median(remote_rates):>20,.0f}")
+    print(f"{'figure':<40}{'local logbook only':>20}{'+ server, logbook':>20}{'+ server, PostgreSQL':>22}")
+    print(f"{'points/s until finish() returns':<40}" + "".join(
+        f"{statistics.median(r):>{w},.0f}" for r, w in zip(rates, (20, 20, 22))))
     for index, label in ((0, "run.log p50 us"), (1, "run.log p99 us")):
-        print(f"{label:<36}{statistics.median(r[index] for r in local_lat):>20.2f}"
-              f"{statistics.median(r[index] for r in remote_lat):>20.2f}")
+        print(f"{label:<40}" + "".join(f"{statistics.median(x[index] for x in lat):>{w}.2f}"
+                                       for lat, w in zip(latencies, (20, 20, 22))))
+    for index, label in ((0, "cold"), (1, "warm, median of 10")):
+        print(f"{f'series of {args.series_points:,} points to 1,000, ' + label + ' ms':<40}{'':>20}"
+              f"{queries[0][index] * 1000:>20.1f}{queries[1][index] * 1000:>22.1f}")
     print("\ntarget: at least 500,000 points/s into the server on loopback; run.log p50 as local")
 
 

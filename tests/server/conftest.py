@@ -83,3 +83,106 @@ def server(logdir):
 
 
 ARTIFACTS = os.path.join(os.path.dirname(__file__), "..", "..", "test-artifacts")
+
+
+# PostgreSQL: the local server (make test starts it); STEPLINE_TEST_POSTGRES names another admin URL.
+POSTGRES_ADMIN = os.environ.get("STEPLINE_TEST_POSTGRES", "postgresql:///postgres")
+POSTGRES_TABLES = "projects, runs, series, points, records, files, file_chunks"
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A database of this test run's own, created here and dropped at the end."""
+    import secrets
+
+    import psycopg
+
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN, autocommit=True)
+    except psycopg.OperationalError as err:
+        if os.environ.get("CI"):
+            raise RuntimeError(f"CI must run the PostgreSQL tests, and {POSTGRES_ADMIN} is unreachable ({err}): "
+                               "make test installs and starts Debian's postgresql as root") from None
+        pytest.skip(f"no PostgreSQL at {POSTGRES_ADMIN}: make test starts one (or set STEPLINE_TEST_POSTGRES)")
+    name = f"stepline_test_{os.getpid()}_{secrets.token_hex(4)}"
+    admin.execute(f"CREATE DATABASE {name}")
+    try:
+        base, _, database = POSTGRES_ADMIN.rpartition("/")
+        yield f"{base}/{name}" + database.partition("?")[1] + database.partition("?")[2]
+    finally:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.fixture
+def database(postgres_url):
+    """This test run's database, empty before and after the test."""
+    empty_postgres(postgres_url)
+    yield postgres_url
+    empty_postgres(postgres_url)
+
+
+def empty_postgres(url: str) -> None:
+    """Every table emptied: each test starts from a database with the schema and no runs."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        if connection.execute("SELECT to_regclass('runs')").fetchone()[0] is not None:
+            connection.execute(f"TRUNCATE {POSTGRES_TABLES}")
+
+
+class Served:
+    """The app over one store, and ``land()``: what training wrote into ``logdir`` reaches the store as it
+    would reach a team server (a logbook store reads the folder itself; PostgreSQL gets it migrated in)."""
+
+    def __init__(self, kind: str, logdir, postgres_url: str | None) -> None:
+        from fastapi.testclient import TestClient
+
+        from stepline.server.app import create_app
+        from stepline.server.auth import AuthStore
+
+        self.kind, self.logdir, self.postgres_url = kind, logdir, postgres_url
+        self.stores = []
+        self.store = self.new_store()
+        self.client = TestClient(create_app(self.store, auth=AuthStore(logdir)))
+
+    def new_store(self, **options):
+        from stepline.server.stores import LogbookStore
+
+        if self.kind == "logbook":
+            store = LogbookStore(self.logdir, **options)
+        else:
+            from stepline.server.stores.postgres import PostgresStore
+
+            store = PostgresStore(self.postgres_url, **options)
+        self.stores.append(store)
+        return store
+
+    def land(self, store=None) -> None:
+        if self.kind == "postgresql":
+            from stepline.server.migrate import migrate
+
+            migrate(self.logdir, store or self.store)
+
+    @property
+    def location(self) -> str:
+        """What `stepline serve` takes to serve this store."""
+        return str(self.logdir) if self.kind == "logbook" else self.postgres_url
+
+    def close(self) -> None:
+        for store in self.stores:
+            store.close()
+        if self.postgres_url:
+            empty_postgres(self.postgres_url)
+
+
+@pytest.fixture(params=["logbook", "postgresql"])
+def served(request, logdir):
+    """The app over each store in turn: the logbook folder, then PostgreSQL."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    if url:
+        empty_postgres(url)
+    logdir.mkdir(parents=True, exist_ok=True)
+    found = Served(request.param, logdir, url)
+    yield found
+    found.close()

@@ -1,9 +1,11 @@
-"""The query API over a real logbook, through the real app (in-process) and a real `stepline serve`."""
+"""The query API through the real app (in-process) and a real `stepline serve`, over each store: every test
+taking ``served`` runs once over a logbook folder and once over PostgreSQL (tests/server/conftest.py)."""
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -12,11 +14,12 @@ from fastapi.testclient import TestClient
 
 import stepline
 from stepline.server.app import create_app
+from stepline.server.auth import AuthStore
 from stepline.server.stores import LogbookStore
 
 
 @pytest.fixture
-def book(logdir):
+def book(served, logdir):
     """Two finished runs and one failed, in project 'vision', and one run in 'nlp'."""
     made = {}
     for i, status in enumerate(["finished", "finished", "failed"]):
@@ -33,12 +36,13 @@ def book(logdir):
     other = stepline.init(project="nlp", name="bert", dir=logdir)
     other.log({"loss": 1.0})
     other.finish()
+    served.land()
     return made
 
 
 @pytest.fixture
-def client(logdir):
-    return TestClient(create_app(LogbookStore(logdir)))
+def client(served):
+    return served.client
 
 
 def test_projects_with_run_counts(client, book):
@@ -59,11 +63,13 @@ def test_runs_list_has_status_params_and_metric_summaries(client, book):
     assert loss["min_step"] == 99 and loss["max"] == 1.0 and loss["max_step"] == 0
 
 
-def test_a_running_run_with_a_stale_heartbeat_is_crashed(logdir):
+def test_a_running_run_with_a_stale_heartbeat_is_crashed(served, logdir):
     run = stepline.init(project="p", dir=logdir)
     run.flush()
-    fresh = TestClient(create_app(LogbookStore(logdir))).get("/api/v1/projects/p/runs").json()["runs"]
-    stale = TestClient(create_app(LogbookStore(logdir, heartbeat_timeout=1e-9))).get("/api/v1/projects/p/runs")
+    served.land()
+    fresh = served.client.get("/api/v1/projects/p/runs").json()["runs"]
+    strict = create_app(served.new_store(heartbeat_timeout=1e-9), auth=AuthStore(logdir))
+    stale = TestClient(strict).get("/api/v1/projects/p/runs")
     assert fresh[0]["status"] == "running" and stale.json()["runs"][0]["status"] == "crashed"
     run.finish()
 
@@ -92,14 +98,15 @@ def test_series_by_step_epoch_and_time(client, book):
     assert client.get(f"/api/v1/projects/vision/runs/{run.id}/series?keys=nope").json()["series"][0]["count"] == 0
 
 
-def test_downsampling_a_million_points_keeps_every_spike_and_nan(logdir):
+def test_downsampling_a_million_points_keeps_every_spike_and_nan(served, logdir):
     run = stepline.init(project="big", dir=logdir)
     values = np.random.default_rng(0).normal(size=1_000_000)
     values[123_457], values[654_321], values[999_998] = 50.0, -50.0, math.nan
     for step, value in enumerate(values.tolist()):
         run.log({"v": value}, step=step)
     run.finish()
-    client = TestClient(create_app(LogbookStore(logdir)))
+    served.land()
+    client = served.client
     [series] = client.get(f"/api/v1/projects/big/runs/{run.id}/series?keys=v&points=500").json()["series"]
     assert series["count"] == 1_000_000 and series["downsampled"] and len(series["x"]) <= 500
     kept = dict(zip(series["x"], series["y"]))
@@ -109,7 +116,26 @@ def test_downsampling_a_million_points_keeps_every_spike_and_nan(logdir):
     assert raw["x"] == list(range(999_990, 1_000_000)) and raw["y"][8] == "NaN"
 
 
-def test_live_reads_only_what_was_appended(logdir):
+def test_a_live_page_gets_only_the_points_after_its_cursor(served, logdir):
+    run = stepline.init(project="live", dir=logdir)
+    url = f"/api/v1/projects/live/runs/{run.id}/series?keys=x&raw=true"
+    run.log({"x": 1.0}, step=0)
+    run.flush()
+    served.land()
+    assert served.client.get(url).json()["series"][0]["y"] == [1.0]
+    run.log({"x": 7.0}, step=5)
+    run.log({"y": 2.0}, step=5)
+    run.flush()
+    served.land()
+    body = served.client.get(url + "&after=1").json()["series"][0]
+    assert body["count"] == 2 and body["x"] == [5] and body["y"] == [7.0]
+    assert served.client.get(f"/api/v1/projects/live/runs/{run.id}/metrics").json()["keys"] == ["x", "y"]
+    run.finish()
+    served.land()
+    assert served.client.get("/api/v1/projects/live/runs").json()["runs"][0]["status"] == "finished"
+
+
+def test_the_logbook_store_reads_only_what_was_appended(logdir):
     run = stepline.init(project="live", dir=logdir)
     store = LogbookStore(logdir)
     client = TestClient(create_app(store))
@@ -143,28 +169,34 @@ def test_logs_paged_and_by_level(client, book):
     assert page["total"] == 2 and [line["message"] for line in page["logs"]] == ["slow batch"]
 
 
-def test_files_list_download_and_no_way_out(client, book, logdir):
+def test_files_list_download_and_no_way_out(served, client, book, logdir):
     run = book["resnet-0"]
     base = f"/api/v1/projects/vision/runs/{run.id}/files"
     assert client.get(base).json()["files"] == [{"path": "results.json", "size": len(
         (run.path / "files/results.json").read_bytes())}]
-    assert client.get(f"{base}/results.json").json() == {"acc": 0.9}
-    (run.path / "files" / "escape").symlink_to(run.path / "meta.json")
+    download = client.get(f"{base}/results.json")
+    assert download.json() == {"acc": 0.9} and download.headers["content-type"] == "application/json"
+    if served.kind == "logbook":  # a link in the served folder pointing out of the run is refused
+        (run.path / "files" / "escape").symlink_to(run.path / "meta.json")
     for bad in ["../meta.json", "..%2Fmeta.json", "%2e%2e/%2e%2e/nlp", "escape", "missing.txt"]:
         response = client.get(f"{base}/{bad}")
         assert response.status_code in (400, 404), bad
         assert b'"id"' not in response.content
 
 
-def test_delete_run_and_project(client, book, logdir):
+def test_delete_run_and_project(served, client, book, logdir):
     running = stepline.init(project="vision", name="live", dir=logdir)
     running.flush()
+    served.land()
     assert client.delete(f"/api/v1/projects/vision/runs/{running.id}").status_code == 409
     gone = book["resnet-0"]
     assert client.delete(f"/api/v1/projects/vision/runs/{gone.id}").json() == {"deleted": gone.id}
-    assert not gone.path.exists() and client.get(f"/api/v1/projects/vision/runs/{gone.id}").status_code == 404
+    assert client.get(f"/api/v1/projects/vision/runs/{gone.id}").status_code == 404
+    assert served.kind != "logbook" or not gone.path.exists()  # a served folder loses the run's folder
+    shutil.rmtree(gone.path, ignore_errors=True)  # the trainer's own copy, which land() would bring back
     assert client.delete("/api/v1/projects/vision").status_code == 409  # 'live' is running
     running.finish()
+    served.land()
     assert client.delete("/api/v1/projects/vision").json() == {"deleted": "vision", "runs": 3}
     assert [p["name"] for p in client.get("/api/v1/projects").json()["projects"]] == ["nlp"]
 
@@ -183,10 +215,10 @@ def test_hostile_names_are_refused(client, book, path):
     assert client.get(path).status_code in (400, 404)
 
 
-def test_oversized_requests_and_cors(client, book, logdir):
+def test_oversized_requests_and_cors(served, client, book, logdir):
     assert client.post("/api/v1/projects", content=b"x" * (2 << 20)).status_code == 413
     assert "access-control-allow-origin" not in client.get("/api/v1/projects", headers={"Origin": "http://evil"}).headers
-    allowed = TestClient(create_app(LogbookStore(logdir), cors_origins=["http://team"]))
+    allowed = TestClient(create_app(served.store, auth=AuthStore(logdir), cors_origins=["http://team"]))
     headers = allowed.get("/api/v1/projects", headers={"Origin": "http://team"}).headers
     assert headers["access-control-allow-origin"] == "http://team"
 
@@ -200,8 +232,8 @@ def test_openapi_docs_and_dashboard_are_served(client):
     assert "MIT" in client.get("/static/vendor/uPlot-LICENSE.txt").text
 
 
-def test_stepline_serve_on_loopback_and_stops_cleanly(server, book):
-    process = server()
+def test_stepline_serve_on_loopback_and_stops_cleanly(served, server, book):
+    process = server("--store", served.location)
     projects = requests.get(f"{process.url}/api/v1/projects", timeout=10).json()["projects"]
     assert {p["name"] for p in projects} == {"vision", "nlp"}
     assert process.stop() == 0

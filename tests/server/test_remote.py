@@ -69,8 +69,10 @@ def test_a_point_reaches_the_server_within_about_a_second(server, serverdir, log
     run.finish()
 
 
-def test_server_stopped_mid_run_and_restarted_gets_every_point_exactly_once(server, serverdir, logdir):
-    first = server(root=serverdir)
+@pytest.mark.parametrize("store", ["logbook", "postgresql"])
+def test_server_stopped_mid_run_and_restarted_gets_every_point_exactly_once(request, store, server, serverdir, logdir):
+    where = ("--store", request.getfixturevalue("database")) if store == "postgresql" else ()
+    first = server(*where, root=serverdir)
     writer = start_python(f"""
         import time, warnings, stepline
         run = stepline.init(project="p", dir={str(logdir)!r}, backend={first.url!r})
@@ -84,13 +86,14 @@ def test_server_stopped_mid_run_and_restarted_gets_every_point_exactly_once(serv
     time.sleep(1.0)
     first.stop()  # the server goes away mid-run ...
     time.sleep(2.0)
-    server(root=serverdir, port=first.port)  # ... and comes back on the same address
+    server(*where, root=serverdir, port=first.port)  # ... and comes back on the same address
     out, err = writer.communicate(timeout=120)
     assert "finished True" in out, err
     assert "cannot reach" in err  # one clear warning while it was away
     series = remote_series(first.url, "p", run_id, "v")
     assert series["x"] == list(range(3000)) and series["y"] == list(range(3000))
-    assert Logbook(serverdir).run(run_id).status == "finished"
+    status = requests.get(f"{first.url}/api/v1/projects/p/runs/{run_id}", timeout=10).json()["status"]
+    assert status == "finished"
 
 
 def test_a_client_killed_mid_upload_is_completed_by_sync_and_a_second_sync_sends_nothing(server, serverdir, logdir):

@@ -63,7 +63,7 @@ def migrate_runs(args: argparse.Namespace) -> int:
         added, files = migrate(source, target, _progress_bar)
     finally:
         target.close()
-    print(f"\n{added:,} records and {files} files added to {target.describe()}; the rest was there already",
+    print(f"\n{added:,} records and {files} files added to {target.describe()}, which is now up to date",
           file=sys.stderr)
     return 0
 

@@ -1,0 +1,145 @@
+"""What only the PostgreSQL store has: pushes over HTTP into `stepline serve --store postgresql://...`, its
+per-(run, seq) deduplication across server processes, `stepline server migrate`, and its schema versions.
+The query API over PostgreSQL is proven by test_api.py, which runs over both stores, and a server restarted
+mid-run by test_remote.py, likewise."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import threading
+
+import psycopg
+import pytest
+import requests
+
+import stepline
+from stepline import Logbook
+from stepline.errors import ConfigError
+from stepline.server.stores.postgres import PostgresStore
+from stepline.server.stores.postgres_schema import MIGRATIONS, upgrade
+from tests.server.conftest import POSTGRES_ADMIN
+
+
+def api(url, path, **params):
+    response = requests.get(f"{url}/api/v1/projects/{path}", params=params, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_run_pushed_live_lands_whole_in_postgresql(server, database, tmp_path, logdir):
+    process = server("--store", database, root=tmp_path / "auth")
+    run = stepline.init(project="p", name="pushed", dir=logdir, backend=process.url, config={"lr": 0.1},
+                        tags=["remote"])
+    for step in range(2000):
+        run.log({"loss": 1 / (step + 1), "nan": math.nan if step == 3 else 0.0}, step=step, epoch=step / 1000)
+    run.info("hello", epoch=1)
+    run.files.save(os.urandom(3 << 20), "weights.bin")  # three 1 MiB rows and a bit
+    run.summary.update(best=0.5)
+    assert run.finish(timeout=60)
+    remote = api(process.url, f"p/runs/{run.id}")
+    assert remote["status"] == "finished" and remote["name"] == "pushed" and remote["tags"] == ["remote"]
+    assert remote["params"] == {"lr": 0.1} and remote["summary"] == {"best": 0.5} and remote["steps"] == 2000
+    local = Logbook(logdir).run(run.id)
+    loss = api(process.url, f"p/runs/{run.id}/series", keys="loss,nan", raw="true", x="epoch")["series"]
+    assert loss[0]["x"] == [step / 1000 for step in range(2000)]
+    assert loss[0]["y"] == local.series("loss").values and loss[0]["step"] == list(range(2000))
+    assert loss[1]["y"][3] == "NaN" and loss[1]["count"] == 2000
+    assert [line["message"] for line in api(process.url, f"p/runs/{run.id}/logs")["logs"]] == ["hello"]
+    blob = requests.get(f"{process.url}/api/v1/projects/p/runs/{run.id}/files/weights.bin", timeout=30)
+    assert blob.content == (local.path / "files/weights.bin").read_bytes()
+    assert not any((tmp_path / "auth").glob("p/*")), "with --store, the folder holds no runs"
+
+
+def test_the_same_batch_sent_to_two_server_processes_at_once_is_stored_once(server, database, tmp_path):
+    servers = [server("--store", database, root=tmp_path / "auth") for _ in range(2)]
+    requests.put(f"{servers[0].url}/api/v1/projects/p/runs/r1", json={"meta": {"name": "twice"}}, timeout=10)
+    batch = {"events": [{"type": "metrics", "seq": seq, "time": 1.0, "step": seq, "values": {"x": seq}}
+                        for seq in range(1, 5001)]}
+    answers = []
+
+    def send(url):
+        for _ in range(3):
+            answers.append(requests.post(f"{url}/api/v1/projects/p/runs/r1/events", json=batch, timeout=60).json())
+
+    threads = [threading.Thread(target=send, args=(s.url,)) for s in servers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(a["accepted"] for a in answers) == 5000 and sum(a["duplicates"] for a in answers) == 25000
+    series = api(servers[1].url, "p/runs/r1/series", keys="x", raw="true")["series"][0]
+    assert series["x"] == list(range(1, 5001))
+    with psycopg.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM points").fetchone()[0] == 5000
+
+
+def migrate(*args):
+    return subprocess.run([sys.executable, "-m", "stepline.cli.main", "server", "migrate", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_migrate_moves_a_logbook_into_postgresql_and_a_second_run_adds_nothing(database, logdir):
+    for i in range(3):
+        run = stepline.init(project="vision" if i < 2 else "nlp", name=f"r{i}", dir=logdir, config={"i": i})
+        for step in range(1500):
+            run.log({"loss": 1 / (step + 1), "acc": step / 1500}, step=step)
+        run.warning("slow", step=3)
+        run.files.save({"i": i}, "result.json")
+        run.finish() if i else run.fail("diverged")
+    result = migrate("--from", str(logdir), "--to", database)
+    assert result.returncode == 0, result.stderr
+    # per run: 1,500 metric records, one params record, one log line
+    assert "100%" in result.stderr and "4,506/4,506 records" in result.stderr and "3/3 runs" in result.stderr
+    assert "4,506 records and 3 files added" in result.stderr
+    store = PostgresStore(database)
+    try:
+        for view in Logbook(logdir).runs():
+            moved = store.run(view.project, view.id)
+            assert moved["status"] == view.status and moved["params"] == view.params() and moved["steps"] == 1500
+            [loss] = store.series(view.project, view.id, ["loss"], "step", None, 0)
+            assert loss.y.tolist() == view.series("loss").values
+            assert store.logs(view.project, view.id, None, 0, 10)[1][0]["message"] == "slow"
+            assert b"".join(store.read_file(view.project, view.id, "result.json")[1]) == \
+                (view.path / "files/result.json").read_bytes()
+        assert {p["name"]: p["runs"] for p in store.projects()} == {"nlp": 1, "vision": 2}
+    finally:
+        store.close()
+    again = migrate("--from", str(logdir), "--to", database)
+    assert again.returncode == 0 and "0 records and 0 files added" in again.stderr
+    with psycopg.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM points").fetchone()[0] == 3 * 1500 * 2
+
+
+def test_migrate_names_what_is_wrong(logdir, database):
+    assert "no such logbook folder" in migrate("--from", str(logdir / "nope"), "--to", database).stderr
+    refused = migrate("--from", str(logdir.parent), "--to", "postgresql://someone:secret@127.0.0.1:1/x")
+    assert refused.returncode == 1 and "cannot open the PostgreSQL store" in refused.stderr
+    assert "secret" not in refused.stderr
+
+
+@pytest.fixture
+def blank_database(postgres_url):
+    name = f"{postgres_url.rsplit('/', 1)[1].split('?')[0]}_blank"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    base, _, database = POSTGRES_ADMIN.rpartition("/")
+    yield f"{base}/{name}" + "".join(database.partition("?")[1:])
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_the_schema_is_created_upgraded_once_and_a_newer_one_refused(blank_database):
+    store = PostgresStore(blank_database)
+    store.close()
+    assert store.schema_version == MIGRATIONS[-1][0]
+    newer = [*MIGRATIONS, (MIGRATIONS[-1][0] + 1, "ALTER TABLE runs ADD COLUMN note text;")]
+    with psycopg.connect(blank_database) as db:
+        assert upgrade(db, newer) == newer[-1][0]
+        assert upgrade(db, newer) == newer[-1][0]  # applied once: a second ADD COLUMN would fail
+        versions = [v for (v,) in db.execute("SELECT version FROM stepline_schema ORDER BY version")]
+        assert versions == [v for v, _ in newer]
+    with pytest.raises(ConfigError, match="newer stepline"):
+        PostgresStore(blank_database)
