@@ -58,6 +58,16 @@ MIGRATIONS: Sequence[tuple[int, str]] = (
         epoch double precision NOT NULL,
         PRIMARY KEY (series, i)
     );
+    -- Each run of BLOCK (64) points of a series, summarised on ingest: downsampling a long series reads
+    -- these instead of every point. lo/hi are the first minimum and maximum (NaN left out), nan_i the first NaN.
+    CREATE TABLE blocks (
+        series bigint NOT NULL,
+        block bigint NOT NULL,
+        lo double precision, lo_i bigint,
+        hi double precision, hi_i bigint,
+        nan_i bigint,
+        PRIMARY KEY (series, block)
+    );
     -- params and log records whole; of a metrics record, the fields beyond type/seq/time/step/epoch/values.
     CREATE TABLE records (
         run bigint NOT NULL REFERENCES runs (pk) ON DELETE CASCADE,
