@@ -487,7 +487,7 @@ def _series_summaries(db: psycopg.Connection, runs: list[int]) -> dict[int, dict
     found: dict[int, dict[str, dict[str, Any]]] = {}
     for run, key, count, last, last_step, low, low_step, high, high_step in db.execute(
             "SELECT run, key, count, last, last_step, min, min_step, max, max_step FROM series "
-            "WHERE run = ANY(%s) ORDER BY run, position", (runs,)):
+            "WHERE run = ANY(%s::bigint[]) ORDER BY run, position", (runs,)):
         found.setdefault(run, {})[key] = {"count": count, "last": last, "last_step": last_step, "min": low,
                                           "min_step": low_step, "max": high, "max_step": high_step}
     return found
