@@ -143,3 +143,39 @@ def test_the_schema_is_created_upgraded_once_and_a_newer_one_refused(blank_datab
         assert versions == [v for v, _ in newer]
     with pytest.raises(ConfigError, match="newer stepline"):
         PostgresStore(blank_database)
+
+
+def test_lmtracker_and_trackio_clients_log_into_postgresql(server, database, tmp_path):
+    import uuid
+
+    auth = tmp_path / "auth"
+    subprocess.run([sys.executable, "-m", "stepline.cli.main", "server", "user", "add", "ana", "--password-stdin",
+                    "--dir", str(auth)], input="pw\n", text=True, check=True, capture_output=True)
+    first = server("--store", database, root=auth)
+    lmtracker, headers = f"{first.url}/api", {"Authorization": "ana:pw"}
+    assert requests.post(f"{lmtracker}/create-project", json={"name": "lm"}, headers=headers, timeout=10).ok
+    for step in (10, 20, 30):
+        pushed = requests.post(f"{lmtracker}/push-metrics", headers=headers, timeout=10, json={
+            "project_name": "lm", "run_name": "r", "metrics": {"loss": 1 / step, "step": step}})
+        assert pushed.json() == {"ok": True}
+    wrong = requests.post(f"{lmtracker}/push-metrics", headers=headers, timeout=10, json={
+        "project_name": "lm", "run_name": "r", "metrics": {"acc": 0.5}})
+    assert wrong.json() == {"ok": False, "message": "Invalid schema"}
+    entry = {"project": "tp", "run": "t", "run_id": None, "metrics": {"x": 1.0}, "step": None,
+             "config": {"lr": 0.1}, "log_id": str(uuid.uuid4())}
+    assert requests.post(f"{first.url}/api/bulk_log", json={"logs": [entry], "hf_token": None}, timeout=10).ok
+    first.stop()
+    # a restarted server reads the log ids back from PostgreSQL, so a batch sent again is stored once
+    again = server("--store", database, root=auth, port=first.port)
+    answer = requests.post(f"{again.url}/api/bulk_log", json={"logs": [entry], "hf_token": None}, timeout=10)
+    assert answer.json() == {"data": {"stored": 0}}
+    rows = requests.post(f"{lmtracker}/get-run", headers=headers, timeout=10,
+                         json={"project_name": "lm", "run_name": "r"}).json()["metrics"]
+    assert rows == [{"loss": 0.1, "step": 10}, {"loss": 0.05, "step": 20}, {"loss": 1 / 30, "step": 30}]
+    [lm_run] = api(again.url, "lm/runs")["runs"]
+    assert lm_run["tags"] == ["lmtracker"] and lm_run["metrics"]["loss"]["last_step"] == 30
+    [trackio_run] = api(again.url, "tp/runs")["runs"]
+    assert trackio_run["params"] == {"lr": 0.1} and trackio_run["metrics"]["x"]["count"] == 1
+    assert requests.post(f"{lmtracker}/delete-run", headers=headers, timeout=10,
+                         json={"project_name": "lm", "run_name": "r"}).json() == {"ok": True}
+    assert api(again.url, "lm/runs")["runs"] == []
