@@ -90,6 +90,12 @@ POSTGRES_ADMIN = os.environ.get("STEPLINE_TEST_POSTGRES", "postgresql:///postgre
 POSTGRES_TABLES = "projects, runs, series, points, blocks, records, files, file_chunks"
 
 
+def database_url(name: str) -> str:
+    """The admin URL with another database in it (its query string kept)."""
+    base, _, database = POSTGRES_ADMIN.rpartition("/")
+    return f"{base}/{name}" + "".join(database.partition("?")[1:])
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
     """A database of this test run's own, created here and dropped at the end."""
@@ -107,8 +113,7 @@ def postgres_url():
     name = f"stepline_test_{os.getpid()}_{secrets.token_hex(4)}"
     admin.execute(f"CREATE DATABASE {name}")
     try:
-        base, _, database = POSTGRES_ADMIN.rpartition("/")
-        yield f"{base}/{name}" + database.partition("?")[1] + database.partition("?")[2]
+        yield database_url(name)
     finally:
         admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
         admin.close()

@@ -20,7 +20,7 @@ from stepline import Logbook
 from stepline.errors import ConfigError
 from stepline.server.stores.postgres import PostgresStore
 from stepline.server.stores.postgres_schema import MIGRATIONS, upgrade
-from tests.server.conftest import POSTGRES_ADMIN
+from tests.server.conftest import POSTGRES_ADMIN, database_url
 
 
 def api(url, path, **params):
@@ -125,8 +125,7 @@ def blank_database(postgres_url):
     name = f"{postgres_url.rsplit('/', 1)[1].split('?')[0]}_blank"
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
-    base, _, database = POSTGRES_ADMIN.rpartition("/")
-    yield f"{base}/{name}" + "".join(database.partition("?")[1:])
+    yield database_url(name)
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 

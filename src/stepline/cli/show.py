@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     summaries, records = summarise(view)
     print(f"\nmetrics ({records} log calls):")
     if summaries:
-        rows = [[s.key, str(s.count), number(s.last), str(s.last_step), number(s.min), str(s.min_step),
-                 number(s.max), str(s.max_step)] for s in summaries.values()]
+        rows = [[key, str(s.count), number(s.last), str(s.last_step), number(s.min), str(s.min_step),
+                 number(s.max), str(s.max_step)] for key, s in summaries.items()]
         print(table(["KEY", "POINTS", "LAST", "AT STEP", "MIN", "AT STEP", "MAX", "AT STEP"], rows))
     else:
         print("  (none)")

@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any
-
 from stepline import events
+from stepline.logbook.metric_summary import MetricSummary
 from stepline.logbook.reader import RunView
-
-
-@dataclass
-class MetricSummary:
-    key: str
-    count: int = 0
-    last: Any = None
-    last_step: int | None = None
-    min: Any = None
-    min_step: int | None = None
-    max: Any = None
-    max_step: int | None = None
-    nan_count: int = 0
 
 
 def summarise(view: RunView) -> tuple[dict[str, MetricSummary], int]:
@@ -33,16 +17,8 @@ def summarise(view: RunView) -> tuple[dict[str, MetricSummary], int]:
         for key, value in (record.get("values") or {}).items():
             summary = summaries.get(key)
             if summary is None:
-                summary = summaries[key] = MetricSummary(key)
-            summary.count += 1
-            summary.last, summary.last_step = value, step
-            if isinstance(value, float) and math.isnan(value):
-                summary.nan_count += 1
-                continue
-            if summary.min is None or value < summary.min:
-                summary.min, summary.min_step = value, step
-            if summary.max is None or value > summary.max:
-                summary.max, summary.max_step = value, step
+                summary = summaries[key] = MetricSummary()
+            summary.add(step, value)
     return summaries, records
 
 

@@ -55,12 +55,12 @@ def migrate(source: str | Path, target: Store, progress: Callable[[int, int, int
     """Copy every run of the logbook at ``source`` into ``target``; (records, files) it had to add.
     ``progress(records_done, records_total, runs_done, runs_total)`` is called as batches land."""
     runs = Logbook(source).runs()
-    total = sum(_lines_total(view.path) for view in runs)
+    sizes = [_lines_total(view.path) for view in runs]  # records per run, counted once
+    total = sum(sizes)
     transport = StoreTransport(target)
     done = added = files = 0
-    for number, view in enumerate(runs):
+    for number, (view, size) in enumerate(zip(runs, sizes)):
         shipper = Shipper(view.path, transport)
-        already = _lines_total(view.path)
 
         def landed(count: int, number: int = number) -> None:
             nonlocal done
@@ -69,7 +69,7 @@ def migrate(source: str | Path, target: Store, progress: Callable[[int, int, int
                 progress(done, total, number, len(runs))
 
         shipper.ship(landed)
-        done += already - shipper.records_sent  # stored by an earlier migration: counted as done
+        done += size - shipper.records_sent  # stored by an earlier migration: counted as done
         added += shipper.records_sent
         files += shipper.files_sent
         if progress:

@@ -10,11 +10,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+
+from stepline.errors import ConfigError
 
 X_AXES = ("step", "epoch", "time")
 
@@ -141,6 +144,26 @@ def overview(meta: dict[str, Any], status: str, params: dict[str, Any], steps: i
         "steps": steps,
         "metrics": metrics,
     }
+
+
+def opened_meta(project: str, run_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """A pushed run's metadata as a store keeps it: its own id and project, and a name, status and start."""
+    meta = {**meta, "id": run_id, "project": project}
+    meta.setdefault("name", run_id)
+    meta.setdefault("status", "running")
+    meta.setdefault("started_at", time.time())
+    return meta
+
+
+def check_run_deletable(run_id: str, status: str, force: bool) -> None:
+    if status == "running" and not force:
+        raise ConfigError(f"run {run_id} is still running; stop it first, or delete with force")
+
+
+def check_project_deletable(project: str, runs: list[dict[str, Any]], force: bool) -> None:
+    running = [r["id"] for r in runs if r["status"] == "running"]
+    if running and not force:
+        raise ConfigError(f"project {project!r} has running runs ({', '.join(running)}); stop them, or use force")
 
 
 def check_axis(x: str) -> str:

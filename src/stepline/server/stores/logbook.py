@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,14 @@ from stepline.logbook.reader import derived_status
 from stepline.logbook.tail import RecordTail
 from stepline.names import check_name
 from stepline.server.downsample import keep_extremes
-from stepline.server.stores.base import SeriesPoints, check_axis, overview
+from stepline.server.stores.base import (
+    SeriesPoints,
+    check_axis,
+    check_project_deletable,
+    check_run_deletable,
+    opened_meta,
+    overview,
+)
 from stepline.server.stores.logbook_cache import RunCache
 from stepline.sinks.logbook import LogbookSink
 
@@ -125,8 +131,7 @@ class LogbookStore:
 
     def delete_run(self, project: str, run_id: str, *, force: bool = False) -> None:
         cache = self._cache(project, run_id)
-        if self._status(cache) == "running" and not force:
-            raise ConfigError(f"run {run_id} is still running; stop it first, or delete with force")
+        check_run_deletable(run_id, self._status(cache), force)
         with self._lock:
             self._caches.pop(cache.path, None)
             self._writers.pop(cache.path, None)
@@ -136,9 +141,7 @@ class LogbookStore:
         if not self.has_project(project):
             raise RunNotFoundError(f"no project {project!r}")
         runs = self.runs(project)
-        running = [r["id"] for r in runs if r["status"] == "running"]
-        if running and not force:
-            raise ConfigError(f"project {project!r} has running runs ({', '.join(running)}); stop them, or use force")
+        check_project_deletable(project, runs, force)
         path = layout.project_dir(self.root, project)
         with self._lock:
             for table in (self._caches, self._writers):
@@ -149,10 +152,7 @@ class LogbookStore:
 
     def open(self, project: str, run_id: str, meta: dict[str, Any]) -> LogbookRunWriter:
         path = layout.run_dir(self.root, project, run_id)
-        meta = {**meta, "id": run_id, "project": project}
-        meta.setdefault("name", run_id)
-        meta.setdefault("status", "running")
-        meta.setdefault("started_at", time.time())
+        meta = opened_meta(project, run_id, meta)
         with self._lock:
             writer = self._writers.get(path)
             if writer is None:
@@ -190,7 +190,7 @@ class LogbookStore:
 
     def _overview(self, cache: RunCache) -> dict[str, Any]:
         meta = {"id": cache.path.name, "project": cache.path.parent.name, **cache.meta}
-        metrics = {key: series.summary() for key, series in cache.series.items()}
+        metrics = {key: series.stats.as_dict() for key, series in cache.series.items()}
         return overview(meta, self._status(cache), cache.params, cache.metric_records, metrics)
 
     def _refreshed(self, path: Path) -> RunCache | None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from stepline import events
 from stepline.logbook import layout
+from stepline.logbook.metric_summary import MetricSummary
 from stepline.logbook.tail import RecordTail
 from stepline.params import apply_operation
 
@@ -23,8 +24,7 @@ from stepline.params import apply_operation
 class SeriesCache:
     """One metric's points, in logged order, appended to as the file grows."""
 
-    __slots__ = ("steps", "values", "times", "epochs", "_arrays", "last", "last_step", "min", "min_step",
-                 "max", "max_step")
+    __slots__ = ("steps", "values", "times", "epochs", "_arrays", "stats")
 
     def __init__(self) -> None:
         self.steps: list[int] = []
@@ -32,24 +32,14 @@ class SeriesCache:
         self.times: list[float] = []
         self.epochs: list[float] = []
         self._arrays: tuple[np.ndarray, ...] | None = None
-        self.last: float | None = None
-        self.last_step: int | None = None
-        self.min: float | None = None
-        self.min_step: int | None = None
-        self.max: float | None = None
-        self.max_step: int | None = None
+        self.stats = MetricSummary()
 
     def add(self, step: int, value: float, when: float, epoch: float) -> None:
         self.steps.append(step)
         self.values.append(value)
         self.times.append(when)
         self.epochs.append(epoch)
-        self.last, self.last_step = value, step
-        if value == value:  # NaN counts for last, not for min and max
-            if self.min is None or value < self.min:
-                self.min, self.min_step = value, step
-            if self.max is None or value > self.max:
-                self.max, self.max_step = value, step
+        self.stats.add(step, value)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(steps, values, times, epochs) as float arrays; converts only what was added since the last call."""
@@ -62,11 +52,6 @@ class SeriesCache:
         if self._arrays is None:
             return tuple(np.empty(0) for _ in range(4))  # type: ignore[return-value]
         return self._arrays  # type: ignore[return-value]
-
-    def summary(self) -> dict[str, Any]:
-        return {"count": len(self.steps), "last": self.last, "last_step": self.last_step, "min": self.min,
-                "min_step": self.min_step, "max": self.max, "max_step": self.max_step}
-
 
 class RunCache:
     """One run's metadata, params, metric series and logs, kept current by :meth:`refresh`."""

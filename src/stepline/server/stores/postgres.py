@@ -25,16 +25,27 @@ from psycopg_pool import ConnectionPool
 from stepline import events
 from stepline.config import heartbeat_timeout as configured_heartbeat_timeout
 from stepline.errors import ConfigError, RunNotFoundError
+from stepline.logbook.metric_summary import MetricSummary
 from stepline.logbook.reader import derived_status
 from stepline.names import check_name
 from stepline.params import apply_operation
-from stepline.server.stores.base import SeriesPoints, check_axis, overview
+from stepline.remote.shipper import redacted
+from stepline.server.downsample import MIN_POINTS
+from stepline.server.stores.base import (
+    SeriesPoints,
+    check_axis,
+    check_project_deletable,
+    check_run_deletable,
+    opened_meta,
+    overview,
+)
 from stepline.server.stores.postgres_schema import upgrade
 
 CHUNK_BYTES = 1 << 20  # a file is kept as rows of this many bytes
 BLOCK = 64  # points a row of the blocks table summarises (postgres_schema.py)
 _STANDARD_METRIC_FIELDS = {"type", "seq", "time", "step", "epoch", "values"}
 _POINT_COLUMNS = ("i", "step", "value", "time", "epoch")
+_SUMMARY_COLUMNS = "count, nan_count, last, last_step, min, min_step, max, max_step"  # MetricSummary's fields
 _LAST_ACTIVITY = ("coalesce((r.meta->>'ended_at')::float8, (r.meta->>'heartbeat_at')::float8, "
                   "(r.meta->>'started_at')::float8)")
 
@@ -58,13 +69,13 @@ class PostgresStore:
             with psycopg.connect(url) as connection:
                 self.schema_version = upgrade(connection)
         except psycopg.OperationalError as err:
-            raise ConfigError(f"cannot open the PostgreSQL store {_redacted(url)}: {str(err).strip()}") from None
+            raise ConfigError(f"cannot open the PostgreSQL store {redacted(url)}: {str(err).strip()}") from None
         self.pool = ConnectionPool(url, min_size=1, max_size=max_connections, configure=_configure, open=True)
         self._writers: dict[tuple[str, str], PostgresRunWriter] = {}
         self._lock = threading.Lock()
 
     def describe(self) -> str:
-        return f"{_redacted(self.url)} (PostgreSQL, schema {self.schema_version})"
+        return f"{redacted(self.url)} (PostgreSQL, schema {self.schema_version})"
 
     def projects(self) -> list[dict[str, Any]]:
         with self.pool.connection() as db:
@@ -119,7 +130,7 @@ class PostgresStore:
                     continue
                 series, count, nan_count = row
                 wanted = count - after
-                downsampled = points is not None and wanted > max(points, 8)
+                downsampled = points is not None and wanted > max(points, MIN_POINTS)
                 if downsampled:
                     assert points is not None
                     rows = _downsampled(db, series, after, count, points, nan_count > 0)
@@ -179,8 +190,7 @@ class PostgresStore:
     def delete_run(self, project: str, run_id: str, *, force: bool = False) -> None:
         with self.pool.connection() as db:
             pk, meta = self._row(db, project, run_id, "pk, meta")
-            if derived_status(meta, self.heartbeat_timeout) == "running" and not force:
-                raise ConfigError(f"run {run_id} is still running; stop it first, or delete with force")
+            check_run_deletable(run_id, derived_status(meta, self.heartbeat_timeout), force)
             for table in ("points", "blocks"):
                 db.execute(f"DELETE FROM {table} WHERE series IN (SELECT pk FROM series WHERE run = %s)", (pk,))
             db.execute("DELETE FROM runs WHERE pk = %s", (pk,))
@@ -191,9 +201,7 @@ class PostgresStore:
         if not self.has_project(project):
             raise RunNotFoundError(f"no project {project!r}")
         runs = self.runs(project)
-        running = [r["id"] for r in runs if r["status"] == "running"]
-        if running and not force:
-            raise ConfigError(f"project {project!r} has running runs ({', '.join(running)}); stop them, or use force")
+        check_project_deletable(project, runs, force)
         with self.pool.connection() as db:
             for table in ("points", "blocks"):
                 db.execute(f"DELETE FROM {table} WHERE series IN (SELECT s.pk FROM series s JOIN runs r "
@@ -207,10 +215,7 @@ class PostgresStore:
     def open(self, project: str, run_id: str, meta: dict[str, Any]) -> PostgresRunWriter:
         check_name(project, "project")
         check_name(run_id, "run id")
-        meta = {**meta, "id": run_id, "project": project}
-        meta.setdefault("name", run_id)
-        meta.setdefault("status", "running")
-        meta.setdefault("started_at", time.time())
+        meta = opened_meta(project, run_id, meta)
         with self._lock:
             writer = self._writers.get((project, run_id))
         if writer is not None:
@@ -311,9 +316,8 @@ class PostgresRunWriter:
         return len(fresh), len(records) - len(fresh)
 
     def _append_points(self, db: psycopg.Connection, metrics: list[dict[str, Any]]) -> None:
-        series = {row[1]: _SeriesState(*row) for row in db.execute(
-            "SELECT pk, key, position, count, nan_count, last, last_step, min, min_step, max, max_step "
-            "FROM series WHERE run = %s", (self.pk,))}
+        series = {key: _SeriesState(pk, MetricSummary(*stats)) for pk, key, *stats in db.execute(
+            f"SELECT pk, key, {_SUMMARY_COLUMNS} FROM series WHERE run = %s", (self.pk,))}
         for record in metrics:  # new series first: no other statement may run on the connection during COPY
             for key in record["values"]:
                 key = _text(key)
@@ -332,9 +336,9 @@ class PostgresRunWriter:
                     key = _text(key)
                     state = series[key]
                     value = float(value)
-                    i = state.count
+                    i = state.stats.count
                     copy.write_row((state.pk, i, seq, step, value, when, epoch))
-                    state.add(step, value)
+                    state.stats.add(step, value)
                     changed.add(key)
                     block = blocks.get((state.pk, i // BLOCK))
                     if block is None:
@@ -376,38 +380,24 @@ class PostgresRunWriter:
 
 
 class _SeriesState:
-    """A series' row while a batch is appended to it: its next place and its summary."""
+    """A series' row while a batch is appended to it: its pk, its next place (the count) and its summary."""
 
-    __slots__ = ("pk", "position", "count", "nan_count", "last", "last_step", "min", "min_step", "max", "max_step")
+    __slots__ = ("pk", "stats")
 
-    def __init__(self, pk: int, key: str, position: int, count: int, nan_count: int, last: float | None,
-                 last_step: int | None, low: float | None, low_step: int | None, high: float | None,
-                 high_step: int | None) -> None:
-        self.pk, self.position, self.count, self.nan_count = pk, position, count, nan_count
-        self.last, self.last_step = last, last_step
-        self.min, self.min_step, self.max, self.max_step = low, low_step, high, high_step
+    def __init__(self, pk: int, stats: MetricSummary) -> None:
+        self.pk, self.stats = pk, stats
 
     @classmethod
     def created(cls, db: psycopg.Connection, run: int, key: str, position: int) -> _SeriesState:
         row = db.execute("INSERT INTO series (run, key, position) VALUES (%s, %s, %s) RETURNING pk",
                          (run, key, position)).fetchone()
         assert row is not None
-        return cls(row[0], key, position, 0, 0, None, None, None, None, None, None)
-
-    def add(self, step: int, value: float) -> None:
-        self.count += 1
-        self.last, self.last_step = value, step
-        if value != value:  # NaN counts for last, not for min and max
-            self.nan_count += 1
-            return
-        if self.min is None or value < self.min:
-            self.min, self.min_step = value, step
-        if self.max is None or value > self.max:
-            self.max, self.max_step = value, step
+        return cls(row[0], MetricSummary())
 
     def row(self) -> tuple[Any, ...]:
-        return (self.count, self.nan_count, self.last, self.last_step, self.min, self.min_step, self.max,
-                self.max_step, self.pk)
+        stats = self.stats
+        return (stats.count, stats.nan_count, stats.last, stats.last_step, stats.min, stats.min_step, stats.max,
+                stats.max_step, self.pk)
 
 
 class _FileReceiver:
@@ -454,7 +444,7 @@ def _downsampled(db: psycopg.Connection, series: int, after: int, count: int, po
                  has_nan: bool) -> list[tuple[Any, ...]]:
     """keep_extremes (downsample.py) in SQL: per bucket the first minimum, the first maximum and the first
     NaN, plus the first and last point. Buckets of whole blocks read the blocks table (1/64 of the rows)."""
-    points = max(points, 8)
+    points = max(points, MIN_POINTS)
     wanted = count - after
     size = -(-wanted // ((points - 2) // (3 if has_nan else 2)))
     if after % BLOCK == 0 and size >= BLOCK:
@@ -485,11 +475,9 @@ def _downsampled(db: psycopg.Connection, series: int, after: int, count: int, po
 
 def _series_summaries(db: psycopg.Connection, runs: list[int]) -> dict[int, dict[str, dict[str, Any]]]:
     found: dict[int, dict[str, dict[str, Any]]] = {}
-    for run, key, count, last, last_step, low, low_step, high, high_step in db.execute(
-            "SELECT run, key, count, last, last_step, min, min_step, max, max_step FROM series "
-            "WHERE run = ANY(%s::bigint[]) ORDER BY run, position", (runs,)):
-        found.setdefault(run, {})[key] = {"count": count, "last": last, "last_step": last_step, "min": low,
-                                          "min_step": low_step, "max": high, "max_step": high_step}
+    for run, key, *stats in db.execute(f"SELECT run, key, {_SUMMARY_COLUMNS} FROM series "
+                                       "WHERE run = ANY(%s::bigint[]) ORDER BY run, position", (runs,)):
+        found.setdefault(run, {})[key] = MetricSummary(*stats).as_dict()
     return found
 
 
@@ -505,12 +493,3 @@ def _create_project(db: psycopg.Connection, project: str) -> None:
 
 def _configure(connection: psycopg.Connection) -> None:
     set_json_loads(orjson.loads, connection)
-
-
-def _redacted(url: str) -> str:
-    """The URL without its password, for messages."""
-    scheme, _, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not at:
-        return url
-    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}" if ":" in credentials else url
