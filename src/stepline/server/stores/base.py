@@ -33,6 +33,11 @@ class SeriesPoints:
     y: np.ndarray
     step: np.ndarray
 
+    @classmethod
+    def empty(cls, key: str) -> SeriesPoints:
+        """A metric the run does not have: no points."""
+        return cls(key, 0, False, np.empty(0), np.empty(0), np.empty(0))
+
 
 class FileReceiver(Protocol):
     """An upload in progress: nothing of it is visible until :meth:`commit`."""

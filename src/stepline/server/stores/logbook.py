@@ -15,8 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from stepline import events
 from stepline.config import heartbeat_timeout as configured_heartbeat_timeout
 from stepline.config import logbook_root
@@ -93,7 +91,7 @@ class LogbookStore:
         for key in keys:
             series = cache.series.get(key)
             if series is None:
-                found.append(SeriesPoints(key, 0, False, *(np.empty(0) for _ in range(3))))
+                found.append(SeriesPoints.empty(key))
                 continue
             steps, values, times, epochs = (column[after:] for column in series.arrays())
             xs = {"step": steps, "epoch": epochs, "time": times}[x]

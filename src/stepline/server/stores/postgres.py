@@ -124,15 +124,14 @@ class PostgresStore:
             [pk] = self._row(db, project, run_id, "pk")
             for key in keys:
                 row = db.execute("SELECT pk, count, nan_count FROM series WHERE run = %s AND key = %s",
-                                 (pk, key)).fetchone()
+                                 (pk, _text(key))).fetchone()
                 if row is None:
-                    found.append(SeriesPoints(key, 0, False, *(np.empty(0) for _ in range(3))))
+                    found.append(SeriesPoints.empty(key))
                     continue
                 series, count, nan_count = row
                 wanted = count - after
                 downsampled = points is not None and wanted > max(points, MIN_POINTS)
-                if downsampled:
-                    assert points is not None
+                if points is not None and downsampled:
                     rows = _downsampled(db, series, after, count, points, nan_count > 0)
                 else:
                     rows = db.execute("SELECT i, step, value, time, epoch FROM points WHERE series = %s AND i >= %s "
