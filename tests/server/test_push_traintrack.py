@@ -56,6 +56,35 @@ def test_losses_metrics_hyperparameters_and_status_land(double, logdir):
         [("accuracy", "train", s) for s in range(1, 11)] + [("mse", "validation", 5), ("mse", "validation", 10)])
 
 
+def test_params_written_while_the_shipper_reads_still_create_the_run_with_them(double, logdir, monkeypatch):
+    """The writer may append a params record and the first metrics between two of a ship round's file reads."""
+    from stepline.logbook.tail import RecordTail
+    from stepline.remote.shipper import Shipper
+    from stepline.remote.traintrack import TrainTrackTransport
+    from stepline.sinks.logbook import LogbookSink
+
+    run = stepline.init(project="vision", dir=logdir)
+    run.finish()
+    sink = LogbookSink(run.path, {})
+    shipper = Shipper(run.path, TrainTrackTransport(double.url))
+    first_read = RecordTail.read_new
+
+    def read_then_the_writer_runs(tail, *args):
+        records = first_read(tail, *args)
+        monkeypatch.setattr(RecordTail, "read_new", first_read)
+        sink.write([{"type": "params", "seq": 1, "time": 1.0, "op": "set", "data": {"lr": 0.1}},
+                    {"type": "metrics", "seq": 1, "time": 1.0, "step": 1, "values": {"train/loss": 0.5}}])
+        sink.flush()
+        return records
+
+    monkeypatch.setattr(RecordTail, "read_new", read_then_the_writer_runs)
+    shipper.ship()
+    shipper.ship()
+    [tt_run] = double.app.state.db["runs"].values()
+    assert tt_run["hyperparameters"] == {"lr": 0.1, "stepline_run_id": run.id}
+    assert [r["step"] for r in double.app.state.db["loss"]] == [1]
+
+
 def test_a_failed_run_is_failed_there(double, logdir):
     run = stepline.init(project="vision", dir=logdir, backend=double.backend)
     run.log({"train/loss": 1.0}, step=1)

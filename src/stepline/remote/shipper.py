@@ -62,12 +62,12 @@ class Shipper:
             state = self.client.open_run(project, run_id, _opening(meta))
             self._acked = {kind: int(state["max_seq"].get(kind, 0)) for kind in layout.RECORD_FILES}
             self._remote_files = dict(state.get("files") or {})
-        for kind, tail in self._tails.items():
-            records = tail.read_new()
-            if records is None:  # the file was rewritten: start over, the server drops what it has
-                self._tails[kind] = tail = RecordTail(tail.path)
-                records = tail.read_new() or []
-            self._pending[kind].extend(r for r in records if r["seq"] > self._acked[kind])
+        # Read the params last: the logbook sink writes a params record out before any record after it, so
+        # every params record older than the metrics read here is seen too, and a peer that keeps the config
+        # of the run's creation only (TrainTrack) gets it with the first point.
+        for kind in reversed(SHIP_ORDER):
+            self._pending[kind].extend(r for r in self._read_new(kind) if r["seq"] > self._acked[kind])
+        for kind in SHIP_ORDER:
             while self._pending[kind]:
                 batch = self._pending[kind][:BATCH_RECORDS]
                 answer = self.client.send_events(project, run_id, batch)
@@ -81,6 +81,14 @@ class Shipper:
         if encoded != self._sent_meta:  # status, heartbeat and summary, after the records they follow
             self.client.open_run(project, run_id, _opening(meta))
             self._sent_meta = encoded
+
+    def _read_new(self, kind: str) -> list[dict[str, Any]]:
+        tail = self._tails[kind]
+        records = tail.read_new()
+        if records is None:  # the file was rewritten: start over, the server drops what it has
+            self._tails[kind] = tail = RecordTail(tail.path)
+            records = tail.read_new() or []
+        return records
 
     def unsent(self) -> int:
         """Records and files known not to be on the server: queued here, or still unread in the local files."""

@@ -32,7 +32,10 @@ class LogbookSink(Sink):
         for record in records:
             kind = record["type"]
             if kind in layout.RECORD_FILES:
-                self._file(kind).write(events.encode(record))
+                handle = self._file(kind)
+                handle.write(events.encode(record))
+                if kind == events.PARAMS:  # out before the records after it: the shipper relies on this order
+                    handle.flush()
             elif kind == events.HEARTBEAT:
                 self._meta["heartbeat_at"] = record["time"]
                 self._meta_dirty = True
