@@ -87,7 +87,7 @@ ARTIFACTS = os.path.join(os.path.dirname(__file__), "..", "..", "test-artifacts"
 
 # PostgreSQL: the local server (make test starts it); STEPLINE_TEST_POSTGRES names another admin URL.
 POSTGRES_ADMIN = os.environ.get("STEPLINE_TEST_POSTGRES", "postgresql:///postgres")
-POSTGRES_TABLES = "projects, runs, series, points, blocks, records, files, file_chunks"
+POSTGRES_TABLES = "projects, runs, series, points, blocks, records, files, file_chunks, users, tokens"
 
 
 def database_url(name: str) -> str:
@@ -144,12 +144,11 @@ class Served:
         from fastapi.testclient import TestClient
 
         from stepline.server.app import create_app
-        from stepline.server.auth import AuthStore
 
         self.kind, self.logdir, self.postgres_url = kind, logdir, postgres_url
         self.stores = []
         self.store = self.new_store()
-        self.client = TestClient(create_app(self.store, auth=AuthStore(logdir)))
+        self.client = TestClient(create_app(self.store))
 
     def new_store(self, **options):
         from stepline.server.stores import LogbookStore

@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 
 import stepline
 from stepline.server.app import create_app
-from stepline.server.auth import AuthStore
 from stepline.server.stores import LogbookStore
 
 
@@ -68,7 +67,7 @@ def test_a_running_run_with_a_stale_heartbeat_is_crashed(served, logdir):
     run.flush()
     served.land()
     fresh = served.client.get("/api/v1/projects/p/runs").json()["runs"]
-    strict = create_app(served.new_store(heartbeat_timeout=1e-9), auth=AuthStore(logdir))
+    strict = create_app(served.new_store(heartbeat_timeout=1e-9))
     stale = TestClient(strict).get("/api/v1/projects/p/runs")
     assert fresh[0]["status"] == "running" and stale.json()["runs"][0]["status"] == "crashed"
     run.finish()
@@ -218,7 +217,7 @@ def test_hostile_names_are_refused(client, book, path):
 def test_oversized_requests_and_cors(served, client, book, logdir):
     assert client.post("/api/v1/projects", content=b"x" * (2 << 20)).status_code == 413
     assert "access-control-allow-origin" not in client.get("/api/v1/projects", headers={"Origin": "http://evil"}).headers
-    allowed = TestClient(create_app(served.store, auth=AuthStore(logdir), cors_origins=["http://team"]))
+    allowed = TestClient(create_app(served.store, cors_origins=["http://team"]))
     headers = allowed.get("/api/v1/projects", headers={"Origin": "http://team"}).headers
     assert headers["access-control-allow-origin"] == "http://team"
 

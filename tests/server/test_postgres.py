@@ -18,6 +18,7 @@ import requests
 import stepline
 from stepline import Logbook
 from stepline.errors import ConfigError
+from stepline.server.auth import AuthStore
 from stepline.server.stores.postgres import PostgresStore
 from stepline.server.stores.postgres_schema import MIGRATIONS, upgrade
 from tests.server.conftest import POSTGRES_ADMIN, database_url
@@ -76,9 +77,41 @@ def test_the_same_batch_sent_to_two_server_processes_at_once_is_stored_once(serv
         assert db.execute("SELECT count(*) FROM points").fetchone()[0] == 5000
 
 
+def admin(*args, input=None, check=True):
+    """``stepline server ARGS`` in a process of its own, as an administrator would run it."""
+    result = subprocess.run([sys.executable, "-m", "stepline.cli.main", "server", *args], input=input,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 or not check, result.stderr
+    return result
+
+
 def migrate(*args):
-    return subprocess.run([sys.executable, "-m", "stepline.cli.main", "server", "migrate", *args],
-                          capture_output=True, text=True, timeout=300)
+    return admin("migrate", *args, check=False)
+
+
+def test_users_and_tokens_live_in_postgresql_so_every_server_process_sees_a_revocation(server, database, tmp_path):
+    refused = subprocess.run([sys.executable, "-m", "stepline.cli.main", "serve", "--store", database,
+                              "--require-token", "--port", "9"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and f"token create --user NAME --store {database}" in refused.stderr
+    admin("user", "add", "ana", "--store", database)
+    token = admin("token", "create", "--user", "ana", "--project", "vision", "--store", database).stdout.strip()
+    [listed] = admin("token", "list", "--store", database).stdout.splitlines()
+    assert listed.split() == [token[4:12], "ana", "vision"]
+    servers = [server("--store", database, "--require-token", root=tmp_path / "empty") for _ in range(2)]
+    signed = {"Authorization": f"Bearer {token}"}
+    for process in servers:
+        assert requests.get(f"{process.url}/api/v1/projects", timeout=10).status_code == 401
+        assert requests.put(f"{process.url}/api/v1/projects/vision/runs/r1", json={"meta": {}}, headers=signed,
+                            timeout=10).status_code == 200
+        assert requests.put(f"{process.url}/api/v1/projects/other/runs/r1", json={"meta": {}}, headers=signed,
+                            timeout=10).status_code == 403
+    admin("token", "revoke", token[4:12], "--store", database)
+    for process in servers:  # no restart, no cache: the next request is refused
+        assert requests.get(f"{process.url}/api/v1/projects", headers=signed, timeout=10).status_code == 401
+    assert not (tmp_path / "empty").exists() or not any((tmp_path / "empty").rglob("auth.json"))
+    with psycopg.connect(database) as db:
+        assert db.execute("SELECT name FROM users").fetchall() == [("ana",)]
+        assert db.execute("SELECT count(*) FROM tokens").fetchone()[0] == 0
 
 
 def test_migrate_moves_a_logbook_into_postgresql_and_a_second_run_adds_nothing(database, logdir):
@@ -89,11 +122,13 @@ def test_migrate_moves_a_logbook_into_postgresql_and_a_second_run_adds_nothing(d
         run.warning("slow", step=3)
         run.files.save({"i": i}, "result.json")
         run.finish() if i else run.fail("diverged")
+    admin("user", "add", "ana", "--password-stdin", "--dir", str(logdir), input="pw\n")
+    token = admin("token", "create", "--user", "ana", "--dir", str(logdir)).stdout.strip()
     result = migrate("--from", str(logdir), "--to", database)
     assert result.returncode == 0, result.stderr
     # per run: 1,500 metric records, one params record, one log line
     assert "100%" in result.stderr and "4,506/4,506 records" in result.stderr and "3/3 runs" in result.stderr
-    assert "4,506 records and 3 files added" in result.stderr
+    assert "4,506 records, 3 files, 1 users and 1 tokens added" in result.stderr
     store = PostgresStore(database)
     try:
         for view in Logbook(logdir).runs():
@@ -105,10 +140,13 @@ def test_migrate_moves_a_logbook_into_postgresql_and_a_second_run_adds_nothing(d
             assert b"".join(store.read_file(view.project, view.id, "result.json")[1]) == \
                 (view.path / "files/result.json").read_bytes()
         assert {p["name"]: p["runs"] for p in store.projects()} == {"nlp": 1, "vision": 2}
+        auth = AuthStore(store.accounts())  # the hashes moved: the token and the password work as before
+        assert auth.verify(token).user == "ana" and auth.check_password("ana", "pw")
+        assert not auth.check_password("ana", "wrong")
     finally:
         store.close()
     again = migrate("--from", str(logdir), "--to", database)
-    assert again.returncode == 0 and "0 records and 0 files added" in again.stderr
+    assert again.returncode == 0 and "0 records, 0 files, 0 users and 0 tokens added" in again.stderr
     with psycopg.connect(database) as db:
         assert db.execute("SELECT count(*) FROM points").fetchone()[0] == 3 * 1500 * 2
 
@@ -130,6 +168,24 @@ def blank_database(postgres_url):
         admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
+def test_a_database_of_the_first_schema_is_upgraded_and_keeps_its_runs(blank_database, tmp_path):
+    run = stepline.init(project="old", dir=tmp_path)
+    run.log({"loss": 0.5}, step=1)
+    run.finish()
+    assert migrate("--from", str(tmp_path), "--to", blank_database).returncode == 0
+    with psycopg.connect(blank_database) as db:  # back to the database the first schema made, its run kept
+        db.execute("DROP TABLE tokens, users")
+        db.execute("DELETE FROM stepline_schema WHERE version > 1")
+    store = PostgresStore(blank_database)
+    try:
+        assert store.schema_version == MIGRATIONS[-1][0] > 1
+        assert store.run("old", run.id)["metrics"]["loss"]["last"] == 0.5
+        AuthStore(store.accounts()).add_user("ana")
+        assert AuthStore(store.accounts()).users() == ["ana"]
+    finally:
+        store.close()
+
+
 def test_the_schema_is_created_upgraded_once_and_a_newer_one_refused(blank_database):
     store = PostgresStore(blank_database)
     store.close()
@@ -147,9 +203,8 @@ def test_the_schema_is_created_upgraded_once_and_a_newer_one_refused(blank_datab
 def test_lmtracker_and_trackio_clients_log_into_postgresql(server, database, tmp_path):
     import uuid
 
-    auth = tmp_path / "auth"
-    subprocess.run([sys.executable, "-m", "stepline.cli.main", "server", "user", "add", "ana", "--password-stdin",
-                    "--dir", str(auth)], input="pw\n", text=True, check=True, capture_output=True)
+    auth = tmp_path / "empty"
+    admin("user", "add", "ana", "--password-stdin", "--store", database, input="pw\n")
     first = server("--store", database, root=auth)
     lmtracker, headers = f"{first.url}/api", {"Authorization": "ana:pw"}
     assert requests.post(f"{lmtracker}/create-project", json={"name": "lm"}, headers=headers, timeout=10).ok

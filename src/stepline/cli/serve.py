@@ -24,27 +24,31 @@ def is_loopback(host: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from stepline.config import logbook_root
-    from stepline.server.auth import AuthStore
 
-    require_token = args.require_token or not is_loopback(args.host)
-    if require_token and not AuthStore(logbook_root(args.logbook or args.dir)).has_tokens():
-        raise ConfigError(
-            f"--host {args.host} would serve your runs to other machines, so every request needs a token, and "
-            "there is none yet: create one with `stepline server user add NAME` and `stepline server token "
-            "create --user NAME`, or keep the default --host 127.0.0.1 (reach it from elsewhere with an SSH "
-            "tunnel: ssh -L 8683:127.0.0.1:8683 this-machine)"
-        )
     try:
         import uvicorn
 
+        from stepline.remote.shipper import redacted
         from stepline.server.app import create_app
+        from stepline.server.auth import AuthStore
         from stepline.server.stores import open_store
     except ImportError as err:
         raise ConfigError(f"stepline serve needs the server extra ({err.name} is missing): "
                           "pip install 'stepline[server]'") from None
     store = open_store(args.store or str(logbook_root(args.logbook or args.dir)))
+    auth = AuthStore(store.accounts())
+    require_token = args.require_token or not is_loopback(args.host)
+    if require_token and not auth.has_tokens():
+        store.close()
+        folder = args.logbook or args.dir
+        where = f" --store {redacted(args.store)}" if args.store else (f" --dir {folder}" if folder else "")
+        raise ConfigError(
+            f"--host {args.host} would serve your runs to other machines, so every request needs a token, and "
+            f"there is none yet: create one with `stepline server user add NAME{where}` and `stepline server token "
+            f"create --user NAME{where}`, or keep the default --host 127.0.0.1 (reach it from elsewhere with an SSH "
+            "tunnel: ssh -L 8683:127.0.0.1:8683 this-machine)"
+        )
     origins = [o for o in (args.cors_origin or []) if o]
-    auth = AuthStore(logbook_root(args.logbook or args.dir))
     app = create_app(store, auth=auth, cors_origins=origins, require_token=require_token)
     url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/"
     print(f"stepline is serving {store.describe()} at {url}  (Ctrl-C stops it)", flush=True)
@@ -65,8 +69,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                               description="Serve the web dashboard and HTTP API over a logbook, live.")
     sub.add_argument("logbook", nargs="?", help="the logbook folder (default: $STEPLINE_DIR or ./stepline_logs)")
     sub.add_argument("--dir", help=argparse.SUPPRESS)
-    sub.add_argument("--store", help="keep the runs in PostgreSQL instead: postgresql://user@host/db (the folder "
-                                     "then holds only the users and tokens); needs stepline[postgres]")
+    sub.add_argument("--store", help="keep the runs, users and tokens in PostgreSQL instead: "
+                                     "postgresql://user@host/db; needs stepline[postgres]")
     sub.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     sub.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     sub.add_argument("--open", action="store_true", help="open the dashboard in a browser")

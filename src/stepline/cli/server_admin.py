@@ -6,13 +6,26 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from stepline.config import logbook_root
-from stepline.server.auth import AuthStore
+from stepline.server.auth import AuthFile, AuthStore
 
 
-def _auth(args: argparse.Namespace) -> AuthStore:
-    return AuthStore(logbook_root(args.dir))
+@contextmanager
+def _auth(args: argparse.Namespace) -> Iterator[AuthStore]:
+    """The users and tokens of the server's store: ``--store`` (PostgreSQL) or the ``--dir`` logbook folder."""
+    if not args.store:
+        yield AuthStore(AuthFile(logbook_root(args.dir)))
+        return
+    from stepline.server.stores import open_store
+
+    store = open_store(args.store)
+    try:
+        yield AuthStore(store.accounts())
+    finally:
+        store.close()
 
 
 def add_user(args: argparse.Namespace) -> int:
@@ -21,13 +34,15 @@ def add_user(args: argparse.Namespace) -> int:
         password = sys.stdin.readline().rstrip("\n")
     elif args.password:
         password = getpass.getpass(f"password for {args.name}: ")
-    _auth(args).add_user(args.name, password)
+    with _auth(args) as auth:
+        auth.add_user(args.name, password)
     print(f"user {args.name} added")
     return 0
 
 
 def create_token(args: argparse.Namespace) -> int:
-    token_id, token = _auth(args).create_token(args.user, args.project or None)
+    with _auth(args) as auth:
+        token_id, token = auth.create_token(args.user, args.project or None)
     scope = ", ".join(args.project) if args.project else "every project"
     print(f"token {token_id} for {args.user} ({scope}); it is shown only now:", file=sys.stderr)
     print(token)
@@ -35,13 +50,16 @@ def create_token(args: argparse.Namespace) -> int:
 
 
 def revoke_token(args: argparse.Namespace) -> int:
-    _auth(args).revoke(args.id)
+    with _auth(args) as auth:
+        auth.revoke(args.id)
     print(f"token {args.id} revoked")
     return 0
 
 
 def list_tokens(args: argparse.Namespace) -> int:
-    for token in _auth(args).tokens():
+    with _auth(args) as auth:
+        tokens = auth.tokens()
+    for token in tokens:
         print(f"{token['id']}  {token['user']}  {', '.join(token['projects'] or ['every project'])}")
     return 0
 
@@ -50,7 +68,7 @@ def migrate_runs(args: argparse.Namespace) -> int:
     from stepline.errors import ConfigError
 
     try:
-        from stepline.server.migrate import migrate
+        from stepline.server.migrate import migrate, migrate_accounts
         from stepline.server.stores import open_store
     except ImportError as err:
         raise ConfigError(f"stepline server migrate needs the server extra ({err.name} is missing): "
@@ -61,10 +79,11 @@ def migrate_runs(args: argparse.Namespace) -> int:
     target = open_store(args.to)
     try:
         added, files = migrate(source, target, _progress_bar)
+        users, tokens = migrate_accounts(AuthFile(source), target.accounts())
     finally:
         target.close()
-    print(f"\n{added:,} records and {files} files added to {target.describe()}, which is now up to date",
-          file=sys.stderr)
+    print(f"\n{added:,} records, {files} files, {users} users and {tokens} tokens added to {target.describe()}, "
+          "which is now up to date", file=sys.stderr)
     return 0
 
 
@@ -83,6 +102,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     def add(group: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
         sub = group.add_parser(name, help=help, description=help)
         sub.add_argument("--dir", help="the server's logbook folder (default: $STEPLINE_DIR or ./stepline_logs)")
+        sub.add_argument("--store", help="the server's PostgreSQL store instead: postgresql://user@host/db")
         return sub
 
     users = groups.add_parser("user", help="users").add_subparsers(dest="action", required=True)
@@ -102,8 +122,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sub.set_defaults(handler=revoke_token)
     add(tokens, "list", "list tokens (ids, users, projects; never the tokens)").set_defaults(handler=list_tokens)
 
-    sub = groups.add_parser("migrate", help="copy a logbook folder's runs into PostgreSQL (safe to run again)",
-                            description="Copy every run of a logbook folder into another store, such as PostgreSQL. "
+    sub = groups.add_parser("migrate", help="copy a logbook folder's runs, users and tokens into PostgreSQL (safe "
+                                            "to run again)",
+                            description="Copy every run, user and token of a logbook folder into another store, "
+                                        "such as PostgreSQL. "
                                         "Records already there are skipped, so it can be run again, or after an "
                                         "interruption, without doubling anything.")
     sub.add_argument("--from", dest="source", required=True, help="the logbook folder")

@@ -21,7 +21,7 @@ from stepline.server import ingest, lmtracker, trackio
 from stepline.server.api import router
 from stepline.server.auth import AuthStore
 from stepline.server.responses import json_response
-from stepline.server.stores import LogbookStore, Store
+from stepline.server.stores import Store
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_REQUEST_BYTES = 1 << 20  # queries take no large bodies; event batches and uploads have their own limits
@@ -30,15 +30,10 @@ MAX_REQUEST_BYTES = 1 << 20  # queries take no large bodies; event batches and u
 def create_app(store: Store, *, auth: AuthStore | None = None, cors_origins: Sequence[str] = (),
                require_token: bool = False, max_request_bytes: int = MAX_REQUEST_BYTES) -> FastAPI:
     """A FastAPI app over ``store``. With ``require_token`` every API call needs a token of ``auth`` (by
-    default the users and tokens kept in the logbook folder); CORS is off unless ``cors_origins`` names the
-    origins to allow."""
+    default the users and tokens the store keeps); CORS is off unless ``cors_origins`` names the origins to allow."""
     app = FastAPI(title="stepline", version=__version__, description="Runs tracked by stepline.")
     app.state.store = store
-    if auth is None:
-        if not isinstance(store, LogbookStore):
-            raise ConfigError("create_app needs auth=AuthStore(folder) for a store other than a logbook folder")
-        auth = AuthStore(store.root)
-    app.state.auth = auth
+    app.state.auth = auth or AuthStore(store.accounts())
     app.include_router(router)
     app.include_router(ingest.router)
     app.include_router(lmtracker.router)  # LMTracker's clients authenticate with name:password themselves

@@ -1,9 +1,12 @@
-"""Users and API tokens of a stepline server, kept hashed in ``<logbook>/.stepline/auth.json``.
+"""Users and API tokens of a stepline server: the rules here, kept hashed where the server keeps its runs.
 
-    auth = AuthStore(Path("stepline_logs"))
+    auth = AuthStore(AuthFile(Path("stepline_logs")))    # or AuthStore(store.accounts()) for any store
     auth.add_user("ana")
     token_id, token = auth.create_token("ana", projects=["vision"])   # the token is shown once, never stored
     auth.verify(token)   # TokenInfo(id=..., user="ana", projects=["vision"])
+
+A logbook folder keeps them in ``<logbook>/.stepline/auth.json``; PostgreSQL in its ``users`` and ``tokens``
+tables, so every server process on one database sees the same tokens at once.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -37,8 +40,85 @@ class TokenInfo:
         return self.projects is None or project in self.projects
 
 
+class Accounts(Protocol):
+    """Where users and token hashes are kept. A user is ``{"created", "password"}`` (a scrypt hash or None),
+    a token ``{"user", "hash", "projects", "created"}``."""
+
+    def user(self, name: str) -> dict[str, Any] | None: ...
+
+    def users(self) -> list[str]: ...
+
+    def add_user(self, name: str, user: dict[str, Any]) -> bool:
+        """False when ``name`` exists already (nothing changed)."""
+        ...
+
+    def token(self, token_id: str) -> dict[str, Any] | None: ...
+
+    def tokens(self) -> dict[str, dict[str, Any]]: ...
+
+    def add_token(self, token_id: str, token: dict[str, Any]) -> None: ...
+
+    def remove_token(self, token_id: str) -> bool: ...
+
+
 class AuthStore:
-    """Reads the file again whenever it changed, so tokens made by the CLI work on a running server."""
+    """Users, passwords and tokens, by stepline's rules, over the ``accounts`` a store keeps them in."""
+
+    def __init__(self, accounts: Accounts) -> None:
+        self.accounts = accounts
+
+    def has_tokens(self) -> bool:
+        return bool(self.accounts.tokens())
+
+    def users(self) -> list[str]:
+        return self.accounts.users()
+
+    def add_user(self, name: str, password: str | None = None) -> None:
+        check_name(name, "user name")
+        if ":" in name:
+            raise ConfigError("a user name cannot contain ':'")
+        user = {"created": time.time(), "password": _hash_password(password) if password else None}
+        if not self.accounts.add_user(name, user):
+            raise ConfigError(f"user {name!r} exists already")
+
+    def check_password(self, name: str, password: str) -> bool:
+        user = self.accounts.user(name)
+        return user is not None and bool(user["password"]) and _verify_password(password, user["password"])
+
+    def create_token(self, user: str, projects: list[str] | None = None) -> tuple[str, str]:
+        """``(token id, token)``: the token itself is returned once and only its hash is kept."""
+        for project in projects or []:
+            check_name(project, "project")
+        if self.accounts.user(user) is None:
+            raise ConfigError(f"no user {user!r}: add one first with `stepline server user add {user}`")
+        token_id = secrets.token_hex(4)
+        secret = secrets.token_urlsafe(32)
+        self.accounts.add_token(token_id, {"user": user, "hash": _digest(secret), "projects": projects or None,
+                                           "created": time.time()})
+        return token_id, f"{TOKEN_PREFIX}{token_id}_{secret}"
+
+    def revoke(self, token_id: str) -> None:
+        if not self.accounts.remove_token(token_id):
+            raise ConfigError(f"no token {token_id!r}; `stepline server token list` shows them")
+
+    def tokens(self) -> list[dict[str, Any]]:
+        return [{"id": token_id, "user": t["user"], "projects": t["projects"], "created": t["created"]}
+                for token_id, t in sorted(self.accounts.tokens().items())]
+
+    def verify(self, token: str) -> TokenInfo | None:
+        if not token.startswith(TOKEN_PREFIX) or token.count("_") < 2:
+            return None
+        token_id, secret = token[len(TOKEN_PREFIX):].split("_", 1)
+        entry = self.accounts.token(token_id)
+        if entry is None or not hmac.compare_digest(entry["hash"], _digest(secret)):
+            return None
+        projects = entry.get("projects")
+        return TokenInfo(token_id, entry["user"], tuple(projects) if projects else None)
+
+
+class AuthFile:
+    """A logbook folder's accounts, in one private JSON file. It is read again whenever it changed, so tokens
+    the CLI makes work on a running server at once."""
 
     def __init__(self, root: Path) -> None:
         self.path = Path(root) / AUTH_FILE
@@ -46,62 +126,40 @@ class AuthStore:
         self._mtime = -1.0
         self._lock = threading.Lock()
 
-    def has_tokens(self) -> bool:
-        return bool(self._load()["tokens"])
+    def user(self, name: str) -> dict[str, Any] | None:
+        return self._load()["users"].get(name)
 
     def users(self) -> list[str]:
         return sorted(self._load()["users"])
 
-    def add_user(self, name: str, password: str | None = None) -> None:
-        check_name(name, "user name")
-        if ":" in name:
-            raise ConfigError("a user name cannot contain ':'")
+    def add_user(self, name: str, user: dict[str, Any]) -> bool:
         with self._lock:
             data = self._load()
             if name in data["users"]:
-                raise ConfigError(f"user {name!r} exists already")
-            data["users"][name] = {"created": time.time(), "password": _hash_password(password) if password else None}
+                return False
+            data["users"][name] = user
             self._save(data)
+        return True
 
-    def check_password(self, name: str, password: str) -> bool:
-        user = self._load()["users"].get(name)
-        return bool(user and user.get("password")) and _verify_password(password, user["password"])
+    def token(self, token_id: str) -> dict[str, Any] | None:
+        return self._load()["tokens"].get(token_id)
 
-    def create_token(self, user: str, projects: list[str] | None = None) -> tuple[str, str]:
-        """``(token id, token)``: the token itself is returned once and only its hash is kept."""
-        for project in projects or []:
-            check_name(project, "project")
+    def tokens(self) -> dict[str, dict[str, Any]]:
+        return dict(self._load()["tokens"])
+
+    def add_token(self, token_id: str, token: dict[str, Any]) -> None:
         with self._lock:
             data = self._load()
-            if user not in data["users"]:
-                raise ConfigError(f"no user {user!r}: add one first with `stepline server user add {user}`")
-            token_id = secrets.token_hex(4)
-            secret = secrets.token_urlsafe(32)
-            data["tokens"][token_id] = {"user": user, "hash": _digest(secret), "projects": projects or None,
-                                        "created": time.time()}
+            data["tokens"][token_id] = token
             self._save(data)
-        return token_id, f"{TOKEN_PREFIX}{token_id}_{secret}"
 
-    def revoke(self, token_id: str) -> None:
+    def remove_token(self, token_id: str) -> bool:
         with self._lock:
             data = self._load()
             if data["tokens"].pop(token_id, None) is None:
-                raise ConfigError(f"no token {token_id!r}; `stepline server token list` shows them")
+                return False
             self._save(data)
-
-    def tokens(self) -> list[dict[str, Any]]:
-        return [{"id": token_id, "user": t["user"], "projects": t["projects"], "created": t["created"]}
-                for token_id, t in sorted(self._load()["tokens"].items())]
-
-    def verify(self, token: str) -> TokenInfo | None:
-        if not token.startswith(TOKEN_PREFIX) or token.count("_") < 2:
-            return None
-        token_id, secret = token[len(TOKEN_PREFIX):].split("_", 1)
-        entry = self._load()["tokens"].get(token_id)
-        if entry is None or not hmac.compare_digest(entry["hash"], _digest(secret)):
-            return None
-        projects = entry.get("projects")
-        return TokenInfo(token_id, entry["user"], tuple(projects) if projects else None)
+        return True
 
     def _load(self) -> dict[str, Any]:
         try:

@@ -1,10 +1,12 @@
-"""``stepline server migrate``: move a logbook folder's runs into another store, PostgreSQL above all.
+"""``stepline server migrate``: move a logbook folder's runs, users and tokens into another store, PostgreSQL
+above all.
 
 It is the shipper of ``stepline sync`` with the store itself in place of a server: the same reading of the
 logbook, the same per-(run, seq) deduplication, so running it again adds nothing and an interrupted
 migration picks up where it stopped.
 
     migrate(Path("stepline_logs"), PostgresStore("postgresql://stepline@db/stepline"), progress=print_bar)
+    migrate_accounts(AuthFile(Path("stepline_logs")), store.accounts())   # tokens keep working: hashes move
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from stepline.logbook import layout
 from stepline.logbook.reader import Logbook
 from stepline.remote.shipper import Shipper
+from stepline.server.auth import Accounts
 from stepline.server.stores.base import Store
 
 
@@ -75,6 +78,17 @@ def migrate(source: str | Path, target: Store, progress: Callable[[int, int, int
         if progress:
             progress(done, total, number + 1, len(runs))
     return added, files
+
+
+def migrate_accounts(source: Accounts, target: Accounts) -> tuple[int, int]:
+    """Copy the users and tokens ``target`` lacks (hashes as they are, so tokens and passwords keep working);
+    (users, tokens) added. A name or token id ``target`` has already is left as it is there."""
+    users = sum(target.add_user(name, user) for name in source.users() if (user := source.user(name)))
+    present = target.tokens()
+    missing = {token_id: token for token_id, token in source.tokens().items() if token_id not in present}
+    for token_id, token in missing.items():
+        target.add_token(token_id, token)
+    return users, len(missing)
 
 
 def _lines_total(run_path: Path) -> int:

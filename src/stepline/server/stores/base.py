@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from stepline.errors import ConfigError
+from stepline.server.auth import Accounts
 
 X_AXES = ("step", "epoch", "time")
 
@@ -78,6 +79,10 @@ class Store(Protocol):
     """Projects and runs, read by the query API and written by the ingest API."""
 
     def describe(self) -> str: ...
+
+    def accounts(self) -> Accounts:
+        """Where this store keeps the server's users and token hashes."""
+        ...
 
     def projects(self) -> list[dict[str, Any]]:
         """Every project: name, run count, last activity (its creation time while it has no run)."""

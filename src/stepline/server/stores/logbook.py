@@ -23,6 +23,7 @@ from stepline.logbook import layout
 from stepline.logbook.reader import derived_status
 from stepline.logbook.tail import RecordTail
 from stepline.names import check_name
+from stepline.server.auth import AuthFile
 from stepline.server.downsample import keep_extremes
 from stepline.server.stores.base import (
     SeriesPoints,
@@ -50,6 +51,9 @@ class LogbookStore:
 
     def describe(self) -> str:
         return str(self.root.resolve())
+
+    def accounts(self) -> AuthFile:
+        return AuthFile(self.root)
 
     def projects(self) -> list[dict[str, Any]]:
         found = []

@@ -39,6 +39,7 @@ from stepline.server.stores.base import (
     opened_meta,
     overview,
 )
+from stepline.server.stores.postgres_accounts import PostgresAccounts
 from stepline.server.stores.postgres_schema import upgrade
 
 CHUNK_BYTES = 1 << 20  # a file is kept as rows of this many bytes
@@ -76,6 +77,9 @@ class PostgresStore:
 
     def describe(self) -> str:
         return f"{redacted(self.url)} (PostgreSQL, schema {self.schema_version})"
+
+    def accounts(self) -> PostgresAccounts:
+        return PostgresAccounts(self.pool)
 
     def projects(self) -> list[dict[str, Any]]:
         with self.pool.connection() as db:

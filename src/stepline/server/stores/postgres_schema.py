@@ -92,6 +92,21 @@ MIGRATIONS: Sequence[tuple[int, str]] = (
         FOREIGN KEY (run, path) REFERENCES files (run, path) ON DELETE CASCADE
     );
     """),
+    (2, """
+    -- A server's users and API tokens (hashes only), shared by every server process on the database.
+    CREATE TABLE users (
+        name text PRIMARY KEY,
+        created_at double precision NOT NULL,
+        password text
+    );
+    CREATE TABLE tokens (
+        id text PRIMARY KEY,
+        user_name text NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        hash text NOT NULL,
+        projects text[],
+        created_at double precision NOT NULL
+    );
+    """),
 )
 
 
