@@ -175,6 +175,7 @@ def test_a_database_of_the_first_schema_is_upgraded_and_keeps_its_runs(blank_dat
     assert migrate("--from", str(tmp_path), "--to", blank_database).returncode == 0
     with psycopg.connect(blank_database) as db:  # back to the database the first schema made, its run kept
         db.execute("DROP TABLE tokens, users")
+        db.execute("DROP INDEX records_log_id")
         db.execute("DELETE FROM stepline_schema WHERE version > 1")
     store = PostgresStore(blank_database)
     try:
@@ -233,3 +234,39 @@ def test_lmtracker_and_trackio_clients_log_into_postgresql(server, database, tmp
     assert requests.post(f"{lmtracker}/delete-run", headers=headers, timeout=10,
                          json={"project_name": "lm", "run_name": "r"}).json() == {"ok": True}
     assert api(again.url, "lm/runs")["runs"] == []
+
+
+def test_lmtracker_and_trackio_clients_alternating_between_two_server_processes_lose_nothing(server, database,
+                                                                                             tmp_path):
+    """A load balancer sends each request to either process: each numbers its records from the database."""
+    import uuid
+
+    admin("user", "add", "ana", "--password-stdin", "--store", database, input="pw\n")
+    pair = [server("--store", database, root=tmp_path / "empty") for _ in range(2)]
+    headers = {"Authorization": "ana:pw"}
+    assert requests.post(f"{pair[0].url}/api/create-project", json={"name": "lm"}, headers=headers, timeout=10).ok
+    for push in range(6):
+        answer = requests.post(f"{pair[push % 2].url}/api/push-metrics", headers=headers, timeout=10, json={
+            "project_name": "lm", "run_name": "r", "metrics": {"loss": 1 / (push + 1)}})
+        assert answer.json() == {"ok": True}
+    rows = requests.post(f"{pair[1].url}/api/get-run", headers=headers, timeout=10,
+                         json={"project_name": "lm", "run_name": "r"}).json()["metrics"]
+    assert rows == [{"loss": 1 / (push + 1)} for push in range(6)]
+    [lm_run] = api(pair[0].url, "lm/runs")["runs"]
+    assert api(pair[0].url, f"lm/runs/{lm_run['id']}/series", keys="loss", raw="true")["series"][0]["x"] == [
+        0, 1, 2, 3, 4, 5]
+    wrong = requests.get(f"{pair[0].url}/api/check-user", headers={"Authorization": "ana:nope"}, timeout=10)
+    assert wrong.status_code == 401  # a remembered right password lets no other through
+
+    entries = [{"project": "tp", "run": "t", "run_id": None, "metrics": {"x": float(i)}, "step": None,
+                "config": {"lr": 0.1}, "log_id": str(uuid.uuid4())} for i in range(6)]
+    for i, entry in enumerate(entries):
+        answer = requests.post(f"{pair[i % 2].url}/api/bulk_log", json={"logs": [entry], "hf_token": None},
+                               timeout=10)
+        assert answer.json() == {"data": {"stored": 2 if i == 0 else 1}}  # the config comes with the first
+    again = requests.post(f"{pair[0].url}/api/bulk_log", json={"logs": entries[3:], "hf_token": None}, timeout=10)
+    assert again.json() == {"data": {"stored": 0}}  # sent to the other process first: still stored once
+    [trackio_run] = api(pair[1].url, "tp/runs")["runs"]
+    assert trackio_run["params"] == {"lr": 0.1}
+    series = api(pair[1].url, f"tp/runs/{trackio_run['id']}/series", keys="x", raw="true")["series"][0]
+    assert series["x"] == [0, 1, 2, 3, 4, 5] and series["y"] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]

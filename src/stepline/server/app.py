@@ -37,7 +37,6 @@ def create_app(store: Store, *, auth: AuthStore | None = None, cors_origins: Seq
     app.include_router(router)
     app.include_router(ingest.router)
     app.include_router(lmtracker.router)  # LMTracker's clients authenticate with name:password themselves
-    app.state.trackio = trackio.TrackioRuns()
     app.state.require_token = require_token
     app.include_router(trackio.router)  # last: its /api/{name} must not shadow the routes above
 

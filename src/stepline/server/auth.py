@@ -66,6 +66,11 @@ class AuthStore:
 
     def __init__(self, accounts: Accounts) -> None:
         self.accounts = accounts
+        # scrypt takes tens of milliseconds by design, and LMTracker's clients send the password with every
+        # push: a password checked once is remembered (keyed with a random per-process key, never in clear)
+        # for as long as the user's stored hash is the one it matched.
+        self._key = secrets.token_bytes(32)
+        self._checked: dict[tuple[str, bytes], str] = {}
 
     def has_tokens(self) -> bool:
         return bool(self.accounts.tokens())
@@ -83,7 +88,15 @@ class AuthStore:
 
     def check_password(self, name: str, password: str) -> bool:
         user = self.accounts.user(name)
-        return user is not None and bool(user["password"]) and _verify_password(password, user["password"])
+        if user is None or not user["password"]:
+            return False
+        remembered = (name, hmac.new(self._key, password.encode(), hashlib.sha256).digest())
+        if self._checked.get(remembered) == user["password"]:
+            return True
+        if not _verify_password(password, user["password"]):
+            return False
+        self._checked[remembered] = user["password"]
+        return True
 
     def create_token(self, user: str, projects: list[str] | None = None) -> tuple[str, str]:
         """``(token id, token)``: the token itself is returned once and only its hash is kept."""

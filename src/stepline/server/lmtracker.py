@@ -24,7 +24,8 @@ from stepline import events
 from stepline.errors import InvalidNameError
 from stepline.logbook import layout
 from stepline.names import check_name
-from stepline.server.responses import json_response
+from stepline.server.responses import RawBody, json_response
+from stepline.server.stores.base import RunState
 
 router = APIRouter(prefix="/api", include_in_schema=True, tags=["LMTracker"])
 SOURCE = "lmtracker"
@@ -47,19 +48,19 @@ def _user(request: Request) -> str | None:
     return name
 
 
-async def _body(request: Request) -> dict[str, Any]:
+def _parsed(raw: bytes) -> dict[str, Any]:
     try:
-        body = orjson.loads(await request.body() or b"{}")
+        body = orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError:
         return {}
     return body if isinstance(body, dict) else {}
 
 
-async def _checked(request: Request, *fields: str) -> list[str] | Response:
+def _checked(request: Request, raw: bytes, *fields: str) -> list[str] | Response:
     """The named body fields, checked as names, once the credentials are; a Response is LMTracker's refusal."""
     if not _user(request):
         return _fail(status=401)
-    body = await _body(request)
+    body = _parsed(raw)
     try:
         return [check_name(body.get(field), field) for field in fields]
     except InvalidNameError:
@@ -91,8 +92,8 @@ def check_user(request: Request) -> Response:
 
 
 @router.post("/create-project", summary="LMTracker: create a project")
-async def create_project(request: Request) -> Response:
-    names = await _checked(request, "name")
+def create_project(request: Request, raw: RawBody) -> Response:
+    names = _checked(request, raw, "name")
     if isinstance(names, Response):
         return names
     request.app.state.store.create_project(names[0])
@@ -100,12 +101,12 @@ async def create_project(request: Request) -> Response:
 
 
 @router.post("/push-metrics", summary="LMTracker: append one metrics object to a run (created on first push)")
-async def push_metrics(request: Request) -> Response:
-    names = await _checked(request, "project_name", "run_name")
+def push_metrics(request: Request, raw: RawBody) -> Response:
+    names = _checked(request, raw, "project_name", "run_name")
     if isinstance(names, Response):
         return names
     project, run_name = names
-    metrics = (await _body(request)).get("metrics")
+    metrics = _parsed(raw).get("metrics")
     if not isinstance(metrics, dict):
         return _fail("Invalid schema")
     store = request.app.state.store
@@ -123,24 +124,26 @@ async def push_metrics(request: Request) -> Response:
                                               "lmtracker_schema": schema, "tags": [SOURCE]})
     else:
         writer = store.writer(project, existing["id"])
-        if writer.meta.get("lmtracker_schema") != schema:
+        if writer.meta.get("lmtracker_schema") != schema:  # fixed when the run was made: never stale
             return _fail("Invalid schema")
     values = {k: v for k, v in metrics.items() if k != "step"}
     if not all(schema[k] in ("number", "bool") for k in values):
         return _fail("stepline keeps numbers only: every metric must be a number or a boolean")
-    with writer.lock:
+
+    def push(run: RunState) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         # Such a run holds metrics records only, so the next seq is also the push count: LMTracker's x-axis.
-        seq = max(writer.max_seq.values()) + 1
+        seq, now = run.next_seq, time.time()
         step = metrics["step"] if isinstance(metrics.get("step"), int) else seq - 1
-        now = time.time()
-        writer.replace_meta({**writer.meta, "ended_at": now, "heartbeat_at": now})
-        writer.append([{"type": events.METRICS, "seq": seq, "time": now, "step": step, "values": values}])
+        return ([{"type": events.METRICS, "seq": seq, "time": now, "step": step, "values": values}],
+                {**run.meta, "ended_at": now, "heartbeat_at": now})
+
+    writer.append_made(push)
     return _ok()
 
 
 @router.post("/get-run", summary="LMTracker: a run's metrics objects, in push order")
-async def get_run(request: Request) -> Response:
-    names = await _checked(request, "project_name", "run_name")
+def get_run(request: Request, raw: RawBody) -> Response:
+    names = _checked(request, raw, "project_name", "run_name")
     if isinstance(names, Response):
         return _fail("Run not found") if names.status_code == 400 else names
     found = _find_run(request, *names)
@@ -154,8 +157,8 @@ async def get_run(request: Request) -> Response:
 
 
 @router.post("/delete-run", summary="LMTracker: delete a run")
-async def delete_run(request: Request) -> Response:
-    names = await _checked(request, "project_name", "run_name")
+def delete_run(request: Request, raw: RawBody) -> Response:
+    names = _checked(request, raw, "project_name", "run_name")
     if isinstance(names, Response):
         return names
     found = _find_run(request, *names)
@@ -166,8 +169,8 @@ async def delete_run(request: Request) -> Response:
 
 
 @router.post("/delete-project", summary="LMTracker (undocumented): delete a project")
-async def delete_project(request: Request) -> Response:
-    names = await _checked(request, "name")
+def delete_project(request: Request, raw: RawBody) -> Response:
+    names = _checked(request, raw, "name")
     if isinstance(names, Response):
         return names
     store = request.app.state.store
@@ -187,8 +190,8 @@ def get_projects(request: Request) -> Response:
 
 
 @router.post("/get-runs", summary="LMTracker: a project's runs, oldest first")
-async def get_runs(request: Request) -> Response:
-    names = await _checked(request, "project_name")
+def get_runs(request: Request, raw: RawBody) -> Response:
+    names = _checked(request, raw, "project_name")
     if isinstance(names, Response):
         return names
     runs = [{"name": r["name"], "modified_at": int(r["last_activity"] or 0)}

@@ -1,15 +1,26 @@
-"""JSON responses: orjson, with NaN and infinities written as in the event format (``"NaN"``, ...)."""
+"""JSON responses: orjson, with NaN and infinities written as in the event format (``"NaN"``, ...); and the raw
+body of a request, for routes that parse it themselves."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import orjson
+from fastapi import Depends, Request
 from starlette.responses import Response
 
 _NAMES = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+# A route given the body this way can be a plain ``def``, which FastAPI runs off the event loop: what it then
+# asks of the store (a database round trip, a file read) blocks no other request.
+RawBody = Annotated[bytes, Depends(_raw_body)]
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:

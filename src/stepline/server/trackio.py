@@ -12,9 +12,9 @@ A body is either ``{"args", "kwargs"}`` (what the client sends) or the plain kwa
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import math
-import threading
 import time
 from typing import Any
 
@@ -25,28 +25,13 @@ from stepline import __version__, events
 from stepline.errors import InvalidNameError
 from stepline.logbook import layout
 from stepline.names import check_name
-from stepline.server.responses import json_response
-from stepline.server.stores.base import RunWriter
+from stepline.server.responses import RawBody, json_response
+from stepline.server.stores.base import RunState, RunWriter
 
 router = APIRouter(tags=["Trackio"])
 API_VERSION = 1
 SOURCE = "trackio"
 _SYSTEM_PREFIX = "system/"
-
-
-class TrackioRuns:
-    """The log ids each run has stored, read back from the store on first use since the server started."""
-
-    def __init__(self) -> None:
-        self._log_ids: dict[tuple[str, str], set[str]] = {}
-        self._lock = threading.Lock()
-
-    def log_ids(self, project: str, run_id: str, writer: RunWriter) -> set[str]:
-        with self._lock:
-            seen = self._log_ids.get((project, run_id))
-            if seen is None:
-                seen = self._log_ids[(project, run_id)] = writer.log_ids()
-            return seen
 
 
 def _error(message: str, status: int = 400) -> Response:
@@ -64,10 +49,10 @@ def version() -> Response:
 
 
 @router.post("/api/{name}", summary="Trackio: bulk_log, bulk_log_system, get_runs_for_project")
-async def call(request: Request, name: str) -> Response:
+def call(request: Request, name: str, raw: RawBody) -> Response:
     try:
         # Trackio's client writes NaN as a bare NaN, which only Python's json reads.
-        body = json.loads(await request.body() or b"{}")
+        body = json.loads(raw or b"{}")
     except ValueError as err:
         return _error(f"the body is not JSON: {err}")
     kwargs = body.get("kwargs", body) if isinstance(body, dict) else {}
@@ -117,59 +102,62 @@ def _bulk_log(request: Request, kwargs: dict[str, Any], system: bool) -> Respons
             check_name(entry.get("run"), "run")
         except InvalidNameError as err:
             return _error(str(err))
+    by_run: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for entry in logs:  # one transaction a run, its entries in the order sent
+        by_run.setdefault((entry["project"], entry["run"]), []).append(entry)
     stored = 0
-    for entry in logs:
-        run_id, writer = _writer(request, entry["project"], entry["run"])
-        seen = request.app.state.trackio.log_ids(entry["project"], run_id, writer)
-        with writer.lock:
-            stored += _append(writer, entry, seen, system)
+    for (project, run), entries in by_run.items():
+        stored += _writer(request, project, run).append_made(functools.partial(_made, entries, system))
     return json_response({"data": {"stored": stored}})
 
 
-def _writer(request: Request, project: str, run: str) -> tuple[str, RunWriter]:
+def _writer(request: Request, project: str, run: str) -> RunWriter:
     store = request.app.state.store
     # Only runs that Trackio clients made: a run pushed another way keeps its own records.
     found = [r for r in store.runs(project) if r["name"] == run and SOURCE in r["tags"]]
     if found:
-        return found[-1]["id"], store.writer(project, found[-1]["id"])
+        return store.writer(project, found[-1]["id"])
     now = time.time()
-    run_id = layout.new_run_id()
     # Trackio has no run status: such a run reads as finished, ending at its last log.
-    return run_id, store.open(project, run_id, {"name": run, "status": "finished", "created_at": now,
-                                                "started_at": now, "ended_at": now, "heartbeat_at": now,
-                                                "source": SOURCE, "tags": [SOURCE]})
+    return store.open(project, layout.new_run_id(), {"name": run, "status": "finished", "created_at": now,
+                                                     "started_at": now, "ended_at": now, "heartbeat_at": now,
+                                                     "source": SOURCE, "tags": [SOURCE]})
 
 
-def _append(writer: RunWriter, entry: dict[str, Any], seen: set[str], system: bool) -> int:
-    log_id = entry.get("log_id")
-    if log_id is not None and log_id in seen:
-        return 0  # a batch sent again: stored already
-    records: list[dict[str, Any]] = []
-    seq = max(writer.max_seq.values()) + 1
-    now = time.time()
-    config = entry.get("config")
-    if isinstance(config, dict) and config and writer.max_seq[events.PARAMS] == 0:  # config: once per run
-        records.append({"type": events.PARAMS, "seq": seq, "time": now, "op": "set", "data": config})
-        seq += 1
+def _made(entries: list[dict[str, Any]], system: bool,
+          run: RunState) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The records of one run's entries, numbered from what the run holds; an entry whose log id the run has
+    is a batch sent again, and is skipped."""
+    seen = run.stored_log_ids([e["log_id"] for e in entries if e.get("log_id") is not None])
+    seq, now, meta = run.next_seq, time.time(), dict(run.meta)
+    has_config = run.max_seq[events.PARAMS] > 0
     prefix = _SYSTEM_PREFIX if system else ""
-    values = {f"{prefix}{k}": _number(v) for k, v in (entry.get("metrics") or {}).items()}
-    values = {k: v for k, v in values.items() if v is not None}  # stepline keeps numbers; media stay out
-    if values:
-        step = entry.get("step")
-        if not isinstance(step, int):  # null: the run's largest step + 1, as in Trackio
-            step = writer.meta.get("trackio_next_step", 0)
-        record: dict[str, Any] = {"type": events.METRICS, "seq": seq, "time": now, "step": step, "values": values}
+    records: list[dict[str, Any]] = []
+    for entry in entries:
+        log_id = entry.get("log_id")
+        if log_id is not None and log_id in seen:
+            continue
+        config = entry.get("config")
+        if isinstance(config, dict) and config and not has_config:  # config: once per run
+            records.append({"type": events.PARAMS, "seq": seq, "time": now, "op": "set", "data": config})
+            seq, has_config = seq + 1, True
+        values = {f"{prefix}{k}": _number(v) for k, v in (entry.get("metrics") or {}).items()}
+        values = {k: v for k, v in values.items() if v is not None}  # stepline keeps numbers; media stay out
+        if values:
+            step = entry.get("step")
+            if not isinstance(step, int):  # null: the run's largest step + 1, as in Trackio
+                step = meta.get("trackio_next_step", 0)
+            record: dict[str, Any] = {"type": events.METRICS, "seq": seq, "time": now, "step": step,
+                                      "values": values}
+            if log_id is not None:
+                record["log_id"] = log_id
+            records.append(record)
+            seq += 1
+            meta.update(ended_at=now, heartbeat_at=now,
+                        trackio_next_step=max(step + 1, meta.get("trackio_next_step", 0)))
         if log_id is not None:
-            record["log_id"] = log_id
-        records.append(record)
-        meta = writer.meta
-        writer.replace_meta({**meta, "ended_at": now, "heartbeat_at": now,
-                                  "trackio_next_step": max(step + 1, meta.get("trackio_next_step", 0))})
-    if records:
-        writer.append(records)
-    if log_id is not None:
-        seen.add(log_id)
-    return len(records)
+            seen.add(log_id)
+    return records, meta if meta != run.meta else None
 
 
 def _number(value: Any) -> float | int | bool | None:

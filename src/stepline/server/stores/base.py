@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,9 +50,27 @@ class FileReceiver(Protocol):
     def abort(self) -> None: ...
 
 
+@dataclass
+class RunState:
+    """What a run holds, read under its lock (and, in PostgreSQL, its row lock): what records the server makes
+    itself are numbered and built from, so that two server processes never pick the same seq."""
+
+    max_seq: dict[str, int]  # the largest stored seq per record type
+    meta: dict[str, Any]
+    stored_log_ids: Callable[[Collection[str]], set[str]]  # which of these Trackio log ids the run has
+
+    @property
+    def next_seq(self) -> int:
+        return max(self.max_seq.values()) + 1
+
+
+# Given the run's state, the records to append and the metadata to keep (None: unchanged).
+MadeRecords = Callable[[RunState], tuple[list[dict[str, Any]], dict[str, Any] | None]]
+
+
 class RunWriter(Protocol):
-    """The server's single writer of one run. Callers hold :attr:`lock` around reading :attr:`max_seq` and
-    appending, so that the seq they pick is still free when the records land."""
+    """The server's single writer of one run. Records that carry a client's seq go to :meth:`append` (under
+    :attr:`lock`); records the server makes itself (LMTracker's and Trackio's pushes) to :meth:`append_made`."""
 
     lock: threading.Lock
     max_seq: dict[str, int]  # the largest stored seq per record type (metrics, params, log)
@@ -66,13 +84,13 @@ class RunWriter(Protocol):
         """Store the records not stored yet; (accepted, duplicates)."""
         ...
 
+    def append_made(self, make: MadeRecords) -> int:
+        """Build records from the run's current state and store them, atomically; how many were stored."""
+        ...
+
     def files(self) -> dict[str, int]: ...
 
     def receive_file(self, path: str) -> FileReceiver: ...
-
-    def log_ids(self) -> set[str]:
-        """The ``log_id`` fields of the run's metric records (Trackio's idempotency keys)."""
-        ...
 
 
 class Store(Protocol):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from stepline.names import check_name
 from stepline.server.auth import AuthFile
 from stepline.server.downsample import keep_extremes
 from stepline.server.stores.base import (
+    MadeRecords,
+    RunState,
     SeriesPoints,
     check_axis,
     check_project_deletable,
@@ -214,6 +216,7 @@ class LogbookRunWriter:
         self.lock = threading.Lock()
         self.sink = LogbookSink(path, meta)
         self.max_seq = {kind: _last_seq(layout.record_path(path, kind)) for kind in layout.RECORD_FILES}
+        self._log_ids: set[str] | None = None  # read from the metrics file on first use
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -234,17 +237,28 @@ class LogbookRunWriter:
             fresh.append(record)
         self.sink.write(fresh)
         self.sink.flush()
+        if self._log_ids is not None:
+            self._log_ids.update(r["log_id"] for r in fresh if "log_id" in r)
         return len(fresh), len(records) - len(fresh)
+
+    def append_made(self, make: MadeRecords) -> int:
+        with self.lock:  # this process is the folder's only writer, so its lock is the run's lock
+            records, meta = make(RunState(dict(self.max_seq), self.meta, self._stored_log_ids))
+            if meta is not None:
+                self.replace_meta(meta)
+            return self.append(records)[0] if records else 0
+
+    def _stored_log_ids(self, log_ids: Collection[str]) -> set[str]:
+        if self._log_ids is None:
+            records = RecordTail(layout.record_path(self.path, events.METRICS)).read_new() or []
+            self._log_ids = {r["log_id"] for r in records if "log_id" in r}
+        return self._log_ids.intersection(log_ids)
 
     def files(self) -> dict[str, int]:
         return _files(self.path)
 
     def receive_file(self, path: str) -> _FileReceiver:
         return _FileReceiver(layout.file_path(self.path, path))
-
-    def log_ids(self) -> set[str]:
-        records = RecordTail(layout.record_path(self.path, events.METRICS)).read_new() or []
-        return {r["log_id"] for r in records if "log_id" in r}
 
 
 class _FileReceiver:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,8 @@ from stepline.params import apply_operation
 from stepline.remote.shipper import redacted
 from stepline.server.downsample import MIN_POINTS
 from stepline.server.stores.base import (
+    MadeRecords,
+    RunState,
     SeriesPoints,
     check_axis,
     check_project_deletable,
@@ -287,34 +289,49 @@ class PostgresRunWriter:
 
     def append(self, records: list[dict[str, Any]]) -> tuple[int, int]:
         with self.pool.connection() as db:
-            row = db.execute("SELECT max_seq, params, metric_records FROM runs WHERE pk = %s FOR UPDATE",
-                             (self.pk,)).fetchone()
+            return self._append(db, records)
+
+    def append_made(self, make: MadeRecords) -> int:
+        with self.pool.connection() as db:  # one transaction: the row stays locked from reading to storing
+            row = db.execute("SELECT max_seq, meta FROM runs WHERE pk = %s FOR UPDATE", (self.pk,)).fetchone()
             if row is None:
                 raise RunNotFoundError("the run was deleted while records for it arrived")
-            max_seq, params, metric_records = row
-            fresh = []
-            for record in records:
-                kind = record["type"]
-                if kind in max_seq:
-                    if record["seq"] <= max_seq[kind]:
-                        continue  # sent again after a lost answer: already stored
-                    max_seq[kind] = record["seq"]
-                fresh.append(record)
-            metrics = [r for r in fresh if r["type"] == events.METRICS]
-            if metrics:
-                self._append_points(db, metrics)
-            kept = [(r["type"], r["seq"], r) for r in fresh if r["type"] in (events.PARAMS, events.LOG)]
-            kept += [(events.METRICS, r["seq"], extra) for r in metrics
-                     if (extra := {k: v for k, v in r.items() if k not in _STANDARD_METRIC_FIELDS})]
-            if kept:
-                with db.cursor().copy("COPY records (run, kind, seq, record) FROM STDIN") as copy:
-                    for kind, seq, record in kept:
-                        copy.write_row((self.pk, kind, seq, _json(record)))
-            for record in fresh:
-                if record["type"] == events.PARAMS:
-                    apply_operation(params, record)
-            db.execute("UPDATE runs SET max_seq = %s, params = %s, metric_records = %s WHERE pk = %s",
-                       (_json(max_seq), _json(params), metric_records + len(metrics), self.pk))
+            records, meta = make(RunState(row[0], row[1], lambda ids: _stored_log_ids(db, self.pk, ids)))
+            if meta is not None:
+                db.execute("UPDATE runs SET meta = %s WHERE pk = %s", (_json(meta), self.pk))
+                self._meta = dict(meta)
+            return self._append(db, records)[0] if records else 0
+
+    def _append(self, db: psycopg.Connection, records: list[dict[str, Any]]) -> tuple[int, int]:
+        """Store the records not stored yet, in ``db``'s transaction, under the lock on the run's row."""
+        row = db.execute("SELECT max_seq, params, metric_records FROM runs WHERE pk = %s FOR UPDATE",
+                         (self.pk,)).fetchone()
+        if row is None:
+            raise RunNotFoundError("the run was deleted while records for it arrived")
+        max_seq, params, metric_records = row
+        fresh = []
+        for record in records:
+            kind = record["type"]
+            if kind in max_seq:
+                if record["seq"] <= max_seq[kind]:
+                    continue  # sent again after a lost answer: already stored
+                max_seq[kind] = record["seq"]
+            fresh.append(record)
+        metrics = [r for r in fresh if r["type"] == events.METRICS]
+        if metrics:
+            self._append_points(db, metrics)
+        kept = [(r["type"], r["seq"], r) for r in fresh if r["type"] in (events.PARAMS, events.LOG)]
+        kept += [(events.METRICS, r["seq"], extra) for r in metrics
+                 if (extra := {k: v for k, v in r.items() if k not in _STANDARD_METRIC_FIELDS})]
+        if kept:
+            with db.cursor().copy("COPY records (run, kind, seq, record) FROM STDIN") as copy:
+                for kind, seq, record in kept:
+                    copy.write_row((self.pk, kind, seq, _json(record)))
+        for record in fresh:
+            if record["type"] == events.PARAMS:
+                apply_operation(params, record)
+        db.execute("UPDATE runs SET max_seq = %s, params = %s, metric_records = %s WHERE pk = %s",
+                   (_json(max_seq), _json(params), metric_records + len(metrics), self.pk))
         self.max_seq = max_seq
         return len(fresh), len(records) - len(fresh)
 
@@ -375,11 +392,6 @@ class PostgresRunWriter:
     def receive_file(self, path: str) -> _FileReceiver:
         return _FileReceiver(self.pool, self.pk, path)
 
-    def log_ids(self) -> set[str]:
-        with self.pool.connection() as db:
-            rows = db.execute("SELECT record->>'log_id' FROM records WHERE run = %s AND kind = 'metrics' "
-                              "AND record ? 'log_id'", (self.pk,)).fetchall()
-        return {log_id for (log_id,) in rows}
 
 
 class _SeriesState:
@@ -482,6 +494,12 @@ def _series_summaries(db: psycopg.Connection, runs: list[int]) -> dict[int, dict
                                        "WHERE run = ANY(%s::bigint[]) ORDER BY run, position", (runs,)):
         found.setdefault(run, {})[key] = MetricSummary(*stats).as_dict()
     return found
+
+
+def _stored_log_ids(db: psycopg.Connection, run: int, log_ids: Collection[str]) -> set[str]:
+    rows = db.execute("SELECT record->>'log_id' FROM records WHERE run = %s AND record ? 'log_id' "
+                      "AND record->>'log_id' = ANY(%s)", (run, list(log_ids))).fetchall()
+    return {log_id for (log_id,) in rows}
 
 
 def _files(db: psycopg.Connection, run: int) -> dict[str, int]:
