@@ -48,6 +48,7 @@ benchmark: $(STAMP)
 	$(PY) benchmarks/server_queries.py
 	$(PY) benchmarks/integration_overhead.py
 	$(PY) benchmarks/remote_ingest.py
+	$(PY) benchmarks/peer_requests.py
 
 clean:
 	rm -rf $(VENV) stepline_logs .pytest_cache .hypothesis
