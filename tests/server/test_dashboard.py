@@ -46,6 +46,29 @@ def page(browser, request):
     assert errors == [], errors
 
 
+@pytest.fixture(params=["logbook", "postgresql"])
+def store_server(request, server, logdir, tmp_path):
+    """``start()``: `stepline serve` over what training wrote into ``logdir``, as the folder itself or from
+    PostgreSQL with the folder migrated in; ``.pushes`` says whether training must push to it to be seen."""
+
+    def start():
+        if request.param == "logbook":
+            return server()
+        from stepline.server.migrate import migrate
+        from stepline.server.stores.postgres import PostgresStore
+
+        database = request.getfixturevalue("database")
+        store = PostgresStore(database)
+        try:
+            migrate(logdir, store)
+        finally:
+            store.close()
+        return server("--store", database, root=tmp_path / "unused")
+
+    start.pushes = request.param != "logbook"
+    return start
+
+
 def make_runs(logdir, count=3, points=250):
     runs = []
     for i in range(count):
@@ -66,9 +89,9 @@ def test_empty_logbook_says_what_to_do(server, page, logdir):
     assert "examples/plain_loop.py" in page.locator(".empty").inner_text()
 
 
-def test_runs_table_with_badges_sorting_and_filter(server, page, logdir):
+def test_runs_table_with_badges_sorting_and_filter(store_server, page, logdir):
     make_runs(logdir)
-    process = server()
+    process = store_server()
     page.goto(process.url)
     page.click("text=vision")
     page.wait_for_selector("tr[data-run]")
@@ -87,9 +110,9 @@ def test_runs_table_with_badges_sorting_and_filter(server, page, logdir):
     assert rows.count() == 1
 
 
-def test_run_page_charts_have_the_right_points(server, page, logdir):
+def test_run_page_charts_have_the_right_points(store_server, page, logdir):
     runs = make_runs(logdir, count=1, points=250)
-    process = server()
+    process = store_server()
     page.goto(f"{process.url}/#/p/vision/r/{runs[0].id}")
     chart = page.locator("figure.chart[data-key='train/loss']")
     chart.wait_for()
@@ -104,22 +127,24 @@ def test_run_page_charts_have_the_right_points(server, page, logdir):
     page.check("text=log scale")
 
 
-def test_a_big_run_is_downsampled_for_the_browser(server, page, logdir):
+def test_a_big_run_is_downsampled_for_the_browser(store_server, page, logdir):
     run = stepline.init(project="big", dir=logdir)
     for step in range(20_000):
         run.log({"v": float(step % 100)}, step=step)
     run.finish()
-    process = server()
+    process = store_server()
     page.goto(f"{process.url}/#/p/big/r/{run.id}")
     chart = page.locator("figure.chart[data-key='v']")
     chart.wait_for()
     assert chart.get_attribute("data-count") == "20000" and int(chart.get_attribute("data-points")) <= 1000
 
 
-def test_live_update_while_a_process_logs(server, page, logdir):
+def test_live_update_while_a_process_logs(store_server, page, logdir):
+    process = store_server()
+    backend = process.url if store_server.pushes else None  # a team server: training pushes to it
     writer = start_python(f"""
         import time, stepline
-        run = stepline.init(project="live", name="growing", dir={str(logdir)!r})
+        run = stepline.init(project="live", name="growing", dir={str(logdir)!r}, backend={backend!r})
         print(run.id, flush=True)
         for step in range(600):
             run.log({{"loss": 1 / (step + 1)}}, step=step)
@@ -128,7 +153,6 @@ def test_live_update_while_a_process_logs(server, page, logdir):
     """)
     try:
         run_id = writer.stdout.readline().strip()
-        process = server()
         page.goto(f"{process.url}/#/p/live/r/{run_id}")
         chart = page.locator("figure.chart[data-key='loss']")
         chart.wait_for()
@@ -147,9 +171,9 @@ def test_live_update_while_a_process_logs(server, page, logdir):
         writer.wait()
 
 
-def test_compare_view_overlays_runs_and_diffs_params(server, page, logdir):
+def test_compare_view_overlays_runs_and_diffs_params(store_server, page, logdir):
     make_runs(logdir)
-    process = server()
+    process = store_server()
     page.goto(f"{process.url}/#/p/vision")
     page.wait_for_selector("tr[data-run]")
     page.locator("tbody input[type=checkbox]").nth(0).check()
