@@ -270,3 +270,43 @@ def test_lmtracker_and_trackio_clients_alternating_between_two_server_processes_
     assert trackio_run["params"] == {"lr": 0.1}
     series = api(pair[1].url, f"tp/runs/{trackio_run['id']}/series", keys="x", raw="true")["series"][0]
     assert series["x"] == [0, 1, 2, 3, 4, 5] and series["y"] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_block_summaries_and_metric_summary_hold_the_first_extremes_across_uneven_batches(database):
+    """Batches that start and end inside blocks, with ties, NaN, infinities and NaN-only blocks: what lands in
+    the series and blocks tables is what a point-by-point reading gives."""
+    import random
+
+    from stepline.logbook.metric_summary import MetricSummary
+
+    rng = random.Random(7)
+    values = [rng.choice([0.0, 1.0, 2.0, math.nan, math.inf, -math.inf, rng.random()]) for _ in range(700)]
+    values[128:192] = [math.nan] * 64  # a block of NaN only
+    store = PostgresStore(database)
+    try:
+        writer = store.open("p", "r", {"name": "blocks"})
+        seq, sizes = 0, [1, 63, 2, 100, 200, 1, 333]
+        for size in sizes:
+            writer.append([{"type": "metrics", "seq": seq + k + 1, "time": 1.0, "step": 10 * (seq + k),
+                            "values": {"v": values[seq + k]}} for k in range(size)])
+            seq += size
+        expected = MetricSummary()
+        blocks: dict[int, list] = {}
+        for i, value in enumerate(values):
+            expected.add(10 * i, value)
+            block = blocks.setdefault(i // 64, [None, None, None, None, None])
+            if value != value:
+                block[4] = i if block[4] is None else block[4]
+                continue
+            if block[0] is None or value < block[0]:
+                block[0], block[1] = value, i
+            if block[2] is None or value > block[2]:
+                block[2], block[3] = value, i
+        assert store.run("p", "r")["metrics"]["v"] == expected.as_dict()
+        with psycopg.connect(database) as db:
+            stored = {block: [lo, lo_i, hi, hi_i, nan_i] for block, lo, lo_i, hi, hi_i, nan_i in db.execute(
+                "SELECT block, lo, lo_i, hi, hi_i, nan_i FROM blocks ORDER BY block")}
+            assert db.execute("SELECT array_agg(i ORDER BY seq) FROM points").fetchone()[0] == list(range(700))
+        assert stored == blocks
+    finally:
+        store.close()
