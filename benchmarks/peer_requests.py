@@ -1,6 +1,7 @@
 """Requests per second into `stepline serve` from clients written for other trackers, beside stepline's own.
 
-    python benchmarks/peer_requests.py [--requests 300] [--repeats 3] [--postgres postgresql:///postgres]
+    python benchmarks/peer_requests.py [--requests 300] [--repeats 3] [--other-runs 300]
+                                       [--postgres postgresql:///postgres]
 
 Two real `stepline serve` processes on free loopback ports, one per store (PostgreSQL: a database of the
 benchmark's own). Each figure is one client sending one point per request, one request after another, as
@@ -62,7 +63,10 @@ def rate(client: Callable[[requests.Session, str, int], None], url: str, first: 
         return count / (time.perf_counter() - start)
 
 
-def prepare(url: str, *where: str) -> None:
+def prepare(url: str, other_runs: int, *where: str) -> None:
+    for i in range(other_runs):  # the peers name their run on every request: it is found among the others
+        requests.put(f"{url}/api/v1/projects/bench/runs/other{i}", json={"meta": {"name": f"other-{i}"}},
+                     ).raise_for_status()
     subprocess.run([sys.executable, "-m", "stepline.cli.main", "server", "user", "add", "ana", "--password-stdin",
                     *where], input=f"{PASSWORD}\n", text=True, check=True, capture_output=True)
     requests.put(f"{url}/api/v1/projects/bench/runs/wire", json={"meta": {"name": "wire"}}).raise_for_status()
@@ -75,6 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--other-runs", type=int, default=300, help="runs the project holds besides the pushed ones")
     parser.add_argument("--postgres", default="postgresql:///postgres",
                         help="an admin URL of a PostgreSQL server; the benchmark makes and drops its own database")
     args = parser.parse_args()
@@ -83,8 +88,8 @@ def main() -> None:
         logbook = Path(folder) / "server"
         servers = [start_server(logbook), start_server(Path(folder) / "unused", "--store", database)]
         try:
-            prepare(servers[0][1], "--dir", str(logbook))
-            prepare(servers[1][1], "--store", database)
+            prepare(servers[0][1], args.other_runs, "--dir", str(logbook))
+            prepare(servers[1][1], args.other_runs, "--store", database)
             for repeat in range(args.repeats):  # interleaved, so drift in the machine's load hits all alike
                 for name, client in CLIENTS.items():
                     for index, (_, url) in enumerate(servers):
@@ -93,7 +98,8 @@ def main() -> None:
             for server, _ in servers:
                 server.terminate()
                 server.wait()
-    print(f"\nrequests/s, one point each, one client, {args.requests} requests, median of {args.repeats} repeats")
+    print(f"\nrequests/s, one point each, one client, {args.requests} requests, median of {args.repeats} repeats; "
+          f"{args.other_runs} other runs in the project")
     print(f"{'client':<40}{'server, logbook':>18}{'server, PostgreSQL':>20}")
     for name, (on_logbook, on_postgres) in rates.items():
         print(f"{name:<40}{statistics.median(on_logbook):>18,.0f}{statistics.median(on_postgres):>20,.0f}")

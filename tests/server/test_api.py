@@ -200,6 +200,20 @@ def test_delete_run_and_project(served, client, book, logdir):
     assert [p["name"] for p in client.get("/api/v1/projects").json()["projects"]] == ["nlp"]
 
 
+def test_runs_are_found_by_name_after_runs_are_made_and_deleted(served, client, book, logdir):
+    """What LMTracker's and Trackio's routes look their runs up with, on every request."""
+    assert [meta["id"] for meta in served.store.runs_named("vision", "resnet-1")] == [book["resnet-1"].id]
+    assert served.store.runs_named("vision", "nobody") == [] and served.store.runs_named("empty", "x") == []
+    again = stepline.init(project="vision", name="resnet-1", dir=logdir, tags=["again"])  # made since: found too
+    again.finish()
+    served.land()
+    found = served.store.runs_named("vision", "resnet-1")
+    assert [meta["id"] for meta in found] == [book["resnet-1"].id, again.id]  # oldest first
+    assert found[1]["tags"] == ["again"] and found[1]["project"] == "vision"
+    assert client.delete(f"/api/v1/projects/vision/runs/{book['resnet-1'].id}").status_code == 200
+    assert [meta["id"] for meta in served.store.runs_named("vision", "resnet-1")] == [again.id]
+
+
 def test_compare_gives_series_and_the_params_that_differ(client, book):
     ids = ",".join(book[name].id for name in ("resnet-0", "resnet-1"))
     body = client.get(f"/api/v1/projects/vision/compare?runs={ids}&keys=train/loss").json()

@@ -175,7 +175,7 @@ def test_a_database_of_the_first_schema_is_upgraded_and_keeps_its_runs(blank_dat
     assert migrate("--from", str(tmp_path), "--to", blank_database).returncode == 0
     with psycopg.connect(blank_database) as db:  # back to the database the first schema made, its run kept
         db.execute("DROP TABLE tokens, users")
-        db.execute("DROP INDEX records_log_id")
+        db.execute("DROP INDEX records_log_id, runs_name")
         db.execute("DELETE FROM stepline_schema WHERE version > 1")
     store = PostgresStore(blank_database)
     try:

@@ -80,9 +80,9 @@ def _json_type(value: Any) -> str:
 
 
 def _find_run(request: Request, project: str, run_name: str) -> dict[str, Any] | None:
-    """The LMTracker run of this name: only runs that LMTracker clients made (a run pushed another way keeps
-    its own records)."""
-    runs = [r for r in request.app.state.store.runs(project) if r["name"] == run_name and SOURCE in r["tags"]]
+    """The ``meta`` of the LMTracker run of this name: only runs that LMTracker clients made (a run pushed
+    another way keeps its own records)."""
+    runs = [meta for meta in request.app.state.store.runs_named(project, run_name) if SOURCE in meta.get("tags", ())]
     return runs[-1] if runs else None
 
 
@@ -146,13 +146,13 @@ def get_run(request: Request, raw: RawBody) -> Response:
     names = _checked(request, raw, "project_name", "run_name")
     if isinstance(names, Response):
         return _fail("Run not found") if names.status_code == 400 else names
-    found = _find_run(request, *names)
+    project, run_name = names
+    found = _find_run(request, project, run_name)
     if found is None:
         return _fail("Run not found")
-    store = request.app.state.store
-    with_step = "step" in (store.run(found["project"], found["id"])["meta"].get("lmtracker_schema") or {})
+    with_step = "step" in (found.get("lmtracker_schema") or {})
     rows = [{**values, "step": step} if with_step else values
-            for step, values in store.metric_rows(found["project"], found["id"])]
+            for step, values in request.app.state.store.metric_rows(project, found["id"])]
     return _ok(metrics=rows)
 
 
@@ -161,10 +161,11 @@ def delete_run(request: Request, raw: RawBody) -> Response:
     names = _checked(request, raw, "project_name", "run_name")
     if isinstance(names, Response):
         return names
-    found = _find_run(request, *names)
+    project, run_name = names
+    found = _find_run(request, project, run_name)
     if found is None:
         return _fail("Run not found")
-    request.app.state.store.delete_run(found["project"], found["id"], force=True)
+    request.app.state.store.delete_run(project, found["id"], force=True)
     return _ok()
 
 

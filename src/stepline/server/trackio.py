@@ -114,7 +114,7 @@ def _bulk_log(request: Request, kwargs: dict[str, Any], system: bool) -> Respons
 def _writer(request: Request, project: str, run: str) -> RunWriter:
     store = request.app.state.store
     # Only runs that Trackio clients made: a run pushed another way keeps its own records.
-    found = [r for r in store.runs(project) if r["name"] == run and SOURCE in r["tags"]]
+    found = [meta for meta in store.runs_named(project, run) if SOURCE in meta.get("tags", ())]
     if found:
         return store.writer(project, found[-1]["id"])
     now = time.time()

@@ -118,6 +118,11 @@ class Store(Protocol):
         """One run's overview with its whole ``meta``; raises RunNotFoundError."""
         ...
 
+    def runs_named(self, project: str, name: str) -> list[dict[str, Any]]:
+        """The ``meta`` (with ``id``) of each run of ``project`` called ``name``, oldest first: how LMTracker's
+        and Trackio's clients, which know runs by name, find theirs on every request without listing them all."""
+        ...
+
     def metric_keys(self, project: str, run_id: str) -> list[str]: ...
 
     def series(self, project: str, run_id: str, keys: list[str], x: str, points: int | None,

@@ -9,6 +9,7 @@ with the logbook's own sink, so a served folder and a local one look alike (docs
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections.abc import Collection, Iterator
@@ -49,6 +50,7 @@ class LogbookStore:
         self.heartbeat_timeout = heartbeat_timeout or configured_heartbeat_timeout()
         self._caches: dict[Path, RunCache] = {}
         self._writers: dict[Path, LogbookRunWriter] = {}
+        self._metas: dict[str, dict[str, dict[str, Any]]] = {}  # project -> run id -> meta as made (runs_named)
         self._lock = threading.Lock()
 
     def describe(self) -> str:
@@ -85,6 +87,26 @@ class LogbookStore:
     def run(self, project: str, run_id: str) -> dict[str, Any]:
         cache = self._cache(project, run_id)
         return {**self._overview(cache), "meta": dict(cache.meta)}
+
+    def runs_named(self, project: str, name: str) -> list[dict[str, Any]]:
+        check_name(project, "project")
+        with self._lock:
+            # A run's name and tags are fixed when it is made: read each new run's meta once, and each call
+            # only lists the folder, to learn of runs made or deleted since (by this server or not).
+            known = self._metas.setdefault(project, {})
+            folder = layout.project_dir(self.root, project)
+            try:
+                present = {entry.name for entry in os.scandir(folder) if entry.is_dir()}
+            except FileNotFoundError:
+                present = set()
+            for gone in known.keys() - present:
+                del known[gone]
+            for new in present - known.keys():
+                meta = layout.read_meta(folder / new)  # None: not a run, or one whose meta is not written yet
+                if meta is not None:
+                    known[new] = {**meta, "id": new}
+            named = [meta for meta in known.values() if meta.get("name", meta["id"]) == name]
+        return sorted(named, key=lambda meta: (meta.get("started_at") or 0.0, meta["id"]))
 
     def metric_keys(self, project: str, run_id: str) -> list[str]:
         return list(self._cache(project, run_id).series)

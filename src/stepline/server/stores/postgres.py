@@ -116,6 +116,13 @@ class PostgresStore:
             metrics = _series_summaries(db, [pk]).get(pk, {})
         return {**self._overview(meta, params, records, metrics), "meta": meta}
 
+    def runs_named(self, project: str, name: str) -> list[dict[str, Any]]:
+        check_name(project, "project")
+        with self.pool.connection() as db:
+            rows = db.execute("SELECT meta FROM runs WHERE project = %s AND meta->>'name' = %s",
+                              (project, name)).fetchall()
+        return sorted((meta for (meta,) in rows), key=lambda meta: (meta.get("started_at") or 0.0, meta["id"]))
+
     def metric_keys(self, project: str, run_id: str) -> list[str]:
         with self.pool.connection() as db:
             [pk] = self._row(db, project, run_id, "pk")

@@ -106,6 +106,8 @@ MIGRATIONS: Sequence[tuple[int, str]] = (
         projects text[],
         created_at double precision NOT NULL
     );
+    -- LMTracker's and Trackio's clients name their run on every request.
+    CREATE INDEX runs_name ON runs (project, (meta->>'name'));
     -- Trackio's idempotency keys, looked up under the run's lock before each of its batches is stored.
     CREATE INDEX records_log_id ON records (run, (record->>'log_id')) WHERE record ? 'log_id';
     """),
