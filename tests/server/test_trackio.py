@@ -59,8 +59,11 @@ def test_bulk_log_is_idempotent_by_log_id_and_keeps_config_once(server, logdir):
     second = {**entry, "metrics": {"x": 2.0}, "config": {"lr": 9.9}, "log_id": str(uuid.uuid4())}
     requests.post(f"{process.url}/api/bulk_log", json={"args": [], "kwargs": {"logs": [second], "hf_token": None}},
                   timeout=10)
+    third = {**entry, "metrics": {"x": 3.0}, "log_id": str(uuid.uuid4())}
+    twice = requests.post(f"{process.url}/api/bulk_log", json={"logs": [third, third], "hf_token": None}, timeout=10)
+    assert twice.json() == {"data": {"stored": 1}}  # one log id twice in one batch: stored once
     view = Logbook(logdir).run("r", project="p")
-    assert view.series("x").values == [1.0, 2.0] and view.series("x").steps == [0, 1]
+    assert view.series("x").values == [1.0, 2.0, 3.0] and view.series("x").steps == [0, 1, 2]
     assert view.params() == {"lr": 0.1}
 
 
@@ -75,6 +78,9 @@ def test_trackio_errors_are_trackios(server, logdir):
     bad = requests.post(f"{url}/bulk_log", json={"logs": [{"project": "../x", "run": "r", "metrics": {}}],
                                                  "hf_token": None}, timeout=10)
     assert bad.status_code == 400 and "project" in bad.json()["error"]
+    numbered = requests.post(f"{url}/bulk_log", json={"logs": [{"project": "p", "run": "r", "metrics": {"x": 1},
+                                                                 "log_id": 7}], "hf_token": None}, timeout=10)
+    assert numbered.status_code == 400 and "log_id must be a string" in numbered.json()["error"]
     assert requests.get(f"{process.url}/version", timeout=10).json()["api_version"] == 1
 
 

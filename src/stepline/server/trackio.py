@@ -102,6 +102,8 @@ def _bulk_log(request: Request, kwargs: dict[str, Any], system: bool) -> Respons
             check_name(entry.get("run"), "run")
         except InvalidNameError as err:
             return _error(str(err))
+        if not isinstance(entry.get("log_id"), (str, type(None))):
+            return _error(f"log_id must be a string (Trackio's client sends a UUID) or null, not {entry['log_id']!r}")
     by_run: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for entry in logs:  # one transaction a run, its entries in the order sent
         by_run.setdefault((entry["project"], entry["run"]), []).append(entry)
