@@ -123,9 +123,9 @@ def push_metrics(request: Request, raw: RawBody) -> Response:
                                               "source": SOURCE, "user": _user(request),
                                               "lmtracker_schema": schema, "tags": [SOURCE]})
     else:
-        writer = store.writer(project, existing["id"])
-        if writer.meta.get("lmtracker_schema") != schema:  # fixed when the run was made: never stale
+        if existing.get("lmtracker_schema") != schema:  # fixed when the run was made
             return _fail("Invalid schema")
+        writer = store.writer(project, existing["id"])
     values = {k: v for k, v in metrics.items() if k != "step"}
     if not all(schema[k] in ("number", "bool") for k in values):
         return _fail("stepline keeps numbers only: every metric must be a number or a boolean")
