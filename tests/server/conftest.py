@@ -82,6 +82,12 @@ def server(logdir):
             process.stop()
 
 
+@pytest.fixture(params=["logbook", "postgresql"])
+def store_args(request):
+    """What `stepline serve` takes to keep its runs in its folder, or in this test run's PostgreSQL database."""
+    return ("--store", request.getfixturevalue("database")) if request.param == "postgresql" else ()
+
+
 ARTIFACTS = os.path.join(os.path.dirname(__file__), "..", "..", "test-artifacts")
 
 

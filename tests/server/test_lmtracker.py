@@ -95,3 +95,31 @@ def test_projects_runs_steps_and_deletes(lmtracker, logdir):
     assert [r.name for r in Logbook(logdir).runs("vision")] == ["stepped"]
     assert post(lmtracker, "delete-project", {"name": "vision"}) == (200, {"ok": True})
     assert Logbook(logdir).runs() == []
+
+
+def test_first_pushes_arriving_at_once_make_one_run(store_args, server, tmp_path):
+    """Eight clients (DDP ranks, say) push their first point to one new run at once; over PostgreSQL, to two
+    server processes."""
+    import threading
+
+    where = store_args or ("--dir", str(tmp_path / "served"))
+    subprocess.run([sys.executable, "-m", "stepline.cli.main", "server", "user", "add", "ana", "--password-stdin",
+                    *where], input="s3cret:with:colons\n", text=True, check=True, capture_output=True)
+    urls = [f"{server(*store_args, root=tmp_path / 'served').url}/api" for _ in range(2 if store_args else 1)]
+    assert post(urls[0], "create-project", {"name": "ddp"}) == (200, {"ok": True})
+    start, answers = threading.Barrier(8), []
+
+    def push(rank):
+        start.wait()
+        answers.append(post(urls[rank % len(urls)], "push-metrics", {"project_name": "ddp", "run_name": "r",
+                                                                       "metrics": {"rank": rank}}))
+
+    threads = [threading.Thread(target=push, args=(rank,)) for rank in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [(200, {"ok": True})] * 8
+    assert [r["name"] for r in post(urls[-1], "get-runs", {"project_name": "ddp"})[1]["runs"]] == ["r"]
+    rows = post(urls[-1], "get-run", {"project_name": "ddp", "run_name": "r"})[1]["metrics"]
+    assert sorted(row["rank"] for row in rows) == list(range(8))

@@ -22,12 +22,6 @@ def serverdir(tmp_path):
     return tmp_path / "server-logbook"
 
 
-@pytest.fixture(params=["logbook", "postgresql"])
-def store_args(request):
-    """What `stepline serve` takes to keep its runs in its folder, or in this test run's PostgreSQL database."""
-    return ("--store", request.getfixturevalue("database")) if request.param == "postgresql" else ()
-
-
 def remote_series(url, project, run_id, key):
     body = requests.get(f"{url}/api/v1/projects/{project}/runs/{run_id}/series",
                         params={"keys": key, "raw": "true"}, timeout=10).json()

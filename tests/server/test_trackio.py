@@ -101,3 +101,29 @@ trackio.finish()
 """, token=token), env={"TRACKIO_DIR": str(tmp_path / "trackio"), "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert Logbook(logdir).run("tokened", project="tp").series("loss").values == [0.5]
+
+
+def test_first_logs_arriving_at_once_make_one_run(store_args, server, tmp_path):
+    """Eight batches for one new run at once; over PostgreSQL, to two server processes."""
+    import threading
+
+    urls = [server(*store_args, root=tmp_path / "served").url for _ in range(2 if store_args else 1)]
+    start, answers = threading.Barrier(8), []
+
+    def log(i):
+        entry = {"project": "p", "run": "r", "run_id": None, "metrics": {"i": i}, "step": i, "config": None,
+                 "log_id": str(uuid.uuid4())}
+        start.wait()
+        answers.append(requests.post(f"{urls[i % len(urls)]}/api/bulk_log", json={"logs": [entry], "hf_token": None},
+                                     timeout=30).json())
+
+    threads = [threading.Thread(target=log, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [{"data": {"stored": 1}}] * 8
+    [run] = requests.get(f"{urls[-1]}/api/v1/projects/p/runs", timeout=10).json()["runs"]
+    series = requests.get(f"{urls[-1]}/api/v1/projects/p/runs/{run['id']}/series", params={"keys": "i", "raw": "true"},
+                          timeout=10).json()["series"][0]
+    assert sorted(series["x"]) == list(range(8))

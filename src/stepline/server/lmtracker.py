@@ -22,7 +22,6 @@ from starlette.responses import Response
 
 from stepline import events
 from stepline.errors import InvalidNameError
-from stepline.logbook import layout
 from stepline.names import check_name
 from stepline.server.responses import RawBody, json_response
 from stepline.server.stores.base import RunState
@@ -113,22 +112,19 @@ def push_metrics(request: Request, raw: RawBody) -> Response:
     if not store.has_project(project):
         return _fail("No such file or directory (os error 2)")  # LMTracker's own answer
     schema = {key: _json_type(value) for key, value in metrics.items()}
-    existing = _find_run(request, project, run_name)
-    if existing is None:
-        run_id = layout.new_run_id()
-        now = time.time()
-        # LMTracker has no run status and no end: such a run reads as finished, ending at its last push.
-        writer = store.open(project, run_id, {"name": run_name, "status": "finished", "created_at": now,
-                                               "started_at": now, "ended_at": now, "heartbeat_at": now,
-                                              "source": SOURCE, "user": _user(request),
-                                              "lmtracker_schema": schema, "tags": [SOURCE]})
-    else:
-        if existing.get("lmtracker_schema") != schema:  # fixed when the run was made
-            return _fail("Invalid schema")
-        writer = store.writer(project, existing["id"])
     values = {k: v for k, v in metrics.items() if k != "step"}
-    if not all(schema[k] in ("number", "bool") for k in values):
+    if not all(schema[k] in ("number", "bool") for k in values):  # refused before a first push makes a run
+        existing = _find_run(request, project, run_name)
+        if existing is not None and existing.get("lmtracker_schema") != schema:
+            return _fail("Invalid schema")  # LMTracker's answer to a type that changed
         return _fail("stepline keeps numbers only: every metric must be a number or a boolean")
+    now = time.time()
+    # LMTracker has no run status and no end: such a run reads as finished, ending at its last push.
+    writer = store.open_named(project, run_name, SOURCE, {
+        "name": run_name, "status": "finished", "created_at": now, "started_at": now, "ended_at": now,
+        "heartbeat_at": now, "source": SOURCE, "user": _user(request), "lmtracker_schema": schema, "tags": [SOURCE]})
+    if writer.meta.get("lmtracker_schema") != schema:  # the first push fixed it
+        return _fail("Invalid schema")
 
     def push(run: RunState) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         # Such a run holds metrics records only, so the next seq is also the push count: LMTracker's x-axis.

@@ -23,7 +23,6 @@ from starlette.responses import Response
 
 from stepline import __version__, events
 from stepline.errors import InvalidNameError
-from stepline.logbook import layout
 from stepline.names import check_name
 from stepline.server.responses import RawBody, json_response
 from stepline.server.stores.base import RunState, RunWriter
@@ -114,16 +113,12 @@ def _bulk_log(request: Request, kwargs: dict[str, Any], system: bool) -> Respons
 
 
 def _writer(request: Request, project: str, run: str) -> RunWriter:
-    store = request.app.state.store
-    # Only runs that Trackio clients made: a run pushed another way keeps its own records.
-    found = [meta for meta in store.runs_named(project, run) if SOURCE in meta.get("tags", ())]
-    if found:
-        return store.writer(project, found[-1]["id"])
     now = time.time()
-    # Trackio has no run status: such a run reads as finished, ending at its last log.
-    return store.open(project, layout.new_run_id(), {"name": run, "status": "finished", "created_at": now,
-                                                     "started_at": now, "ended_at": now, "heartbeat_at": now,
-                                                     "source": SOURCE, "tags": [SOURCE]})
+    # Only runs that Trackio clients made: a run pushed another way keeps its own records. Trackio has no run
+    # status: such a run reads as finished, ending at its last log.
+    return request.app.state.store.open_named(project, run, SOURCE, {
+        "name": run, "status": "finished", "created_at": now, "started_at": now, "ended_at": now,
+        "heartbeat_at": now, "source": SOURCE, "tags": [SOURCE]})
 
 
 def _made(entries: list[dict[str, Any]], system: bool,

@@ -155,6 +155,11 @@ class Store(Protocol):
         """The writer of a run opened before; raises ConfigError when it never was."""
         ...
 
+    def open_named(self, project: str, name: str, source: str, meta: dict[str, Any]) -> RunWriter:
+        """The writer of the newest run called ``name`` that ``source`` made (tagged so), or of a new run made
+        with ``meta``: in one step, so that first pushes arriving at once (on any server process) make one run."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -52,6 +52,7 @@ class LogbookStore:
         self._writers: dict[Path, LogbookRunWriter] = {}
         self._metas: dict[str, dict[str, dict[str, Any]]] = {}  # project -> run id -> meta as made (runs_named)
         self._lock = threading.Lock()
+        self._naming = threading.Lock()  # open_named's find-or-make, one at a time
 
     def describe(self) -> str:
         return str(self.root.resolve())
@@ -198,6 +199,13 @@ class LogbookStore:
         if meta is None:
             raise ConfigError(f"run {run_id} of project {project!r} was never opened: PUT it first")
         return self.open(project, run_id, meta)
+
+    def open_named(self, project: str, name: str, source: str, meta: dict[str, Any]) -> LogbookRunWriter:
+        with self._naming:
+            found = [meta for meta in self.runs_named(project, name) if source in meta.get("tags", ())]
+            if found:
+                return self.writer(project, found[-1]["id"])
+            return self.open(project, layout.new_run_id(), meta)
 
     def close(self) -> None:
         with self._lock:

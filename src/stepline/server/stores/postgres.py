@@ -25,6 +25,7 @@ from psycopg_pool import ConnectionPool
 from stepline import events
 from stepline.config import heartbeat_timeout as configured_heartbeat_timeout
 from stepline.errors import ConfigError, RunNotFoundError
+from stepline.logbook import layout
 from stepline.logbook.metric_summary import MetricSummary
 from stepline.logbook.reader import derived_status
 from stepline.names import check_name
@@ -45,6 +46,7 @@ from stepline.server.stores.postgres_accounts import PostgresAccounts
 from stepline.server.stores.postgres_schema import upgrade
 
 CHUNK_BYTES = 1 << 20  # a file is kept as rows of this many bytes
+_NAMING_LOCK = 0x5E97  # the advisory lock class of open_named, per project and run name
 BLOCK = 64  # points a row of the blocks table summarises (postgres_schema.py)
 _STANDARD_METRIC_FIELDS = {"type", "seq", "time", "step", "epoch", "values"}
 _POINT_COLUMNS = ("i", "step", "value", "time", "epoch")
@@ -253,6 +255,18 @@ class PostgresStore:
         if row is None:
             raise ConfigError(f"run {run_id} of project {project!r} was never opened: PUT it first")
         return self.open(project, run_id, row[0])
+
+    def open_named(self, project: str, name: str, source: str, meta: dict[str, Any]) -> PostgresRunWriter:
+        check_name(project, "project")
+        with self.pool.connection() as db:
+            # Held until this transaction ends, after a run made below is committed: the next one finds it.
+            db.execute("SELECT pg_advisory_xact_lock(%s::int4, hashtext(%s))", (_NAMING_LOCK, f"{project}/{name}"))
+            row = db.execute("SELECT id FROM runs WHERE project = %s AND meta->>'name' = %s AND meta->'tags' ? %s "
+                             "ORDER BY coalesce((meta->>'started_at')::float8, 0) DESC, id DESC LIMIT 1",
+                             (project, name, source)).fetchone()
+            if row is not None:
+                return self.writer(project, row[0])
+            return self.open(project, layout.new_run_id(), meta)
 
     def close(self) -> None:
         self.pool.close()
