@@ -310,3 +310,16 @@ def test_block_summaries_and_metric_summary_hold_the_first_extremes_across_uneve
         assert stored == blocks
     finally:
         store.close()
+
+
+def test_a_run_deleted_through_one_server_process_is_made_anew_when_pushed_to_another(server, database, tmp_path):
+    first, second = (server("--store", database, root=tmp_path / "empty") for _ in range(2))
+    run = f"{first.url}/api/v1/projects/p/runs/r1"
+    points = [{"type": "metrics", "seq": seq, "time": 1.0, "step": seq, "values": {"x": seq}} for seq in (1, 2)]
+    assert requests.put(run, json={"meta": {"name": "again"}}, timeout=10).status_code == 200
+    assert requests.post(f"{run}/events", json={"events": points[:1]}, timeout=10).json()["accepted"] == 1
+    gone = requests.delete(f"{second.url}/api/v1/projects/p/runs/r1", params={"force": "true"}, timeout=10)
+    assert gone.json() == {"deleted": "r1"}
+    assert requests.put(run, json={"meta": {"name": "again"}}, timeout=10).status_code == 200  # not a stale row
+    assert requests.post(f"{run}/events", json={"events": points}, timeout=10).json()["accepted"] == 2
+    assert api(second.url, "p/runs/r1/series", keys="x", raw="true")["series"][0]["x"] == [1, 2]

@@ -233,9 +233,13 @@ class PostgresStore:
         with self._lock:
             writer = self._writers.get((project, run_id))
         if writer is not None:
-            with writer.lock:
-                writer.replace_meta(meta)
-            return writer
+            try:
+                with writer.lock:
+                    writer.replace_meta(meta)
+                return writer
+            except RunNotFoundError:  # deleted through another server process since: made anew below
+                with self._lock:
+                    self._writers.pop((project, run_id), None)
         with self.pool.connection() as db:
             _create_project(db, project)
             row = db.execute("INSERT INTO runs (project, id, meta) VALUES (%s, %s, %s) ON CONFLICT (project, id) "
@@ -304,9 +308,10 @@ class PostgresRunWriter:
         return self._meta
 
     def replace_meta(self, meta: dict[str, Any]) -> None:
-        self._meta = dict(meta)
         with self.pool.connection() as db:
-            db.execute("UPDATE runs SET meta = %s WHERE pk = %s", (_json(self._meta), self.pk))
+            if db.execute("UPDATE runs SET meta = %s WHERE pk = %s", (_json(meta), self.pk)).rowcount == 0:
+                raise RunNotFoundError("the run was deleted")
+        self._meta = dict(meta)
 
     def append(self, records: list[dict[str, Any]]) -> tuple[int, int]:
         with self.pool.connection() as db:
