@@ -54,23 +54,21 @@ async def append_events(request: Request, project: str, run_id: str) -> Response
         raise RequestValidationError([{"loc": ["body"], "msg": f"not JSON: {err}", "type": "json_invalid"}]) from None
     except ValidationError as err:
         raise RequestValidationError([{**e, "loc": ["body", *e["loc"]]} for e in err.errors()]) from None
-    writer = _store(request).writer(project, run_id)
     records = [_restored(record) for record in raw["events"]]
 
-    def append() -> tuple[int, int]:
-        with writer.lock:
-            return writer.append(records)
+    def append() -> dict[str, Any]:
+        writer = _store(request).writer(project, run_id)
+        accepted, duplicates = writer.append(records)
+        return {"accepted": accepted, "duplicates": duplicates, "max_seq": writer.max_seq}
 
-    accepted, duplicates = await run_in_threadpool(append)  # the store may block (a database round trip)
-    return json_response({"accepted": accepted, "duplicates": duplicates, "max_seq": writer.max_seq})
+    return json_response(await run_in_threadpool(append))  # the store may block (a database round trip)
 
 
 @router.put("/projects/{project}/runs/{run_id}/files/{path:path}", summary="Upload a file (streamed)",
             openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}}})
 async def upload_file(request: Request, project: str, run_id: str, path: str) -> Response:
     check_relative_path(path, "file name")
-    writer = _store(request).writer(project, run_id)
-    receiver = await run_in_threadpool(writer.receive_file, path)
+    receiver = await run_in_threadpool(lambda: _store(request).writer(project, run_id).receive_file(path))
     size = 0
     try:
         async for chunk in request.stream():

@@ -3,13 +3,11 @@
     store = open_store("stepline_logs")                  # or "postgresql://user@host/db"
     store.runs("mnist")                                  # every run's overview
     writer = store.open("mnist", "a1b2c3d4", meta)       # the ingest side: one writer per run
-    with writer.lock:
-        writer.append(records)                           # each (run, seq) stored once
+    writer.append(records)                               # each (run, seq) stored once
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
@@ -69,10 +67,10 @@ MadeRecords = Callable[[RunState], tuple[list[dict[str, Any]], dict[str, Any] | 
 
 
 class RunWriter(Protocol):
-    """The server's single writer of one run. Records that carry a client's seq go to :meth:`append` (under
-    :attr:`lock`); records the server makes itself (LMTracker's and Trackio's pushes) to :meth:`append_made`."""
+    """The server's single writer of one run, safe to call from several threads. Records that carry a client's
+    seq go to :meth:`append`; records the server makes itself (LMTracker's and Trackio's pushes) to
+    :meth:`append_made`."""
 
-    lock: threading.Lock
     max_seq: dict[str, int]  # the largest stored seq per record type (metrics, params, log)
 
     @property

@@ -180,13 +180,8 @@ class LogbookStore:
     def open(self, project: str, run_id: str, meta: dict[str, Any]) -> LogbookRunWriter:
         path = layout.run_dir(self.root, project, run_id)
         meta = opened_meta(project, run_id, meta)
-        with self._lock:
-            writer = self._writers.get(path)
-            if writer is None:
-                path.mkdir(parents=True, exist_ok=True)
-                writer = self._writers[path] = LogbookRunWriter(path, meta)
-        with writer.lock:
-            writer.replace_meta(meta)
+        writer = self._cached(path, meta)
+        writer.replace_meta(meta)
         return writer
 
     def writer(self, project: str, run_id: str) -> LogbookRunWriter:
@@ -198,7 +193,16 @@ class LogbookStore:
         meta = layout.read_meta(path)
         if meta is None:
             raise ConfigError(f"run {run_id} of project {project!r} was never opened: PUT it first")
-        return self.open(project, run_id, meta)
+        return self._cached(path, opened_meta(project, run_id, meta))
+
+    def _cached(self, path: Path, meta: dict[str, Any]) -> LogbookRunWriter:
+        """The run's writer: the one this server has already, or a new one starting from ``meta``."""
+        with self._lock:
+            writer = self._writers.get(path)
+            if writer is None:
+                path.mkdir(parents=True, exist_ok=True)
+                writer = self._writers[path] = LogbookRunWriter(path, meta)
+            return writer
 
     def open_named(self, project: str, name: str, source: str, meta: dict[str, Any]) -> LogbookRunWriter:
         with self._naming:
@@ -243,7 +247,7 @@ class LogbookRunWriter:
 
     def __init__(self, path: Path, meta: dict[str, Any]) -> None:
         self.path = path
-        self.lock = threading.Lock()
+        self._lock = threading.Lock()  # this process is the folder's only writer, so this is the run's lock
         self.sink = LogbookSink(path, meta)
         self.max_seq = {kind: _last_seq(layout.record_path(path, kind)) for kind in layout.RECORD_FILES}
         self._log_ids: set[str] | None = None  # read from the metrics file on first use
@@ -253,10 +257,25 @@ class LogbookRunWriter:
         return self.sink.meta
 
     def replace_meta(self, meta: dict[str, Any]) -> None:
+        with self._lock:
+            self._replace_meta(meta)
+
+    def append(self, records: list[dict[str, Any]]) -> tuple[int, int]:
+        with self._lock:
+            return self._append(records)
+
+    def append_made(self, make: MadeRecords) -> int:
+        with self._lock:
+            records, meta = make(RunState(dict(self.max_seq), self.meta, self._stored_log_ids))
+            if meta is not None:
+                self._replace_meta(meta)
+            return self._append(records)[0] if records else 0
+
+    def _replace_meta(self, meta: dict[str, Any]) -> None:
         self.sink.replace_meta(meta)
         self.sink.flush()
 
-    def append(self, records: list[dict[str, Any]]) -> tuple[int, int]:
+    def _append(self, records: list[dict[str, Any]]) -> tuple[int, int]:
         fresh = []
         for record in records:
             kind = record["type"]
@@ -270,13 +289,6 @@ class LogbookRunWriter:
         if self._log_ids is not None:
             self._log_ids.update(r["log_id"] for r in fresh if "log_id" in r)
         return len(fresh), len(records) - len(fresh)
-
-    def append_made(self, make: MadeRecords) -> int:
-        with self.lock:  # this process is the folder's only writer, so its lock is the run's lock
-            records, meta = make(RunState(dict(self.max_seq), self.meta, self._stored_log_ids))
-            if meta is not None:
-                self.replace_meta(meta)
-            return self.append(records)[0] if records else 0
 
     def _stored_log_ids(self, log_ids: Collection[str]) -> set[str]:
         if self._log_ids is None:

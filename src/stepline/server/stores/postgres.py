@@ -234,20 +234,13 @@ class PostgresStore:
             writer = self._writers.get((project, run_id))
         if writer is not None:
             try:
-                with writer.lock:
-                    writer.replace_meta(meta)
+                writer.replace_meta(meta)
                 return writer
             except RunNotFoundError:  # deleted through another server process since: made anew below
                 with self._lock:
                     self._writers.pop((project, run_id), None)
         with self.pool.connection() as db:
-            _create_project(db, project)
-            row = db.execute("INSERT INTO runs (project, id, meta) VALUES (%s, %s, %s) ON CONFLICT (project, id) "
-                             "DO UPDATE SET meta = excluded.meta RETURNING pk, max_seq",
-                             (project, run_id, _json(meta))).fetchone()
-        assert row is not None
-        with self._lock:
-            return self._writers.setdefault((project, run_id), PostgresRunWriter(self.pool, row[0], meta, row[1]))
+            return self._insert(db, project, run_id, meta)
 
     def writer(self, project: str, run_id: str) -> PostgresRunWriter:
         with self._lock:
@@ -255,22 +248,39 @@ class PostgresStore:
         if writer is not None:
             return writer
         with self.pool.connection() as db:
-            row = db.execute("SELECT meta FROM runs WHERE project = %s AND id = %s", (project, run_id)).fetchone()
+            row = db.execute("SELECT pk, meta, max_seq FROM runs WHERE project = %s AND id = %s",
+                             (project, run_id)).fetchone()
         if row is None:
             raise ConfigError(f"run {run_id} of project {project!r} was never opened: PUT it first")
-        return self.open(project, run_id, row[0])
+        return self._cached(project, run_id, *row)
 
     def open_named(self, project: str, name: str, source: str, meta: dict[str, Any]) -> PostgresRunWriter:
         check_name(project, "project")
-        with self.pool.connection() as db:
+        with self.pool.connection() as db:  # one connection throughout: a second one could wait on a full pool
             # Held until this transaction ends, after a run made below is committed: the next one finds it.
             db.execute("SELECT pg_advisory_xact_lock(%s::int4, hashtext(%s))", (_NAMING_LOCK, f"{project}/{name}"))
-            row = db.execute("SELECT id FROM runs WHERE project = %s AND meta->>'name' = %s AND meta->'tags' ? %s "
-                             "ORDER BY coalesce((meta->>'started_at')::float8, 0) DESC, id DESC LIMIT 1",
-                             (project, name, source)).fetchone()
+            row = db.execute("SELECT id, pk, meta, max_seq FROM runs WHERE project = %s AND meta->>'name' = %s "
+                             "AND meta->'tags' ? %s ORDER BY coalesce((meta->>'started_at')::float8, 0) DESC, id DESC "
+                             "LIMIT 1", (project, name, source)).fetchone()
             if row is not None:
-                return self.writer(project, row[0])
-            return self.open(project, layout.new_run_id(), meta)
+                return self._cached(project, *row)
+            run_id = layout.new_run_id()
+            return self._insert(db, project, run_id, opened_meta(project, run_id, meta))
+
+    def _insert(self, db: psycopg.Connection, project: str, run_id: str, meta: dict[str, Any]) -> PostgresRunWriter:
+        """Make the run (or take ``meta`` for it, when it exists) in ``db``'s transaction; its writer."""
+        _create_project(db, project)
+        row = db.execute("INSERT INTO runs (project, id, meta) VALUES (%s, %s, %s) ON CONFLICT (project, id) "
+                         "DO UPDATE SET meta = excluded.meta RETURNING pk, max_seq",
+                         (project, run_id, _json(meta))).fetchone()
+        assert row is not None
+        return self._cached(project, run_id, row[0], meta, row[1])
+
+    def _cached(self, project: str, run_id: str, pk: int, meta: dict[str, Any],
+                max_seq: dict[str, int]) -> PostgresRunWriter:
+        """The run's writer: the one this process has already, or a new one of this row."""
+        with self._lock:
+            return self._writers.setdefault((project, run_id), PostgresRunWriter(self.pool, pk, meta, max_seq))
 
     def close(self) -> None:
         self.pool.close()
@@ -294,12 +304,12 @@ class PostgresStore:
 
 
 class PostgresRunWriter:
-    """Appends one run's records in one transaction a batch, under a lock on the run's row."""
+    """Appends one run's records in one transaction a batch, under a lock on the run's row (which serves
+    threads and server processes alike)."""
 
     def __init__(self, pool: ConnectionPool, pk: int, meta: dict[str, Any], max_seq: dict[str, int]) -> None:
         self.pool = pool
         self.pk = pk
-        self.lock = threading.Lock()
         self._meta = dict(meta)
         self.max_seq = dict(max_seq)
 
