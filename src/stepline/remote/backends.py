@@ -5,21 +5,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from stepline.errors import ConfigError
 from stepline.remote.client import RemoteClient
 from stepline.remote.lmtracker import SCHEME as LMTRACKER_SCHEME
 from stepline.remote.lmtracker import LMTrackerTransport, parse_lmtracker_url
 from stepline.remote.mlflow import SCHEME as MLFLOW_SCHEME
 from stepline.remote.mlflow import MLflowTransport, parse_mlflow_url
+from stepline.remote.shipper import Transport
 from stepline.remote.trackio import SCHEME as TRACKIO_SCHEME
 from stepline.remote.trackio import TrackioTransport, parse_trackio_url
 from stepline.remote.traintrack import SCHEME as TRAINTRACK_SCHEME
 from stepline.remote.traintrack import TrainTrackTransport, parse_traintrack_url
 
 
-def transport_for(url: str, token: str | None) -> Any:
+def transport_for(url: str, token: str | None) -> Transport:
+    """The transport of a URL that :func:`stepline.config.remote_backends` accepted."""
     if url.startswith(TRAINTRACK_SCHEME):
         return TrainTrackTransport(parse_traintrack_url(url))
     if url.startswith(MLFLOW_SCHEME):
@@ -29,7 +28,4 @@ def transport_for(url: str, token: str | None) -> Any:
     if url.startswith(TRACKIO_SCHEME):
         base, write_token = parse_trackio_url(url)
         return TrackioTransport(base, write_token)
-    if url.startswith(("http://", "https://")):
-        return RemoteClient(url, token)
-    raise ConfigError(f"backend {url!r} is not one stepline knows: 'local', http://host:8683 (a stepline server), "
-                      "mlflow+, trackio+ or traintrack+http://host:port, lmtracker+http://user:password@host:port")
+    return RemoteClient(url, token)  # a stepline server: config.remote_backends checked every URL given

@@ -40,7 +40,7 @@ class LMTrackerTransport:
 
     def __init__(self, api_url: str, credentials: str, timeout: float = 30.0) -> None:
         self.url = api_url
-        self.token = None
+        self.token: str | None = None  # stepline server tokens only; a peer has its own credentials
         self.timeout = timeout
         self.session = requests.Session()
         self.session.headers["Authorization"] = credentials  # LMTracker's raw name:password

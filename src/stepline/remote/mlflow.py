@@ -44,7 +44,7 @@ class MLflowTransport:
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         self.url = url
-        self.token = None
+        self.token: str | None = None  # stepline server tokens only; a peer has its own credentials
         self.timeout = timeout
         self.session = requests.Session()
         self._run_id: str | None = None

@@ -55,7 +55,7 @@ class TrainTrackTransport:
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         self.url = url
-        self.token = None
+        self.token: str | None = None  # stepline server tokens only; a peer has its own credentials
         self.timeout = timeout
         self.session = requests.Session()
         self._run: str | None = None
