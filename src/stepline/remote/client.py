@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from stepline import events
-from stepline.errors import ConfigError, SteplineError
+from stepline.errors import ConfigError, SteplineError, warn
 
 
 class RemoteUnavailable(SteplineError):
@@ -45,6 +45,23 @@ def reachable_response(session: requests.Session, method: str, url: str, base: s
     if response.status_code >= 500 or response.status_code == 429:
         raise RemoteUnavailable(f"{base} answered {response.status_code}")
     return response
+
+
+class WarnOnce:
+    """A peer transport's warnings about what the peer cannot keep: each ``what`` once per run.
+
+        self._once = WarnOnce(url, "; it stays in the local logbook")
+        self._once("file", "TrainTrack keeps no files")
+    """
+
+    def __init__(self, url: str, suffix: str = "") -> None:
+        self.url, self.suffix = url, suffix
+        self._given: set[str] = set()
+
+    def __call__(self, what: str, message: str) -> None:
+        if what not in self._given:
+            self._given.add(what)
+            warn(f"stepline: {message}{self.suffix} ({self.url})")
 
 
 def json_body(response: requests.Response, fallback_key: str) -> dict[str, Any]:

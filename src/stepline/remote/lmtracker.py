@@ -19,8 +19,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import requests
 
 from stepline import events
-from stepline.errors import ConfigError, warn
-from stepline.remote.client import RemoteRejected, json_body, reachable_response
+from stepline.errors import ConfigError
+from stepline.remote.client import RemoteRejected, WarnOnce, json_body, reachable_response
 
 SCHEME = "lmtracker+"
 
@@ -46,7 +46,7 @@ class LMTrackerTransport:
         self.session.headers["Authorization"] = credentials  # LMTracker's raw name:password
         self._runs: dict[tuple[str, ...], str] = {}  # key set -> LMTracker run name
         self._skip: dict[str, int] = {}  # LMTracker run -> points it had when we began, not to send again
-        self._warned: set[str] = set()
+        self._once = WarnOnce(api_url, "; they stay in the local logbook only")
 
     def open_run(self, project: str, run_id: str, meta: dict[str, Any]) -> dict[str, Any]:
         self._name = str(meta.get("name") or run_id)
@@ -88,11 +88,6 @@ class LMTrackerTransport:
             answer = self._post("get-run", {"project_name": project, "run_name": run}, refuse=False)
             self._skip[run] = len(answer.get("metrics") or []) if answer.get("ok") else 0
         return run
-
-    def _once(self, what: str, message: str) -> None:
-        if what not in self._warned:
-            self._warned.add(what)
-            warn(f"stepline: {message}; they stay in the local logbook only ({self.url})")
 
     def _post(self, route: str, body: dict[str, Any], refuse: bool = True) -> dict[str, Any]:
         response = reachable_response(self.session, "POST", f"{self.url}/{route}", self.url, self.timeout, json=body)

@@ -23,9 +23,8 @@ from urllib.parse import quote
 import requests
 
 from stepline import events
-from stepline.errors import warn
 from stepline.params import apply_operation, flatten
-from stepline.remote.client import RemoteRejected, json_body, peer_base_url, reachable_response
+from stepline.remote.client import RemoteRejected, WarnOnce, json_body, peer_base_url, reachable_response
 
 SCHEME = "mlflow+"
 MAX_ITEMS = 1000
@@ -51,7 +50,7 @@ class MLflowTransport:
         self._experiment_id: str | None = None
         self._params: dict[str, Any] = {}
         self._sent_params: dict[str, str] = {}
-        self._warned: set[str] = set()
+        self._once = WarnOnce(url)
 
     # -- the shipper's calls ---------------------------------------------------------------------
 
@@ -171,11 +170,6 @@ class MLflowTransport:
         if response.status_code >= 400:
             raise RemoteRejected(f"{self.url} refused {route}: {response.status_code} {answer.get('message')}")
         return answer
-
-    def _once(self, what: str, message: str) -> None:
-        if what not in self._warned:
-            self._warned.add(what)
-            warn(f"stepline: {message} ({self.url})")
 
 
 def _seq_tag(kind: str, seq: int) -> dict[str, str]:

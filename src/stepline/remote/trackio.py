@@ -18,9 +18,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import requests
 
 from stepline import events
-from stepline.errors import ConfigError, warn
+from stepline.errors import ConfigError
 from stepline.params import apply_operation
-from stepline.remote.client import RemoteRejected, json_body, reachable_response
+from stepline.remote.client import RemoteRejected, WarnOnce, json_body, reachable_response
 
 SCHEME = "trackio+"
 
@@ -48,7 +48,7 @@ class TrackioTransport:
         if write_token:
             self.session.headers["X-Trackio-Write-Token"] = write_token
         self._params: dict[str, Any] = {}
-        self._warned_lost: set[str] = set()
+        self._once = WarnOnce(url)
 
     def open_run(self, project: str, run_id: str, meta: dict[str, Any]) -> dict[str, Any]:
         self._name = str(meta.get("name") or run_id)
@@ -78,9 +78,7 @@ class TrackioTransport:
         return {}
 
     def _lost(self, kind: str, why: str) -> None:
-        if kind not in self._warned_lost:
-            self._warned_lost.add(kind)
-            warn(f"stepline: {why}; the run's {kind} records stay in the local logbook only ({self.url})")
+        self._once(kind, f"{why}; the run's {kind} records stay in the local logbook only")
 
     def _post(self, name: str, kwargs: dict[str, Any]) -> Any:
         response = reachable_response(self.session, "POST", f"{self.url}/api/{name}", self.url, self.timeout,

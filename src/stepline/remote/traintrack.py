@@ -20,9 +20,15 @@ from typing import Any
 import requests
 
 from stepline import events
-from stepline.errors import warn
 from stepline.params import apply_operation
-from stepline.remote.client import RemoteRejected, RemoteUnavailable, json_body, peer_base_url, reachable_response
+from stepline.remote.client import (
+    RemoteRejected,
+    RemoteUnavailable,
+    WarnOnce,
+    json_body,
+    peer_base_url,
+    reachable_response,
+)
 
 SCHEME = "traintrack+"
 METRIC_NAMES = {"accuracy": "accuracy", "acc": "accuracy", "f1-score": "f1-score", "f1": "f1-score",
@@ -63,7 +69,7 @@ class TrainTrackTransport:
         self._project = ""
         self._params: dict[str, Any] = {}
         self._stored: set[tuple[Any, ...]] = set()
-        self._warned: set[str] = set()
+        self._once = WarnOnce(url, "; it stays in the local logbook")
         self._status: str | None = None
         self._resync = False
 
@@ -153,11 +159,6 @@ class TrainTrackTransport:
         for endpoint in ("loss", "metric"):
             for point in self._call("GET", f"/{endpoint}/", None, params={"run_id": run}):
                 self._stored.add((endpoint, point["step"], point["split"], point.get("metric_name")))
-
-    def _once(self, what: str, message: str) -> None:
-        if what not in self._warned:
-            self._warned.add(what)
-            warn(f"stepline: {message}; it stays in the local logbook ({self.url})")
 
     def _call(self, method: str, route: str, body: Any, params: dict[str, Any] | None = None) -> Any:
         response = reachable_response(self.session, method, f"{self.url}{route}", self.url, self.timeout,
