@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -180,6 +180,11 @@ def overview(meta: dict[str, Any], status: str, params: dict[str, Any], steps: i
         "steps": steps,
         "metrics": metrics,
     }
+
+
+def oldest_first(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs (overviews or metas) in the order the API lists them: by start, then id."""
+    return sorted(runs, key=lambda run: (run.get("started_at") or 0.0, run["id"]))
 
 
 def opened_meta(project: str, run_id: str, meta: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from stepline.server.stores.base import (
     check_axis,
     check_project_deletable,
     check_run_deletable,
+    oldest_first,
     opened_meta,
     overview,
 )
@@ -82,8 +83,7 @@ class LogbookStore:
             cache = self._refreshed(path)
             if cache is not None and cache.meta:
                 overviews.append(self._overview(cache))
-        overviews.sort(key=lambda r: (r["started_at"] or 0.0, r["id"]))
-        return overviews
+        return oldest_first(overviews)
 
     def run(self, project: str, run_id: str) -> dict[str, Any]:
         cache = self._cache(project, run_id)
@@ -107,7 +107,7 @@ class LogbookStore:
                 if meta is not None:
                     known[new] = {**meta, "id": new}
             named = [meta for meta in known.values() if meta.get("name", meta["id"]) == name]
-        return sorted(named, key=lambda meta: (meta.get("started_at") or 0.0, meta["id"]))
+        return oldest_first(named)
 
     def metric_keys(self, project: str, run_id: str) -> list[str]:
         return list(self._cache(project, run_id).series)

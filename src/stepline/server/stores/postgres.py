@@ -39,6 +39,7 @@ from stepline.server.stores.base import (
     check_axis,
     check_project_deletable,
     check_run_deletable,
+    oldest_first,
     opened_meta,
     overview,
 )
@@ -109,8 +110,7 @@ class PostgresStore:
                               (project,)).fetchall()
             metrics = _series_summaries(db, [row[0] for row in rows])
         found = [self._overview(meta, params, records, metrics.get(pk, {})) for pk, meta, params, records in rows]
-        found.sort(key=lambda r: (r["started_at"] or 0.0, r["id"]))
-        return found
+        return oldest_first(found)
 
     def run(self, project: str, run_id: str) -> dict[str, Any]:
         with self.pool.connection() as db:
@@ -123,7 +123,7 @@ class PostgresStore:
         with self.pool.connection() as db:
             rows = db.execute("SELECT meta FROM runs WHERE project = %s AND meta->>'name' = %s",
                               (project, name)).fetchall()
-        return sorted((meta for (meta,) in rows), key=lambda meta: (meta.get("started_at") or 0.0, meta["id"]))
+        return oldest_first(meta for (meta,) in rows)
 
     def metric_keys(self, project: str, run_id: str) -> list[str]:
         with self.pool.connection() as db:
