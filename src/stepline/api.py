@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stepline import __version__, lifecycle
-from stepline.config import HEARTBEAT_INTERVAL, Settings, heartbeat_timeout, remote_backends, resolve_settings
+from stepline.config import HEARTBEAT_INTERVAL, Settings, heartbeat_timeout, resolve_settings
 from stepline.errors import ConfigError, RunNotFoundError, SteplineError
 from stepline.logbook import layout
 from stepline.logbook.reader import Logbook, RunView
+from stepline.remote.registry import Backend, resolve_backends
 from stepline.run import DisabledRun, Run
 from stepline.sinks.logbook import LogbookSink
 from stepline.system import describe_process, process_rank
@@ -51,7 +52,7 @@ def init(
     rank other than zero unless ``all_ranks=True``.
     """
     settings = resolve_settings(project=project, name=name, dir=dir, resume=resume, mode=mode)
-    remotes = remote_backends(backend)
+    backends = resolve_backends(backend, token)
     tag_list = _check_tags(tags)
     if notes is not None and not isinstance(notes, str):
         raise ConfigError(f"notes must be text, got {type(notes).__name__}")
@@ -62,9 +63,9 @@ def init(
     else:
         existing = _run_to_resume(settings)
         if existing:
-            run = _continue(existing, settings, tag_list, notes, remotes, token)
+            run = _continue(existing, settings, tag_list, notes, backends)
         else:
-            run = _create(settings, tag_list, notes, remotes, token)
+            run = _create(settings, tag_list, notes, backends)
     lifecycle.remember(run)
     if config is not None:
         run.params.set(config)
@@ -78,10 +79,9 @@ def reopen(run: Run) -> Run:
     """
     if run.status == "running" or run.path is None:
         return run
-    remotes = [shipper.url for shipper in run._shippers]
-    token = next((s.shipper.client.token for s in run._shippers if not s.url.startswith("trackio+")), None)
-    return init(project=run.project, dir=run.path.parent.parent, resume=run.id, backend=remotes or None,
-                token=token)
+    token = next((b.token for b in run.backends if b.token), None)
+    return init(project=run.project, dir=run.path.parent.parent, resume=run.id,
+                backend=[b.url for b in run.backends] or None, token=token)
 
 
 def current_run() -> Run | None:
@@ -128,8 +128,7 @@ def _run_to_resume(settings: Settings) -> RunView | None:
         raise RunNotFoundError(f"{err}; to start a new run, drop resume= (or use resume=True)") from None
 
 
-def _create(settings: Settings, tags: list[str], notes: str | None, remotes: list[str],
-            token: str | None) -> Run:
+def _create(settings: Settings, tags: list[str], notes: str | None, backends: list[Backend]) -> Run:
     run_id, path = layout.create_run_dir(settings.root, settings.project)
     now = time.time()
     meta = {
@@ -151,11 +150,11 @@ def _create(settings: Settings, tags: list[str], notes: str | None, remotes: lis
         "stepline_version": __version__,
     }
     layout.write_meta(path, meta)
-    return _open(settings, meta, path, first_seq=1, next_step=0, params=None, remotes=remotes, token=token)
+    return _open(settings, meta, path, first_seq=1, next_step=0, params=None, backends=backends)
 
 
-def _continue(view: RunView, settings: Settings, tags: list[str], notes: str | None, remotes: list[str],
-              token: str | None) -> Run:
+def _continue(view: RunView, settings: Settings, tags: list[str], notes: str | None, backends: list[Backend],
+              ) -> Run:
     meta = dict(view.meta)
     if meta.get("status") == "running" and view.status == "running" and meta.get("pid") != os.getpid():
         raise ConfigError(
@@ -173,20 +172,20 @@ def _continue(view: RunView, settings: Settings, tags: list[str], notes: str | N
         meta["notes"] = notes
     layout.write_meta(view.path, meta)
     return _open(settings, meta, view.path, first_seq=max_seq + 1,
-                 next_step=0 if max_step is None else max_step + 1, params=view.params(), remotes=remotes,
-                 token=token)
+                 next_step=0 if max_step is None else max_step + 1, params=view.params(),
+                 backends=backends)
 
 
 def _open(settings: Settings, meta: dict[str, Any], path: Any, *, first_seq: int, next_step: int,
-          params: dict[str, Any] | None, remotes: list[str], token: str | None) -> Run:
+          params: dict[str, Any] | None, backends: list[Backend]) -> Run:
     writer = Writer([LogbookSink(path, meta)], first_seq=first_seq, max_queue=settings.queue_size,
                     label=meta["id"], heartbeat_interval=HEARTBEAT_INTERVAL)
     shippers = []
-    if remotes:
+    if backends:
         # requests is imported only by a process that pushes somewhere
-        from stepline.remote.backends import transport_for
         from stepline.remote.shipper import Shipper, ShipperThread
 
-        shippers = [ShipperThread(Shipper(path, transport_for(url, token)), url) for url in remotes]
+        shippers = [ShipperThread(Shipper(path, b.new_transport()), b.url) for b in backends]
     return Run(run_id=meta["id"], name=meta["name"], project=meta["project"], path=path, writer=writer,
-               next_step=next_step, params=params, summary=meta.get("summary"), shippers=shippers)
+               next_step=next_step, params=params, summary=meta.get("summary"), shippers=shippers,
+               backends=backends)

@@ -8,10 +8,8 @@ An argument wins over its variable; a variable wins over the default.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from stepline.errors import ConfigError
 from stepline.names import check_name
@@ -58,27 +56,6 @@ def resolve_settings(
         resume=_resume(resume),
         queue_size=_positive_int("STEPLINE_QUEUE_SIZE", DEFAULT_QUEUE_SIZE),
     )
-
-
-REMOTE_SCHEMES = ("http://", "https://", "mlflow+http://", "mlflow+https://", "trackio+http://",
-                  "trackio+https://", "lmtracker+http://", "lmtracker+https://", "traintrack+http://",
-                  "traintrack+https://")
-
-
-def remote_backends(backend: str | Sequence[str] | None) -> list[str]:
-    """The remote backends a run pushes to: ``backend`` (one or a list; "local" is the logbook, always
-    kept), else ``STEPLINE_REMOTE``. Each is checked: a stepline server or a known peer."""
-    given = [backend] if isinstance(backend, str) else list(backend or [])
-    remotes = [b for b in given if b != "local"]
-    if not given:
-        remotes = [url.strip() for url in os.environ.get("STEPLINE_REMOTE", "").split(",") if url.strip()]
-    for url in remotes:
-        if not isinstance(url, str) or not url.startswith(REMOTE_SCHEMES) or not urlsplit(url.split("+", 1)[-1]).netloc:
-            raise ConfigError(f"backend {url!r} is not one stepline knows: use 'local' (the embedded logbook), "
-                              "http://host:8683 (a stepline server), mlflow+http://host:port, "
-                              "trackio+http://host:port, traintrack+http://host:port or "
-                              "lmtracker+http://user:password@host:port")
-    return [url.rstrip("/") if "?" not in url else url for url in remotes]
 
 
 def logbook_root(dir: str | os.PathLike[str] | None = None) -> Path:

@@ -29,6 +29,7 @@ from stepline.values import PLAIN_NUMBER_TYPES, DeferredScalar, coerce_metric
 from stepline.writer import DEFERRED_METRICS_TAG, METRICS_TAG, Writer
 
 if TYPE_CHECKING:
+    from stepline.remote.registry import Backend
     from stepline.remote.shipper import ShipperThread
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -55,6 +56,7 @@ class Run:
         params: dict[str, Any] | None = None,
         summary: dict[str, Any] | None = None,
         shippers: Sequence[ShipperThread] = (),
+        backends: Sequence[Backend] = (),
     ) -> None:
         self.id = run_id
         self.name = name
@@ -63,6 +65,7 @@ class Run:
         self.status = "running"
         self._writer = writer
         self._shippers = list(shippers)
+        self.backends: tuple[Backend, ...] = tuple(backends)  # the remote backends init was given
         self._items: Any = writer.items if writer is not None else _DiscardQueue()
         self._max_queue = writer.max_queue if writer is not None else 1 << 62
         self._next_step = next_step

@@ -1,4 +1,5 @@
-"""``stepline sync [RUN ...|--all] --remote URL``: send a stepline server what it lacks of local runs."""
+"""``stepline sync [RUN ...|--all] --remote URL``: send a stepline server or a peer tracker what it lacks of
+local runs, each run through a transport of its own."""
 
 from __future__ import annotations
 
@@ -6,20 +7,19 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from stepline.config import remote_backends
 from stepline.errors import ConfigError
 from stepline.logbook.reader import Logbook
+from stepline.remote.registry import resolve_backends
 
 
 def run(args: argparse.Namespace) -> int:
-    from stepline.remote.backends import transport_for
     from stepline.remote.shipper import Shipper
 
-    remotes = remote_backends(args.remote)
+    remotes = resolve_backends(args.remote, args.token)
     if len(remotes) != 1:
         raise ConfigError("say where to send the runs, once: --remote http://host:8683 (or STEPLINE_REMOTE), "
                           "or a peer such as trackio+http://host:port")
-    url = remotes[0]
+    backend, url = remotes[0], remotes[0].url
     book = Logbook(args.dir)
     if args.all:
         views = book.runs(args.project)
@@ -27,10 +27,9 @@ def run(args: argparse.Namespace) -> int:
         views = [book.run(name, project=args.project) for name in args.runs]
     else:
         raise ConfigError("name the runs to send (ids or names), or pass --all")
-    client = transport_for(url, args.token)
     failed = 0
     for view in views:
-        shipper = Shipper(view.path, client)
+        shipper = Shipper(view.path, backend.new_transport())  # a transport belongs to one run
         label = f"{view.project}/{view.name} ({view.id})"
         try:
             shipper.ship(_progress_printer(label))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -17,6 +18,15 @@ import requests
 
 from stepline import events
 from stepline.errors import ConfigError, SteplineError, warn
+
+FORM = "http://host:8683 (a stepline server)"
+
+
+def transport_maker(url: str, token: str | None) -> Callable[[], RemoteClient]:
+    """A stepline server's URL, checked, as a maker of one client per run (``token`` or ``STEPLINE_TOKEN``)."""
+    if not urlsplit(url).netloc:
+        raise ConfigError(f"backend {url!r} must look like {FORM}")
+    return lambda: RemoteClient(url, token)
 
 
 class RemoteUnavailable(SteplineError):
@@ -79,7 +89,6 @@ class RemoteClient:
         self.timeout = timeout
         self.session = requests.Session()
         token = token or os.environ.get("STEPLINE_TOKEN")
-        self.token = token
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 

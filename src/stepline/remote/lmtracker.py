@@ -13,6 +13,7 @@ twice; after a restart the shipper asks each run how many points it has and send
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -23,6 +24,7 @@ from stepline.errors import ConfigError
 from stepline.remote.client import RemoteRejected, WarnOnce, json_body, reachable_response
 
 SCHEME = "lmtracker+"
+FORM = "lmtracker+http://user:password@host:port"
 
 
 def parse_lmtracker_url(url: str) -> tuple[str, str]:
@@ -35,12 +37,17 @@ def parse_lmtracker_url(url: str) -> tuple[str, str]:
     return urlunsplit((parts.scheme, netloc, path, "", "")), f"{unquote(parts.username)}:{unquote(parts.password)}"
 
 
+def transport_maker(url: str, token: str | None) -> Callable[[], LMTrackerTransport]:
+    """``lmtracker+http://user:password@host:port``, checked, as a maker of one transport per run."""
+    api_url, credentials = parse_lmtracker_url(url)
+    return lambda: LMTrackerTransport(api_url, credentials)
+
+
 class LMTrackerTransport:
     """The shipper's transport for LMTracker: the same calls as :class:`RemoteClient`, in LMTracker's terms."""
 
     def __init__(self, api_url: str, credentials: str, timeout: float = 30.0) -> None:
         self.url = api_url
-        self.token: str | None = None  # stepline server tokens only; a peer has its own credentials
         self.timeout = timeout
         self.session = requests.Session()
         self.session.headers["Authorization"] = credentials  # LMTracker's raw name:password

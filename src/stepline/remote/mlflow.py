@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,6 +28,7 @@ from stepline.params import apply_operation, flatten
 from stepline.remote.client import RemoteRejected, WarnOnce, json_body, peer_base_url, reachable_response
 
 SCHEME = "mlflow+"
+FORM = "mlflow+http://host:port"
 MAX_ITEMS = 1000
 MAX_PARAMS = 100
 MAX_PARAM_VALUE = 6000
@@ -34,8 +36,10 @@ MAX_KEY = 250
 _STATUS = {"running": "RUNNING", "finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
 
 
-def parse_mlflow_url(url: str) -> str:
-    return peer_base_url(url, SCHEME)
+def transport_maker(url: str, token: str | None) -> Callable[[], MLflowTransport]:
+    """``mlflow+http://host:port``, checked, as a maker of one transport per run (MLflow takes no token)."""
+    base = peer_base_url(url, SCHEME)
+    return lambda: MLflowTransport(base)
 
 
 class MLflowTransport:
@@ -43,7 +47,6 @@ class MLflowTransport:
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         self.url = url
-        self.token: str | None = None  # stepline server tokens only; a peer has its own credentials
         self.timeout = timeout
         self.session = requests.Session()
         self._run_id: str | None = None

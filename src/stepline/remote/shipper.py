@@ -33,8 +33,6 @@ MAX_BACKOFF = 30.0
 class Transport(Protocol):
     """Where a shipper sends a run: a stepline server, a peer tracker, or a store in this process."""
 
-    token: str | None  # what the run was told to authenticate with, kept for a reopened run
-
     def open_run(self, project: str, run_id: str, meta: dict[str, Any]) -> dict[str, Any]: ...
 
     def send_events(self, project: str, run_id: str, records: list[dict[str, Any]]) -> dict[str, Any]: ...

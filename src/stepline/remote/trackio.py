@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -23,6 +24,7 @@ from stepline.params import apply_operation
 from stepline.remote.client import RemoteRejected, WarnOnce, json_body, reachable_response
 
 SCHEME = "trackio+"
+FORM = "trackio+http://host:port (?write_token=T, or $TRACKIO_WRITE_TOKEN)"
 
 
 def parse_trackio_url(url: str) -> tuple[str, str | None]:
@@ -37,13 +39,19 @@ def parse_trackio_url(url: str) -> tuple[str, str | None]:
     return base, token
 
 
+def transport_maker(url: str, token: str | None) -> Callable[[], TrackioTransport]:
+    """``trackio+http://host:port?write_token=T``, checked, as a maker of one transport per run. ``token`` is
+    a stepline server's and is not sent here: Trackio's write token comes from the URL or the environment."""
+    base, write_token = parse_trackio_url(url)
+    return lambda: TrackioTransport(base, write_token)
+
+
 class TrackioTransport:
     """The shipper's transport for Trackio: the same calls as :class:`RemoteClient`, in Trackio's terms."""
 
     def __init__(self, url: str, write_token: str | None, timeout: float = 30.0) -> None:
         self.url = url
         self.timeout = timeout
-        self.token = write_token
         self.session = requests.Session()
         if write_token:
             self.session.headers["X-Trackio-Write-Token"] = write_token

@@ -15,6 +15,7 @@ holds, so nothing is sent twice. Params after the run's creation, log lines and 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -31,6 +32,7 @@ from stepline.remote.client import (
 )
 
 SCHEME = "traintrack+"
+FORM = "traintrack+http://host:port"
 METRIC_NAMES = {"accuracy": "accuracy", "acc": "accuracy", "f1-score": "f1-score", "f1": "f1-score",
                 "f1_score": "f1-score", "recall": "recall", "precision": "precision",
                 "balanced accuracy": "balanced accuracy", "balanced_accuracy": "balanced accuracy",
@@ -38,8 +40,10 @@ METRIC_NAMES = {"accuracy": "accuracy", "acc": "accuracy", "f1-score": "f1-score
 _STATUS = {"finished": "completed", "failed": "failed", "killed": "failed"}
 
 
-def parse_traintrack_url(url: str) -> str:
-    return peer_base_url(url, SCHEME)
+def transport_maker(url: str, token: str | None) -> Callable[[], TrainTrackTransport]:
+    """``traintrack+http://host:port``, checked, as a maker of one transport per run (TrainTrack has no auth)."""
+    base = peer_base_url(url, SCHEME)
+    return lambda: TrainTrackTransport(base)
 
 
 def destination(key: str) -> tuple[str, str, str | None] | None:
@@ -61,7 +65,6 @@ class TrainTrackTransport:
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         self.url = url
-        self.token: str | None = None  # stepline server tokens only; a peer has its own credentials
         self.timeout = timeout
         self.session = requests.Session()
         self._run: str | None = None
@@ -144,7 +147,8 @@ class TrainTrackTransport:
                       and m.get("project_name") == self._project), None)
         if model is None:
             model = self._call("POST", "/models/", {"name": self._project, "project_name": self._project})
-        runs = self._call("GET", f"/runs/runbymodels/{model['id']}", None)
+        # TrainTrack answers 404 "Run not found" for a model with no run yet (its read_runs), not [].
+        runs = self._call("GET", f"/runs/runbymodels/{model['id']}", None, none_on_404=True) or []
         mine = next((r for r in runs if (r.get("hyperparameters") or {}).get("stepline_run_id")
                      == self._stepline_id), None)
         if mine is None:
@@ -160,9 +164,12 @@ class TrainTrackTransport:
             for point in self._call("GET", f"/{endpoint}/", None, params={"run_id": run}):
                 self._stored.add((endpoint, point["step"], point["split"], point.get("metric_name")))
 
-    def _call(self, method: str, route: str, body: Any, params: dict[str, Any] | None = None) -> Any:
+    def _call(self, method: str, route: str, body: Any, params: dict[str, Any] | None = None,
+              none_on_404: bool = False) -> Any:
         response = reachable_response(self.session, method, f"{self.url}{route}", self.url, self.timeout,
                                       json=body, params=params)
+        if none_on_404 and response.status_code == 404:
+            return None
         if response.status_code >= 400:
             raise RemoteRejected(f"{self.url} refused {method} {route}: {response.status_code} "
                                  f"{json_body(response, 'detail').get('detail')}")

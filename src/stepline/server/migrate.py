@@ -26,8 +26,6 @@ from stepline.server.stores.base import Store
 class StoreTransport:
     """A shipper's transport that writes into a store in this process instead of a server over HTTP."""
 
-    token: str | None = None
-
     def __init__(self, store: Store) -> None:
         self.store = store
 
