@@ -7,8 +7,11 @@
     GET  /api/check-user
 
 Every call needs ``Authorization: name:password`` of a stepline user (``stepline server user add NAME
---password``). What arrives is an ordinary stepline run; LMTracker's schema check holds: the first push fixes
-the run's keys and JSON types, and a later push with others is refused with "Invalid schema".
+--password``). What arrives is an ordinary stepline run. Two differences from LMTracker, so that its own
+Trainer example works as its README says: a push with other keys than the first lands too (LMTracker
+answers "Invalid schema"), and a ``step`` sent at the top level of the push is the point's step (LMTracker
+ignores it and counts pushes). A value that is not a number is refused, with "Invalid schema" when the key
+held numbers before.
 """
 
 from __future__ import annotations
@@ -105,7 +108,8 @@ def push_metrics(request: Request, raw: RawBody) -> Response:
     if isinstance(names, Response):
         return names
     project, run_name = names
-    metrics = _parsed(raw).get("metrics")
+    body = _parsed(raw)
+    metrics = body.get("metrics")
     if not isinstance(metrics, dict):
         return _fail("Invalid schema")
     store = request.app.state.store
@@ -115,26 +119,41 @@ def push_metrics(request: Request, raw: RawBody) -> Response:
     values = {k: v for k, v in metrics.items() if k != "step"}
     if not all(schema[k] in ("number", "bool") for k in values):  # refused before a first push makes a run
         existing = _find_run(request, project, run_name)
-        if existing is not None and existing.get("lmtracker_schema") != schema:
+        if existing is not None and any((existing.get("lmtracker_schema") or {}).get(k) not in (None, schema[k])
+                                        for k in values):
             return _fail("Invalid schema")  # LMTracker's answer to a type that changed
         return _fail("stepline keeps numbers only: every metric must be a number or a boolean")
+    step, epoch = _step(body, metrics), body.get("epoch")
     now = time.time()
     # LMTracker has no run status and no end: such a run reads as finished, ending at its last push.
     writer = store.open_named(project, run_name, SOURCE, {
         "name": run_name, "status": "finished", "created_at": now, "started_at": now, "ended_at": now,
         "heartbeat_at": now, "source": SOURCE, "user": _user(request), "lmtracker_schema": schema, "tags": [SOURCE]})
-    if writer.meta.get("lmtracker_schema") != schema:  # the first push fixed it
-        return _fail("Invalid schema")
 
     def push(run: RunState) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        # Such a run holds metrics records only, so the next seq is also the push count: LMTracker's x-axis.
+        # Such a run holds metrics records only, so the next seq is also the push count: LMTracker's x-axis,
+        # used when the client sends no step of its own.
         seq, now = run.next_seq, time.time()
-        step = metrics["step"] if isinstance(metrics.get("step"), int) else seq - 1
-        return ([{"type": events.METRICS, "seq": seq, "time": now, "step": step, "values": values}],
-                {**run.meta, "ended_at": now, "heartbeat_at": now})
+        record = {"type": events.METRICS, "seq": seq, "time": now, "step": seq - 1 if step is None else step,
+                  "values": values}
+        if isinstance(epoch, (int, float)) and not isinstance(epoch, bool):
+            record["epoch"] = epoch
+        # Unlike LMTracker, a push with other keys lands too (a Trainer's eval and train logs share a run):
+        # the run's schema is the union of the keys it was sent, for get-run's answer.
+        known = run.meta.get("lmtracker_schema") or {}
+        return [record], {**run.meta, "ended_at": now, "heartbeat_at": now, "lmtracker_schema": {**schema, **known}}
 
     writer.append_made(push)
     return _ok()
+
+
+def _step(body: dict[str, Any], metrics: dict[str, Any]) -> int | None:
+    """The step the client sent: at the top level of the push (as LMTracker's own Trainer example sends it,
+    and LMTracker ignores), or as ``metrics.step``; None for none."""
+    for step in (body.get("step"), metrics.get("step")):
+        if isinstance(step, int) and not isinstance(step, bool) and 0 <= step < 2**63:
+            return step
+    return None
 
 
 @router.post("/get-run", summary="LMTracker: a run's metrics objects, in push order")
