@@ -37,6 +37,17 @@ def logdir(tmp_path: Path) -> Path:
     return tmp_path / "logbook"
 
 
+def wait_until(predicate, timeout: float, what: str = "the condition") -> None:
+    """Poll ``predicate`` until it holds; fail after ``timeout`` seconds (generous: the machine may be loaded)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout} s")
+        time.sleep(0.05)
+
+
 def run_python(code: str, *, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter, as a user's training script would run."""
     return subprocess.run(

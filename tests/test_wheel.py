@@ -26,7 +26,8 @@ def test_the_wheel_installed_in_a_fresh_venv_serves_the_dashboard(tmp_path):
                     str(REPO)], check=True, capture_output=True, timeout=600)
     [wheel] = (tmp_path / "dist").glob("stepline-*.whl")
     static = {name for name in zipfile.ZipFile(wheel).namelist() if "/static/" in name}
-    shipped = {str(p.relative_to(REPO / "src")) for p in (REPO / "src/stepline/server/static").rglob("*") if p.is_file()}
+    source = REPO / "src/stepline/server/static"
+    shipped = {str(p.relative_to(REPO / "src")) for p in source.rglob("*") if p.is_file()}
     assert static == shipped
 
     venv = tmp_path / "venv"

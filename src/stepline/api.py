@@ -185,7 +185,7 @@ def _open(settings: Settings, meta: dict[str, Any], path: Any, *, first_seq: int
         # requests is imported only by a process that pushes somewhere
         from stepline.remote.shipper import Shipper, ShipperThread
 
-        shippers = [ShipperThread(Shipper(path, b.new_transport()), b.url) for b in backends]
+        shippers = [ShipperThread(Shipper(path, b.new_transport()), b) for b in backends]
     return Run(run_id=meta["id"], name=meta["name"], project=meta["project"], path=path, writer=writer,
                next_step=next_step, params=params, summary=meta.get("summary"), shippers=shippers,
                backends=backends)

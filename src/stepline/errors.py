@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import warnings
+import weakref
 
 
 class SteplineError(Exception):
@@ -48,9 +50,29 @@ class SteplineWarning(UserWarning):
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
+# stepline's own threads (writer, shippers) -> the user's line that started them (the init call)
+_THREAD_ORIGINS: weakref.WeakKeyDictionary[threading.Thread, tuple[str, int]] = weakref.WeakKeyDictionary()
+
+
 def warn(message: str) -> None:
-    """Issue a :class:`SteplineWarning` that points at the user's line, not at stepline's own code."""
+    """Issue a :class:`SteplineWarning` that points at the user's line, not at stepline's own code. From a
+    thread of stepline's own, that is the line that started the run (see :func:`start_thread`)."""
     frame, level = sys._getframe(1), 2  # stacklevel 2 is our caller
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    origin = _THREAD_ORIGINS.get(threading.current_thread())
+    if origin is not None and (frame is None or frame.f_code.co_filename == threading.__file__):
+        warnings.warn_explicit(message, SteplineWarning, *origin)
+        return
     warnings.warn(message, SteplineWarning, stacklevel=level)
+
+
+def start_thread(target: object, name: str) -> threading.Thread:
+    """Start a daemon thread of stepline's whose warnings point at the user's line that called us."""
+    thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    _THREAD_ORIGINS[thread] = (frame.f_code.co_filename, frame.f_lineno)
+    thread.start()
+    return thread

@@ -210,7 +210,7 @@ class Run:
             )
         for shipper in self._shippers:  # each remote backend gets what is left of the timeout
             left = max(0.0, deadline - time.monotonic()) if deadline is not None else None
-            done = shipper.close(self.id, left) and done
+            done = shipper.close(left) and done
         return done
 
     def _put(self, record: dict[str, Any]) -> None:

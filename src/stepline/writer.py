@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stepline import events
-from stepline.errors import warn
+from stepline.errors import start_thread, warn
 from stepline.sinks.base import Sink
 from stepline.values import DeferredScalar
 
@@ -54,8 +54,7 @@ class Writer:
         self._wake = threading.Event()
         self._stopping = False
         self._warned_full = False
-        self._thread = threading.Thread(target=self._run, name=f"stepline-writer-{label}", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._run, f"stepline-writer-{label}")
 
     @property
     def alive(self) -> bool:

@@ -17,6 +17,37 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for_http(url: str, process: subprocess.Popen, what: str, limit: float = 300.0) -> None:
+    """Wait until ``url`` answers 2xx: a peer's start-up on a loaded machine can take minutes, so the limit is
+    generous, and each probe waits long enough for a busy server to answer."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {process.returncode} before it answered {url}")
+        try:
+            if requests.get(url, timeout=10).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{what} did not answer {url} in {limit:.0f} s")
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """Stop a server started with ``start_new_session=True`` and every process it started (workers included)."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # workers the leader left behind
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 class ServerProcess:
     """`stepline serve` as a user starts it, on a free loopback port; stopped by the test that started it."""
 

@@ -10,49 +10,48 @@ import sys
 import time
 
 import pytest
-import requests
 
 import stepline
 from stepline import Logbook
 from tests.conftest import start_python
-from tests.server.conftest import free_port
+from tests.server.conftest import free_port, stop_group, wait_for_http
 
 mlflow = pytest.importorskip("mlflow")
 
 
 class MLflowServer:
-    def __init__(self, folder, port=None):
+    """A real `mlflow server` on loopback, in a process group of its own: stopping it stops its uvicorn and
+    job workers too, also when it failed to start."""
+
+    def __init__(self, folder, port=None, artifacts=None):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         folder.mkdir(parents=True, exist_ok=True)
         command = shutil.which("mlflow") or os.path.join(os.path.dirname(sys.executable), "mlflow")
+        artifacts = artifacts or ["--artifacts-destination", str(folder / "artifacts")]
         self.process = subprocess.Popen(
-            [command, "server", "--backend-store-uri", f"sqlite:///{folder}/mlflow.db", "--artifacts-destination",
-             str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                if requests.get(f"{self.url}/health", timeout=1).ok:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.3)
-        raise RuntimeError("mlflow server did not start in 90 s")
+            [command, "server", "--backend-store-uri", f"sqlite:///{folder}/mlflow.db", *artifacts,
+             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            wait_for_http(f"{self.url}/health", self.process, "mlflow server")
+        except BaseException:
+            self.stop()
+            raise
 
     def client(self):
         return mlflow.tracking.MlflowClient(tracking_uri=self.url)
 
     def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=30)
+        stop_group(self.process)
 
 
 @pytest.fixture
 def mlflow_server(tmp_path):
     started = []
 
-    def start(port=None):
-        started.append(MLflowServer(tmp_path / "mlflow", port))
+    def start(port=None, artifacts=None):
+        started.append(MLflowServer(tmp_path / "mlflow", port, artifacts))
         return started[-1]
 
     yield start
@@ -149,3 +148,51 @@ def test_sync_to_mlflow_after_the_fact_and_again(mlflow_server, logdir):
     assert [m.step for m in client.get_metric_history(found.info.run_id, "x")] == list(range(20))
     assert found.data.params == {"lr": "0.5"} and found.info.status == "FINISHED"
     assert Logbook(logdir).run("later").status == "finished"
+
+
+def test_infinities_read_back_as_the_largest_double_and_say_so(mlflow_server, logdir):
+    server = mlflow_server()
+    run = stepline.init(project="vision", name="inf", dir=logdir, backend=f"mlflow+{server.url}")
+    with pytest.warns(stepline.SteplineWarning, match=r"MLflow stores an infinity as 1\.798e\+308"):
+        run.log({"x": math.inf, "y": -math.inf}, step=1)
+        assert run.finish(timeout=60)
+    client = server.client()
+    found = the_run(client, "vision", "inf")
+    assert [m.value for m in client.get_metric_history(found.info.run_id, "x")] == [sys.float_info.max]
+    assert [m.value for m in client.get_metric_history(found.info.run_id, "y")] == [-sys.float_info.max]
+    assert Logbook(logdir).run(run.id).series("x").values == [math.inf]  # kept whole locally
+
+
+def test_files_land_where_the_run_s_artifact_uri_says(mlflow_server, tmp_path, logdir):
+    """With --default-artifact-root, the run's artifact_uri is that folder, not the proxy's destination; MLflow's
+    own client and UI list the run's files from there."""
+    root = tmp_path / "artifact-root"
+    server = mlflow_server(artifacts=["--default-artifact-root", str(root)])
+    run = stepline.init(project="vision", name="files", dir=logdir, backend=f"mlflow+{server.url}")
+    run.files.save({"acc": 0.9}, "results.json")
+    run.files.save(b"weights", "checkpoints/last.bin")
+    assert run.finish(timeout=60)
+    client = server.client()
+    found = the_run(client, "vision", "files")
+    assert found.info.artifact_uri.startswith(str(root))
+    assert {a.path for a in client.list_artifacts(found.info.run_id)} == {"results.json", "checkpoints"}
+    got = client.download_artifacts(found.info.run_id, "checkpoints/last.bin", str(tmp_path))
+    assert open(got, "rb").read() == b"weights"
+
+
+def test_a_url_of_the_wrong_kind_says_which_form_to_use(mlflow_server, server, tmp_path, logdir):
+    mlflow_peer = mlflow_server()
+    with pytest.warns(stepline.SteplineWarning) as caught:
+        run = stepline.init(project="p", name="plain", dir=logdir, backend=mlflow_peer.url)  # http:// to MLflow
+        run.log({"x": 1.0})
+        run.finish(timeout=30)
+    message = " ".join(str(w.message) for w in caught)
+    assert f"looks like an MLflow server: use mlflow+{mlflow_peer.url}" in message
+    assert "<html" not in message.lower() and "<!doctype" not in message.lower()
+    stepline_server = server(root=tmp_path / "served")
+    with pytest.warns(stepline.SteplineWarning) as caught:
+        run = stepline.init(project="p", name="plus", dir=logdir, backend=f"mlflow+{stepline_server.url}")
+        run.log({"x": 1.0})
+        run.finish(timeout=30)
+    message = " ".join(str(w.message) for w in caught)
+    assert f"looks like a stepline server: use {stepline_server.url}" in message

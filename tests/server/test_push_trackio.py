@@ -15,7 +15,7 @@ import requests
 import stepline
 from stepline import Logbook
 from tests.conftest import start_python
-from tests.server.conftest import free_port
+from tests.server.conftest import free_port, stop_group, wait_for_http
 
 pytest.importorskip("trackio")
 TOKEN = "trackio-test-token"
@@ -28,15 +28,13 @@ class TrackioServer:
         trackio = shutil.which("trackio") or os.path.join(os.path.dirname(sys.executable), "trackio")
         self.process = subprocess.Popen([trackio, "show", "--host", "127.0.0.1"], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, env={**os.environ, "TRACKIO_DIR": str(folder),
-                                        "TRACKIO_WRITE_TOKEN": TOKEN, "GRADIO_SERVER_PORT": str(self.port)})
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if requests.get(f"{self.url}/version", timeout=1).ok:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        raise RuntimeError("trackio show did not start in 60 s")
+                                        "TRACKIO_WRITE_TOKEN": TOKEN, "GRADIO_SERVER_PORT": str(self.port)},
+                                        start_new_session=True)
+        try:
+            wait_for_http(f"{self.url}/version", self.process, "trackio show")
+        except BaseException:
+            self.stop()
+            raise
 
     def call(self, name, **kwargs):
         return requests.post(f"{self.url}/api/{name}", json=kwargs, timeout=10).json()["data"]
@@ -51,8 +49,7 @@ class TrackioServer:
             time.sleep(0.2)
 
     def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=30)
+        stop_group(self.process)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import requests
 
 import stepline
 from stepline import Logbook
-from tests.conftest import start_python
+from tests.conftest import start_python, wait_until
 
 
 @pytest.fixture
@@ -154,8 +155,9 @@ def test_finish_with_the_server_down_says_what_is_unsent_and_how_to_send_it(logd
 def test_a_bad_token_gives_one_clear_error_no_retries_and_the_local_copy_keeps_everything(server, serverdir, logdir):
     admin = [sys.executable, "-m", "stepline.cli.main", "server"]
     subprocess.run([*admin, "user", "add", "ana", "--dir", str(serverdir)], check=True, capture_output=True)
-    subprocess.run([*admin, "token", "create", "--user", "ana", "--dir", str(serverdir)], check=True,
-                   capture_output=True)
+    created = subprocess.run([*admin, "token", "create", "--user", "ana", "--dir", str(serverdir)], check=True,
+                             capture_output=True, text=True)
+    [token] = re.findall(r"stl_\S+", created.stdout)
     process = server("--require-token", root=serverdir)
     with pytest.warns(stepline.SteplineWarning) as caught:
         run = stepline.init(project="p", dir=logdir, backend=process.url, token="stl_0000_wrong")
@@ -163,10 +165,32 @@ def test_a_bad_token_gives_one_clear_error_no_retries_and_the_local_copy_keeps_e
             run.log({"x": step}, step=step)
         time.sleep(1.5)  # several shipping rounds' worth of time
         run.finish(timeout=5)
-    refusals = [w for w in caught if "401" in str(w.message)]
-    assert len(refusals) == 1 and "stepline sync" in str(refusals[0].message)
+    [refusal] = [str(w.message) for w in caught if "401" in str(w.message)]
+    assert "token= to stepline.init, or set STEPLINE_TOKEN" in refusal and "Bearer" not in refusal
     assert not (serverdir / "p").exists()
     assert Logbook(logdir).run(run.id).series("x").steps == list(range(100))
+    # The command the warning gives, with the token filled in, sends the run.
+    command = re.search(r"Send them with: (stepline sync .*)$", " ".join(str(w.message) for w in caught)).group(1)
+    assert "--token <your token>" in command and f"--dir {logdir}" in command
+    result = sync(*command.replace("<your token>", token).split()[2:])
+    assert result.returncode == 0 and "1 of 1 runs synced" in result.stdout, result.stderr
+    assert Logbook(serverdir).run(run.id).series("x").steps == list(range(100))
+
+
+def test_finish_says_at_once_that_it_waits_and_warnings_point_at_the_user_s_lines(logdir, monkeypatch):
+    from tests.server.conftest import free_port
+
+    monkeypatch.setenv("STEPLINE_REMOTE_TIMEOUT", "3")
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.warns(stepline.SteplineWarning) as caught:
+        run = stepline.init(project="p", dir=logdir, backend=url)
+        run.log({"x": 1.0})
+        wait_until(lambda: any("cannot reach" in str(w.message) for w in caught), 30)  # the backend is away
+        run.finish()
+    waiting = [w for w in caught if "waiting up to 3 s for" in str(w.message)]
+    assert len(waiting) == 1 and "complete in the local logbook" in str(waiting[0].message)
+    assert f"stepline sync {run.id} --remote {url}" in str(waiting[0].message)
+    assert all(w.filename == __file__ for w in caught), [(w.filename, str(w.message)[:40]) for w in caught]
 
 
 def test_tokens_limit_projects_and_can_be_revoked(server, serverdir, logdir):

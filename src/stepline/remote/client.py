@@ -37,6 +37,10 @@ class RemoteRejected(SteplineError):
     """The server refused the request (bad token, bad payload): trying again would not help."""
 
 
+class RemoteUnauthorized(RemoteRejected):
+    """A stepline server refused the run's token, or needs one and got none."""
+
+
 def peer_base_url(url: str, scheme: str) -> str:
     """``mlflow+http://host:port/`` -> ``http://host:port``, checked."""
     base = url[len(scheme):].rstrip("/")
@@ -75,12 +79,56 @@ class WarnOnce:
 
 
 def json_body(response: requests.Response, fallback_key: str) -> dict[str, Any]:
-    """The response's JSON object, or ``{fallback_key: <its text>}`` when it has none."""
+    """The response's JSON object, or ``{fallback_key: <a short account of what came instead>}``."""
     try:
         body = response.json()
     except ValueError:
-        return {fallback_key: response.text[:300]}
-    return body if isinstance(body, dict) else {fallback_key: str(body)[:300]}
+        if "html" in response.headers.get("content-type", "") or response.text.lstrip()[:1] == "<":
+            return {fallback_key: "an HTML page, not this API's JSON"}  # never pasted whole into a warning
+        return {fallback_key: " ".join(response.text.split())[:200]}
+    return body if isinstance(body, dict) else {fallback_key: str(body)[:200]}
+
+
+# What each kind of server answers that no other does: kind -> (probe, what to say). A stepline server also
+# answers Trackio's /version, so it is asked first.
+_SERVER_SIGNS = {
+    "mlflow": ("/api/2.0/mlflow/experiments/search?max_results=1", "an MLflow server: use mlflow+{base}"),
+    "stepline": ("/api/v1/projects", "a stepline server: use {base}"),
+    "trackio": ("/version", "a Trackio server: use trackio+{base}"),
+    "traintrack": ("/health", "a TrainTrack server: use traintrack+{base}"),
+}
+
+
+def other_server_hint(response: requests.Response, session: requests.Session, base: str, expected: str,
+                      timeout: float) -> str:
+    """After a 404 or 405 from ``base``: ``"; <base> looks like <kind>: use <form>"`` when it is another kind of
+    server than the ``expected`` one, found by asking what only that kind answers; "" otherwise."""
+    if response.status_code not in (404, 405):
+        return ""
+    here = urlsplit(base)
+    for name, (path, kind) in _SERVER_SIGNS.items():
+        if name == expected:
+            continue
+        try:
+            response = session.get(f"{here.scheme}://{here.netloc}{path}", timeout=min(timeout, 5.0))
+            body = response.json() if response.status_code in (200, 401) else None
+        except (requests.RequestException, ValueError):
+            continue
+        if _answers_as(path, response.status_code, body):
+            return f"; {base} looks like {kind.format(base=f'{here.scheme}://{here.netloc}')}"
+    return ""
+
+
+def _answers_as(path: str, status: int, body: Any) -> bool:
+    if not isinstance(body, dict):
+        return False
+    if path.startswith("/api/2.0/mlflow"):
+        return status == 200 and "experiments" in body
+    if path == "/version":
+        return "api_version" in body
+    if path == "/api/v1/projects":
+        return "projects" in body or (status == 401 and "token" in str(body.get("detail", "")))
+    return body == {"status": "ok"}
 
 
 class RemoteClient:
@@ -112,7 +160,15 @@ class RemoteClient:
     def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         response = reachable_response(self.session, method, url, self.url, self.timeout, **kwargs)
         body = json_body(response, "detail")
+        if response.status_code in (401, 403):
+            given = "was refused" if "Authorization" in self.session.headers else "is needed and none was given"
+            why = f" ({body.get('detail')})" if response.status_code == 403 else ""  # 403 says which project
+            raise RemoteUnauthorized(
+                f"{self.url} answered {response.status_code}: an API token {given}{why}. Pass token= to "
+                "stepline.init, or set STEPLINE_TOKEN (stepline sync takes --token); the server's admin makes one "
+                "with: stepline server token create --user NAME")
         if response.status_code >= 400:
-            raise RemoteRejected(f"{self.url} refused {method} {urlsplit(url).path}: "
-                                 f"{response.status_code} {body.get('detail')}")
+            hint = other_server_hint(response, self.session, self.url, "stepline", self.timeout)
+            raise RemoteRejected(f"{self.url} refused {method} {urlsplit(url).path}: {response.status_code} "
+                                 f"{body.get('detail')}{hint}")
         return body

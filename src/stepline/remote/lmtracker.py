@@ -21,7 +21,7 @@ import requests
 
 from stepline import events
 from stepline.errors import ConfigError
-from stepline.remote.client import RemoteRejected, WarnOnce, json_body, reachable_response
+from stepline.remote.client import RemoteRejected, WarnOnce, json_body, other_server_hint, reachable_response
 
 SCHEME = "lmtracker+"
 FORM = "lmtracker+http://user:password@host:port"
@@ -102,5 +102,6 @@ class LMTrackerTransport:
         if response.status_code == 401:
             raise RemoteRejected(f"{self.url} refused the user name and password (401)")
         if refuse and response.status_code >= 400 and not answer.get("ok"):
-            raise RemoteRejected(f"{self.url} refused {route}: {response.status_code} {answer.get('message')}")
+            hint = other_server_hint(response, self.session, self.url, "stepline", self.timeout)  # which serves its API
+            raise RemoteRejected(f"{self.url} refused {route}: {response.status_code} {answer.get('message')}{hint}")
         return answer

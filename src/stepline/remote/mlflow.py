@@ -15,17 +15,26 @@ FINISHED, FAILED or KILLED.
 from __future__ import annotations
 
 import json
+import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
 from stepline import events
 from stepline.params import apply_operation, flatten
-from stepline.remote.client import RemoteRejected, WarnOnce, json_body, peer_base_url, reachable_response
+from stepline.remote.client import (
+    RemoteRejected,
+    WarnOnce,
+    json_body,
+    other_server_hint,
+    peer_base_url,
+    reachable_response,
+)
 
 SCHEME = "mlflow+"
 FORM = "mlflow+http://host:port"
@@ -53,6 +62,7 @@ class MLflowTransport:
         self._experiment_id: str | None = None
         self._params: dict[str, Any] = {}
         self._sent_params: dict[str, str] = {}
+        self._artifact_uri = ""  # where MLflow keeps this run's files: its UI lists them from there
         self._once = WarnOnce(url)
 
     # -- the shipper's calls ---------------------------------------------------------------------
@@ -65,6 +75,7 @@ class MLflowTransport:
             runs = found.get("runs") or []
             if runs:
                 self._run_id = runs[0]["info"]["run_id"]
+                self._artifact_uri = runs[0]["info"].get("artifact_uri", "")
                 data = runs[0].get("data") or {}
                 self._sent_params = {p["key"]: p["value"] for p in data.get("params") or []}
                 tags = {t["key"]: t["value"] for t in data.get("tags") or []}
@@ -76,6 +87,7 @@ class MLflowTransport:
                     "tags": [{"key": "stepline.run_id", "value": run_id},
                              *({"key": f"stepline.tag.{t}", "value": "true"} for t in meta.get("tags") or [])]})
                 self._run_id = created["run"]["info"]["run_id"]
+                self._artifact_uri = created["run"]["info"].get("artifact_uri", "")
             max_seq = {kind: int(tags.get(f"stepline.seq.{kind}", 0)) for kind in (events.METRICS, events.PARAMS)}
             return {"max_seq": max_seq, "files": {}}
         status = _STATUS.get(str(meta.get("status")), "RUNNING")
@@ -93,6 +105,7 @@ class MLflowTransport:
             items: list[dict[str, Any]] = []
             done = 0  # the seq of the last record whose points are all in ``items``
             for record in records:
+                self._warn_infinities(record)
                 stamp = int(record["time"] * 1000)
                 points = [{"key": key, "value": _number(value), "timestamp": stamp, "step": record["step"]}
                           for key, value in record["values"].items()]
@@ -116,6 +129,13 @@ class MLflowTransport:
     def upload(self, project: str, run_id: str, relative: str, path: Path) -> dict[str, Any]:
         self._artifact(relative, path.read_bytes())
         return {}
+
+    def _warn_infinities(self, record: dict[str, Any]) -> None:
+        for key, value in record["values"].items():
+            if isinstance(value, float) and math.isinf(value):
+                self._once("inf", f"MLflow stores an infinity as {math.copysign(sys.float_info.max, value):.4g} (the "
+                                  f"largest double), as {key!r} at step {record['step']} will read there; the local "
+                                  "logbook keeps the infinity, and NaN stays NaN in both")
 
     # -- MLflow ------------------------------------------------------------------------------------
 
@@ -159,8 +179,23 @@ class MLflowTransport:
                                                   "params": params or [], "tags": tags or []})
 
     def _artifact(self, relative: str, data: bytes) -> None:
-        url = (f"{self.url}/api/2.0/mlflow-artifacts/artifacts/{self._experiment_id}/{self._run_id}/artifacts/"
-               f"{quote(relative)}")
+        """Put a file where the run's ``artifact_uri`` says, which is where MLflow's UI and client look."""
+        where = urlsplit(self._artifact_uri)
+        if where.scheme == "mlflow-artifacts":  # the tracking server proxies its artifact store
+            self._proxied_artifact(f"{where.path.strip('/')}/{relative}", relative, data)
+        elif where.scheme in ("", "file") and where.path.startswith("/") and _is_loopback(self.url):
+            # A folder of the server's machine, which is this one: write it there, as MLflow's own client does.
+            target = Path(where.path) / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        else:
+            self._once("artifact_uri", f"MLflow keeps this run's files at {self._artifact_uri!r}, which stepline "
+                                       "cannot write to over MLflow's REST API; serve them through the tracking "
+                                       "server (mlflow server --serve-artifacts, without a --default-artifact-root "
+                                       "of another kind). Files stay in the local logbook")
+
+    def _proxied_artifact(self, path: str, relative: str, data: bytes) -> None:
+        url = f"{self.url}/api/2.0/mlflow-artifacts/artifacts/{quote(path)}"
         response = reachable_response(self.session, "PUT", url, self.url, self.timeout, data=data)
         if response.status_code >= 400:
             raise RemoteRejected(f"{self.url} refused the artifact {relative}: {response.status_code} "
@@ -171,8 +206,13 @@ class MLflowTransport:
                                       self.timeout, json=body)
         answer = json_body(response, "message")
         if response.status_code >= 400:
-            raise RemoteRejected(f"{self.url} refused {route}: {response.status_code} {answer.get('message')}")
+            hint = other_server_hint(response, self.session, self.url, "mlflow", self.timeout)
+            raise RemoteRejected(f"{self.url} refused {route}: {response.status_code} {answer.get('message')}{hint}")
         return answer
+
+
+def _is_loopback(url: str) -> bool:
+    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def _seq_tag(kind: str, seq: int) -> dict[str, str]:

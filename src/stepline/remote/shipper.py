@@ -10,23 +10,29 @@ delivery is at least once and the result exactly once. `stepline sync` and live 
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stepline import events
-from stepline.errors import warn
+from stepline.config import logbook_root
+from stepline.errors import start_thread, warn
 from stepline.logbook import layout
 from stepline.logbook.tail import RecordTail
-from stepline.remote.client import RemoteRejected, RemoteUnavailable
+from stepline.remote.client import RemoteRejected, RemoteUnauthorized, RemoteUnavailable
+
+if TYPE_CHECKING:
+    from stepline.remote.registry import Backend
 
 BATCH_RECORDS = 5000
 # Params before metrics: a peer that keeps one config per run (Trackio) gets it with the first point.
 SHIP_ORDER = (events.PARAMS, events.METRICS, events.LOG)
 POLL_INTERVAL = 0.5
+PATIENCE = 5.0  # seconds finish() waits for a backend that is up before it says that it waits, and how long
 MAX_BACKOFF = 30.0
 
 
@@ -130,14 +136,15 @@ def _opening(meta: dict[str, Any]) -> dict[str, Any]:
 class ShipperThread:
     """Ships a live run in the background: every half second, backing off while the server is away."""
 
-    def __init__(self, shipper: Shipper, url: str) -> None:
+    def __init__(self, shipper: Shipper, backend: Backend) -> None:
         self.shipper = shipper
-        self.url = url
-        self.shown_url = redacted(url)  # messages never show a password
+        self.url = backend.url
+        self.shown_url = redacted(backend.url)  # messages never show a password
+        self._token_given = bool(backend.token or os.environ.get("STEPLINE_TOKEN"))
         self._stop = threading.Event()
-        self._rejected: str | None = None
-        self._thread = threading.Thread(target=self._loop, name="stepline-shipper", daemon=True)
-        self._thread.start()
+        self._rejected: RemoteRejected | None = None
+        self._away = False  # the last round could not reach the backend
+        self._thread = start_thread(self._loop, "stepline-shipper")
 
     def _loop(self) -> None:
         delay, warned = POLL_INTERVAL, False
@@ -147,13 +154,14 @@ class ShipperThread:
                 self.shipper.ship()
                 if final:
                     return
-                delay, warned = POLL_INTERVAL, False
+                delay, warned, self._away = POLL_INTERVAL, False, False
             except RemoteRejected as err:
-                self._rejected = str(err)
+                self._rejected = err
                 warn(f"stepline: {err}. Nothing more is sent; the run stays complete in the local logbook "
-                     f"({self.shipper.path}) for `stepline sync` once this is fixed.")
+                     f"({self.shipper.path}); once this is fixed, send it with: {self.sync_command()}")
                 return
             except RemoteUnavailable as err:
+                self._away = True
                 if not warned:
                     warn(f"stepline: {err}; training goes on, the local logbook keeps everything, and "
                          "sending resumes when the server is back")
@@ -164,12 +172,35 @@ class ShipperThread:
                     continue
             self._stop.wait(delay)
 
-    def close(self, run_id: str, timeout: float | None) -> bool:
-        """Send what is left within ``timeout`` seconds; if some is left, say exactly what and how to send it."""
+    def sync_command(self) -> str:
+        """The command that sends this run later, with the options it needs to find the run and get in."""
+        root = self.shipper.path.parent.parent
+        command = f"stepline sync {self.shipper.path.name} --remote {self.shown_url}"
+        if root.resolve() != logbook_root().resolve():
+            command += f" --dir {root}"
+        if "+" not in self.url.split("://", 1)[0] and (self._token_given or isinstance(self._rejected,
+                                                                                      RemoteUnauthorized)):
+            command += " --token <your token>"  # a stepline server's: never printed, but asked for
+        return command
+
+    def close(self, timeout: float | None) -> bool:
+        """Send what is left within ``timeout`` seconds; if some is left, say exactly what and how to send it.
+        With the backend away (or slow for PATIENCE seconds), say at once that it waits, for how long, and that
+        the run is safe."""
         self._stop.set()
-        self._thread.join(timeout)
+        started = time.monotonic()
+        if not self._away:
+            self._thread.join(PATIENCE if timeout is None else min(PATIENCE, timeout))
+        waited = time.monotonic() - started
+        if self._thread.is_alive() and (timeout is None or timeout > waited + 0.5):
+            limit = "until it answers" if timeout is None else f"up to {timeout - waited:.0f} s"
+            warn(f"stepline: waiting {limit} for {self.shown_url} to take the rest of run "
+                 f"{self.shipper.path.name} (STEPLINE_REMOTE_TIMEOUT sets how long). The run is complete in "
+                 f"the local logbook ({self.shipper.path}); anything left is sent later with: "
+                 f"{self.sync_command()}")
+            self._thread.join(None if timeout is None else timeout - waited)
         unsent = self.shipper.unsent() if self._thread.is_alive() or self._rejected else 0
         if unsent:
-            warn(f"stepline: {unsent} records or files of run {run_id} are not on {self.shown_url} yet; they are "
-                 f"safe in {self.shipper.path}. Send them with: stepline sync {run_id} --remote {self.shown_url}")
+            warn(f"stepline: {unsent} records or files of run {self.shipper.path.name} are not on {self.shown_url} "
+                 f"yet; they are safe in {self.shipper.path}. Send them with: {self.sync_command()}")
         return unsent == 0

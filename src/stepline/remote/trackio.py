@@ -21,7 +21,7 @@ import requests
 from stepline import events
 from stepline.errors import ConfigError
 from stepline.params import apply_operation
-from stepline.remote.client import RemoteRejected, WarnOnce, json_body, reachable_response
+from stepline.remote.client import RemoteRejected, WarnOnce, json_body, other_server_hint, reachable_response
 
 SCHEME = "trackio+"
 FORM = "trackio+http://host:port (?write_token=T, or $TRACKIO_WRITE_TOKEN)"
@@ -93,5 +93,6 @@ class TrackioTransport:
                                       json={"args": [], "kwargs": kwargs})
         body = json_body(response, "error")
         if response.status_code >= 400 or body.get("error"):
-            raise RemoteRejected(f"{self.url} refused {name}: {response.status_code} {body.get('error')}")
+            hint = other_server_hint(response, self.session, self.url, "trackio", self.timeout)
+            raise RemoteRejected(f"{self.url} refused {name}: {response.status_code} {body.get('error')}{hint}")
         return body.get("data")

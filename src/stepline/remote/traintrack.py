@@ -27,6 +27,7 @@ from stepline.remote.client import (
     RemoteUnavailable,
     WarnOnce,
     json_body,
+    other_server_hint,
     peer_base_url,
     reachable_response,
 )
@@ -171,8 +172,9 @@ class TrainTrackTransport:
         if none_on_404 and response.status_code == 404:
             return None
         if response.status_code >= 400:
+            hint = other_server_hint(response, self.session, self.url, "traintrack", self.timeout)
             raise RemoteRejected(f"{self.url} refused {method} {route}: {response.status_code} "
-                                 f"{json_body(response, 'detail').get('detail')}")
+                                 f"{json_body(response, 'detail').get('detail')}{hint}")
         try:
             return response.json()
         except ValueError:
