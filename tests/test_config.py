@@ -114,3 +114,19 @@ def test_an_unwritable_logbook_location_is_a_clear_error(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(stepline.LogbookError, match="cannot create"):
         stepline.init(project="p", dir=blocker)
+
+
+def test_a_run_name_is_a_label_and_a_project_name_a_folder_name(logdir):
+    for name in ("bert/lr=1e-3", "a:b", "résumé ✓", 'what? "yes" <no> | *'):
+        run = stepline.init(project="p", name=name, dir=logdir)
+        run.finish()
+        assert Logbook(logdir).run(run.id).name == name
+    for bad in ("line\nbreak", "tab\there", "\x7f", " "):
+        with pytest.raises(stepline.InvalidNameError, match="run name"):
+            stepline.init(project="p", name=bad, dir=logdir)
+    with pytest.raises(stepline.InvalidNameError) as caught:
+        stepline.init(project="team/vision", dir=logdir)
+    assert "'/'" in str(caught.value) and 'any text but / \\ : * ? " < > |' in str(caught.value)
+    stepline.init(project="lr=1e-3", dir=logdir).finish()  # '=' is fine, as the message says
+    with pytest.raises(stepline.InvalidNameError, match="bytes long in UTF-8"):
+        stepline.init(project="é" * 128, dir=logdir)

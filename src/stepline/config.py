@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stepline.errors import ConfigError
-from stepline.names import check_name
+from stepline.names import check_label, check_name
 
 DEFAULT_DIR = "stepline_logs"
 # The writer rewrites a run's heartbeat this often; a `running` run whose heartbeat is older than
@@ -51,7 +51,7 @@ def resolve_settings(
     return Settings(
         root=logbook_root(dir),
         project=check_name(project, "project"),
-        name=check_name(name, "run name") if name is not None else None,
+        name=check_label(name, "run name") if name is not None else None,
         mode=mode,
         resume=_resume(resume),
         queue_size=_positive_int("STEPLINE_QUEUE_SIZE", DEFAULT_QUEUE_SIZE),

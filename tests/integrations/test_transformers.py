@@ -217,3 +217,13 @@ def test_two_process_ddp_gives_one_run_and_no_duplicate_points(tmp_path, logdir)
     assert result.stdout.count("world size 2") >= 1
     [view] = Logbook(logdir).runs("ddp")
     assert view.status == "finished" and view.series("train/loss").steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_run_name_with_a_slash_is_a_label_and_a_bad_project_never_stops_training(tmp_path, logdir):
+    trainer, callback = train(tmp_path, logdir, run_name="bert/lr=1e-3", max_steps=2)
+    assert Logbook(logdir).run(callback.run.id).name == "bert/lr=1e-3"
+    assert Logbook(logdir).run("bert/lr=1e-3", project="hf").id == callback.run.id  # found by that name too
+    with pytest.warns(stepline.SteplineWarning, match="recorded as project 'team-vision'"):
+        trainer, callback = train(tmp_path, logdir, SteplineCallback(project="team/vision", dir=logdir), max_steps=2)
+    view = Logbook(logdir).run(callback.run.id)
+    assert view.project == "team-vision" and view.series("train/loss").steps == [1, 2]

@@ -15,9 +15,8 @@ from typing import Any
 
 import keras
 
-import stepline
-from stepline.api import reopen
 from stepline.errors import ConfigError
+from stepline.integrations.tracked_run import TrackedRun
 from stepline.naming import metric_key
 from stepline.run import Run
 
@@ -34,9 +33,7 @@ class SteplineCallback(keras.callbacks.Callback):
         super().__init__()
         if log_every != "epoch" and not (isinstance(log_every, int) and log_every > 0):
             raise ConfigError(f"log_every={log_every!r} must be 'epoch' or a positive number of batches")
-        self._run = run
-        self._owns_run = run is None
-        self._init_args = init_args
+        self._tracked = TrackedRun(run, init_args)
         self._log_every = log_every
         self._in_fit = False
         self._epoch = 0
@@ -50,7 +47,7 @@ class SteplineCallback(keras.callbacks.Callback):
     @property
     def run(self) -> Run | None:
         """The run being recorded into, once training has begun."""
-        return self._run
+        return self._tracked.run
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._in_fit = True
@@ -85,24 +82,14 @@ class SteplineCallback(keras.callbacks.Callback):
         if self._in_fit or not logs:
             return  # validation inside fit reaches on_epoch_end as val_* already
         self._open_run().log({metric_key(key, "test"): value for key, value in logs.items()}, step=self._step())
-        if self._owns_run:
-            self._run.finish()  # type: ignore[union-attr]
+        self._tracked.end()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._in_fit = False
-        if self._run is None:
-            return
-        if self._owns_run:
-            self._run.finish()
-        else:
-            self._run.flush()
+        self._tracked.end()
 
     def _open_run(self) -> Run:
-        if self._run is None:
-            self._run = stepline.init(**self._init_args)
-        elif self._run.status != "running" and self._owns_run:
-            self._run = reopen(self._run)  # evaluate() or another fit() after fit() finished the run
-        return self._run
+        return self._tracked.get()  # reopened for evaluate() or another fit() after fit() finished the run
 
     def _step(self) -> int:
         optimizer = getattr(self.model, "optimizer", None)

@@ -15,10 +15,7 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
-import stepline
-from stepline.api import reopen
-from stepline.config import resolve_settings
-from stepline.errors import ConfigError
+from stepline.integrations.tracked_run import TrackedRun, check_checkpoint_choice
 from stepline.model_facts import parameter_counts
 from stepline.naming import metric_key
 from stepline.run import Run
@@ -47,11 +44,10 @@ if not _bases:
     raise ImportError("stepline's Lightning logger needs lightning or pytorch_lightning: "
                       "pip install 'stepline[lightning]'")
 
-CHECKPOINT_CHOICES = (None, "best", "all")
 _FINAL_STATUS = {"success": "finished", "finished": "finished"}
 
 
-class _SteplineLoggerBody:
+class SteplineLogger(*_bases):  # type: ignore[misc]
     """A Lightning logger that records into a stepline run.
 
     Give ``run=`` to log into a run you opened yourself (you finish it), or the arguments of
@@ -61,13 +57,8 @@ class _SteplineLoggerBody:
     def __init__(self, project: str | None = None, name: str | None = None, *, run: Run | None = None,
                  log_checkpoints: str | None = None, dir: str | None = None, **init_args: Any) -> None:
         super().__init__()
-        if log_checkpoints not in CHECKPOINT_CHOICES:
-            raise ConfigError(f"log_checkpoints={log_checkpoints!r} must be None, 'best' or 'all'")
-        self._run = run
-        self._owns_run = run is None
-        self._init_args = {"project": project, "name": name, "dir": dir, **init_args}
-        self._settings = resolve_settings(project=run.project if run else project, dir=dir)
-        self._log_checkpoints = log_checkpoints
+        self._log_checkpoints = check_checkpoint_choice(log_checkpoints)
+        self._tracked = TrackedRun(run, {"project": project, "name": name, "dir": dir, **init_args})
         self._checkpoint_callback: Any = None
         self._copied: dict[str, float] = {}
 
@@ -76,19 +67,19 @@ class _SteplineLoggerBody:
     @property
     def name(self) -> str:
         """The project: with ``save_dir`` and ``version`` it makes the run's folder."""
-        return self._settings.project
+        return self._tracked.project_and_root()[0]
 
     @property
     def version(self) -> str:
         """The run id (empty on ranks other than zero, which record nothing). Asking never reopens a run."""
         if rank_zero_only.rank != 0:  # type: ignore[attr-defined]
             return ""
-        return self._run.id if self._run is not None else self.experiment.id
+        return self._tracked.run.id if self._tracked.run is not None else self.experiment.id
 
     @property
     def save_dir(self) -> str:
         """The logbook folder."""
-        return str(self._run.path.parent.parent if self._run and self._run.path else self._settings.root)
+        return str(self._tracked.project_and_root()[1])
 
     @property
     def root_dir(self) -> str:
@@ -102,11 +93,7 @@ class _SteplineLoggerBody:
     @rank_zero_experiment
     def experiment(self) -> Run:
         """The stepline Run; reopened when an earlier fit/validate/test finished it."""
-        if self._run is None:
-            self._run = stepline.init(**{k: v for k, v in self._init_args.items() if v is not None})
-        elif self._run.status != "running" and self._owns_run:
-            self._run = reopen(self._run)
-        return self._run
+        return self._tracked.get()
 
     # -- the Logger contract -------------------------------------------------------------------
 
@@ -138,17 +125,13 @@ class _SteplineLoggerBody:
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
-        if self._run is None or self._run.status != "running":
+        if self._tracked.run is None or self._tracked.run.status != "running":
             return
         if self._log_checkpoints == "best" and self._checkpoint_callback is not None:
             self._copy_checkpoints([self._checkpoint_callback.best_model_path])
-        if not self._owns_run:
-            self._run.flush()
-        elif status in _FINAL_STATUS:
-            self._run.finish()
-        else:
-            # Lightning finalizes with "failed" inside its exception handler: the exception tells failed from killed.
-            self._run.fail(sys.exc_info()[1] or f"Lightning finalized the run as {status!r}")
+        # Lightning finalizes with "failed" inside its exception handler: the exception tells failed from killed.
+        self._tracked.end(None if status in _FINAL_STATUS else
+                          sys.exc_info()[1] or f"Lightning finalized the run as {status!r}")
 
     @rank_zero_only
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
@@ -173,7 +156,3 @@ class _SteplineLoggerBody:
             if self._copied.get(path) != modified:
                 self._copied[path] = modified
                 self.experiment.files("checkpoints").add(path)
-
-
-SteplineLogger = type("SteplineLogger", (_SteplineLoggerBody, *_bases), {"__doc__": _SteplineLoggerBody.__doc__,
-                                                                       "__module__": __name__})

@@ -15,8 +15,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-import stepline
-from stepline.api import reopen
+from stepline.integrations.tracked_run import TrackedRun, check_checkpoint_choice
 from stepline.model_facts import parameter_counts, without_secrets
 from stepline.naming import metric_key
 from stepline.run import Run
@@ -25,7 +24,6 @@ from stepline.run import Run
 END_OF_TRAINING_KEYS = frozenset(
     {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
 )
-CHECKPOINT_CHOICES = (None, "best", "all")
 
 
 class SteplineCallback(TrainerCallback):
@@ -37,18 +35,14 @@ class SteplineCallback(TrainerCallback):
     """
 
     def __init__(self, run: Run | None = None, *, log_checkpoints: str | None = None, **init_args: Any) -> None:
-        if log_checkpoints not in CHECKPOINT_CHOICES:
-            raise stepline.ConfigError(f"log_checkpoints={log_checkpoints!r} must be None, 'best' or 'all'")
-        self._run = run
-        self._owns_run = run is None
-        self._init_args = init_args
-        self._log_checkpoints = log_checkpoints
+        self._log_checkpoints = check_checkpoint_choice(log_checkpoints)
+        self._tracked = TrackedRun(run, init_args)
         self._trials_started = 0
 
     @property
     def run(self) -> Run | None:
         """The run being recorded into, once training has begun."""
-        return self._run
+        return self._tracked.run
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -56,11 +50,10 @@ class SteplineCallback(TrainerCallback):
         if not state.is_world_process_zero:
             return
         # In a hyperparameter search every train() is a trial, and every trial is a run of its own.
-        if self._run is None or state.trial_params is not None:
+        if self._tracked.run is None or state.trial_params is not None:
             self._start(args, state)
-        elif self._run.status != "running" and self._owns_run:
-            self._run = reopen(self._run)  # a second train() with this callback continues its run
-        self._record_setup(args, state, model)
+        run = self._tracked.get()  # a second train() with this callback continues its run
+        self._record_setup(run, args, state, model)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if not state.is_world_process_zero or not logs:
@@ -84,47 +77,32 @@ class SteplineCallback(TrainerCallback):
             self._add_checkpoint(Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if not state.is_world_process_zero or self._run is None:
+        if not state.is_world_process_zero or self._tracked.run is None:
             return
         if state.best_model_checkpoint:
-            self._run.summary.update(best_model_checkpoint=state.best_model_checkpoint,
-                                     best_metric=state.best_metric, global_step=state.global_step)
+            self._tracked.run.summary.update(best_model_checkpoint=state.best_model_checkpoint,
+                                             best_metric=state.best_metric, global_step=state.global_step)
             if self._log_checkpoints == "best":
                 self._add_checkpoint(Path(state.best_model_checkpoint))
-        if self._owns_run:
-            self._run.finish()
-        else:
-            self._run.flush()
+        self._tracked.end()
 
     # -- helpers ---------------------------------------------------------------------------------
 
     def _start(self, args: Any, state: Any) -> None:
-        init_args = dict(self._init_args)
+        name = self._tracked.init_args.get("name")
         if state.trial_params is not None:
             self._trials_started += 1
-            base = init_args.get("name") or "trial"
-            init_args["name"] = state.trial_name or f"{base}-{self._trials_started}"
-        elif args.run_name and "name" not in init_args and args.run_name != args.output_dir:
-            init_args["name"] = args.run_name
-        self._run = stepline.init(**init_args)
-        self._owns_run = True
+            name = state.trial_name or f"{name or 'trial'}-{self._trials_started}"
+        elif name is None and args.run_name and args.run_name != args.output_dir:
+            name = args.run_name
+        self._tracked.start(name=name)
 
     def _record(self, args: Any, state: Any, action: Callable[[Run], None]) -> None:
-        """Apply ``action`` to the run; after train() finished it (evaluate(), predict(), a search's objective),
-        reopen it for the call and finish it again, so its status stays finished."""
-        if self._run is None:
+        if self._tracked.run is None:
             self._start(args, state)
-        assert self._run is not None
-        if self._run.status == "running" or not self._owns_run:
-            action(self._run)
-            return
-        self._run = reopen(self._run)
-        action(self._run)
-        self._run.finish()
+        self._tracked.record(action)
 
-    def _record_setup(self, args: Any, state: Any, model: Any) -> None:
-        run = self._run
-        assert run is not None
+    def _record_setup(self, run: Run, args: Any, state: Any, model: Any) -> None:
         params: dict[str, Any] = {"training_args": without_secrets(args.to_dict())}
         config = getattr(model, "config", None)
         if config is not None:
@@ -140,6 +118,6 @@ class SteplineCallback(TrainerCallback):
         run.params.set(params)
 
     def _add_checkpoint(self, folder: Path) -> None:
-        if self._run is not None and folder.is_dir():
-            self._run.files("checkpoints").add(folder)
+        if self._tracked.run is not None and folder.is_dir():
+            self._tracked.run.files("checkpoints").add(folder)
 

@@ -23,7 +23,7 @@ from starlette.responses import Response
 
 from stepline import __version__, events
 from stepline.errors import InvalidNameError
-from stepline.names import check_name
+from stepline.names import check_label, check_name
 from stepline.server.responses import RawBody, json_response
 from stepline.server.stores.base import RunState, RunWriter
 
@@ -98,7 +98,7 @@ def _bulk_log(request: Request, kwargs: dict[str, Any], system: bool) -> Respons
             return _error("each log must be an object")
         try:
             check_name(entry.get("project"), "project")
-            check_name(entry.get("run"), "run")
+            check_label(entry.get("run"), "run")
         except InvalidNameError as err:
             return _error(str(err))
         if not isinstance(entry.get("log_id"), (str, type(None))):
