@@ -92,12 +92,21 @@ def test_two_processes_write_one_logbook_at_once(logdir):
         assert view.series("v").values == list(range(20_000))
 
 
-@pytest.mark.parametrize("bad", ["../x", "a/b", "a\\b", "nul\x00", "..", ".", "", " pad", "x" * 10_000, "tab\there"])
+HOSTILE = ["../x", "a/b", "a\\b", "nul\x00", "..", ".", "", " pad", "x" * 10_000, "tab\there"]
+
+
+@pytest.mark.parametrize("bad", HOSTILE)
 @pytest.mark.parametrize("field", ["project", "name"])
-def test_hostile_names_are_refused_and_nothing_escapes(tmp_path, bad, field):
+def test_hostile_names_are_refused_or_kept_as_labels_and_nothing_escapes(tmp_path, bad, field):
     logdir = tmp_path / "inside" / "logbook"
-    with pytest.raises(stepline.InvalidNameError):
-        stepline.init(dir=logdir, **{field: bad})
+    printable = bad.strip() and bad.isprintable() and len(bad) <= 256
+    if field == "name" and printable:  # a run's name is a label: its folder is its id
+        run = stepline.init(dir=logdir, name=bad)
+        run.finish()
+        assert Logbook(logdir).run(run.id).name == bad and run.path == logdir / "default" / run.id
+    else:
+        with pytest.raises(stepline.InvalidNameError):
+            stepline.init(dir=logdir, **{field: bad})
     assert not (tmp_path / "x").exists()
     assert not logdir.exists() or all(p.is_relative_to(logdir) for p in logdir.rglob("*"))
 
@@ -115,3 +124,14 @@ def test_to_pandas(logdir):
     frame = Logbook(logdir).run(run.id).to_pandas()
     assert list(frame["step"]) == [0, 1] and list(frame["loss"]) == [1.0, 0.5]
     assert frame["acc"].isna().tolist() == [True, False]
+
+
+def test_an_empty_key_is_refused_and_a_misspelled_one_names_the_closest(logdir):
+    run = stepline.init(project="p", dir=logdir)
+    with pytest.warns(stepline.SteplineWarning, match="metric key '' is refused"):
+        run.log({"": 1.0, "train/loss": 0.5})
+    run.finish()
+    view = Logbook(logdir).run(run.id)
+    assert view.metric_keys() == ["train/loss"]
+    with pytest.raises(stepline.MetricNotFoundError, match="did you mean 'train/loss'"):
+        view.series("train/los")

@@ -31,8 +31,26 @@ class InvalidValueError(SteplineError, TypeError):
     """A metric value is not a number (the call's other keys still land)."""
 
 
-class RunNotFoundError(SteplineError, LookupError):
+class NotFoundError(SteplineError, LookupError):
+    """What was asked for (a run, a metric) is not there."""
+
+
+class RunNotFoundError(NotFoundError):
     """No run in the logbook matches the id or name asked for."""
+
+
+class MetricNotFoundError(NotFoundError):
+    """The run has no metric of that key; the message names the closest keys it has."""
+
+
+def metric_not_found(key: str, known: list[str], where: str) -> MetricNotFoundError:
+    """The error for a metric key ``where`` lacks, naming the keys closest to it: a typo shows at once."""
+    import difflib
+
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    listed = ", ".join(map(repr, known[:20])) + (", ..." if len(known) > 20 else "") if known else "none"
+    return MetricNotFoundError(f"{where} has no metric {key!r}{hint} Its metrics: {listed}")
 
 
 class RunFinishedError(SteplineError, RuntimeError):

@@ -90,7 +90,7 @@ class Run:
         values = dict(metrics)
         tag = METRICS_TAG
         for key, value in values.items():
-            if type(value) not in PLAIN_NUMBER_TYPES or type(key) is not str:
+            if type(value) not in PLAIN_NUMBER_TYPES or type(key) is not str or not key:
                 values, tag = self._coerce(values)
                 break
         if epoch is not None and type(epoch) not in PLAIN_NUMBER_TYPES:

@@ -94,7 +94,7 @@ def test_series_by_step_epoch_and_time(client, book):
     times = client.get(base + "&x=time").json()["series"][0]["x"]
     assert times == sorted(times) and times[0] > 1.7e9
     assert client.get(base + "&x=wall").status_code == 400
-    assert client.get(f"/api/v1/projects/vision/runs/{run.id}/series?keys=nope").json()["series"][0]["count"] == 0
+    assert client.get(f"/api/v1/projects/vision/runs/{run.id}/series?keys=nope").status_code == 404
 
 
 def test_downsampling_a_million_points_keeps_every_spike_and_nan(served, logdir):
@@ -261,3 +261,11 @@ def test_stepline_serve_refuses_other_addresses(logdir):
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1 and "needs a token" in result.stderr and "127.0.0.1" in result.stderr
     assert "stepline server token create" in result.stderr
+
+
+def test_a_misspelled_series_key_is_a_404_naming_the_closest(client, book):
+    run_id = book["resnet-0"].id
+    response = client.get(f"/api/v1/projects/vision/runs/{run_id}/series", params={"keys": "train/los"})
+    assert response.status_code == 404 and "did you mean 'train/loss'" in response.json()["detail"]
+    answer = client.get(f"/api/v1/projects/vision/runs/{run_id}/series", params={"keys": "train/loss", "after": 100})
+    assert answer.status_code == 200 and answer.json()["series"][0]["x"] == []  # a cursor at the end: no new points

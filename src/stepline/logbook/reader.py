@@ -22,7 +22,7 @@ import orjson
 from stepline import events
 from stepline.config import heartbeat_timeout as configured_heartbeat_timeout
 from stepline.config import logbook_root
-from stepline.errors import RunNotFoundError
+from stepline.errors import RunNotFoundError, metric_not_found
 from stepline.logbook import layout
 from stepline.names import check_name
 from stepline.params import apply_operation
@@ -193,7 +193,8 @@ class RunView:
         return list(keys)
 
     def series(self, key: str) -> Series:
-        """The points of one metric: ``run.series("train/loss").values``."""
+        """The points of one metric: ``run.series("train/loss").values``. A key the run never logged raises
+        :class:`MetricNotFoundError`, which names the closest keys it has."""
         series = Series(key)
         for record in self.records(events.METRICS):
             values = record.get("values") or {}
@@ -202,6 +203,10 @@ class RunView:
                 series.values.append(values[key])
                 series.times.append(record.get("time"))
                 series.epochs.append(record.get("epoch"))
+        if not series.steps:
+            known = self.metric_keys()
+            if key not in known:
+                raise metric_not_found(key, known, f"run {self.id}")
         return series
 
     def logs(self, level: str | None = None) -> list[dict[str, Any]]:

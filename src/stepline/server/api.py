@@ -15,6 +15,7 @@ import numpy as np
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response, StreamingResponse
 
+from stepline.errors import metric_not_found
 from stepline.names import check_relative_path
 from stepline.params import flatten
 from stepline.server.downsample import MIN_POINTS
@@ -66,7 +67,12 @@ def series(
     raw: bool = Query(False, description="every point, no downsampling"),
     after: int = Query(0, ge=0, description="only points after this many (a live page's cursor)"),
 ) -> Response:
-    found = _store(request).series(project, run_id, _keys(keys), x, None if raw else points, after)
+    store = _store(request)
+    found = store.series(project, run_id, _keys(keys), x, None if raw else points, after)
+    if any(not s.count for s in found):  # an empty series: of a key the run has, or a misspelled one?
+        known = store.metric_keys(project, run_id)
+        for missing in (s.key for s in found if not s.count and s.key not in known):
+            raise metric_not_found(missing, known, f"run {run_id}")
     return json_response({"run": run_id, "series": [_series_json(s) for s in found]})
 
 

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import FileResponse, Response
 
 from stepline import __version__
-from stepline.errors import ConfigError, RunNotFoundError, SteplineError
+from stepline.errors import ConfigError, NotFoundError, SteplineError
 from stepline.server import ingest, lmtracker, trackio
 from stepline.server.api import router
 from stepline.server.auth import AuthStore
@@ -58,8 +58,8 @@ def create_app(store: Store, *, auth: AuthStore | None = None, cors_origins: Seq
                 return refusal
         return await call_next(request)
 
-    @app.exception_handler(RunNotFoundError)
-    async def not_found(request: Request, error: RunNotFoundError) -> Response:
+    @app.exception_handler(NotFoundError)
+    async def not_found(request: Request, error: NotFoundError) -> Response:
         return json_response({"detail": str(error)}, 404)
 
     @app.exception_handler(ConfigError)
