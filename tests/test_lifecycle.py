@@ -229,3 +229,18 @@ def test_fork_child_does_not_block_on_the_parents_queue(logdir):
     assert result.returncode == 0, result.stderr
     view = only_run(logdir)
     assert view.status == "finished" and view.metric_keys() == ["parent"]
+
+
+def test_resume_by_id_finds_the_run_in_its_project_and_the_hint_after_finish_works(logdir):
+    run = stepline.init(project="vision", name="long", dir=logdir)
+    run.log({"loss": 1.0}, step=1)
+    run.finish()
+    with pytest.warns(stepline.SteplineWarning, match=rf"stepline.init\(resume={run.id!r}\)"):
+        run.log({"loss": 0.5}, step=2)  # after finish(): refused, with the hint used below
+    again = stepline.init(resume=run.id, dir=logdir)  # no project: ids are unique in the logbook
+    assert again.project == "vision" and again.id == run.id
+    again.log({"loss": 0.5})
+    again.finish()
+    assert Logbook(logdir).run(run.id).series("loss").steps == [1, 2]
+    with pytest.raises(stepline.RunNotFoundError):
+        stepline.init(project="other", resume=run.id, dir=logdir)  # a project given is a project meant

@@ -61,7 +61,7 @@ def init(
         run: Run = DisabledRun(run_id="disabled", name=settings.name or "disabled", project=settings.project,
                                path=None, writer=None)
     else:
-        existing = _run_to_resume(settings)
+        existing = _run_to_resume(settings, project_given=project is not None or "STEPLINE_PROJECT" in os.environ)
         if existing:
             run = _continue(existing, settings, tag_list, notes, backends)
         else:
@@ -115,7 +115,7 @@ def _check_tags(tags: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-def _run_to_resume(settings: Settings) -> RunView | None:
+def _run_to_resume(settings: Settings, project_given: bool) -> RunView | None:
     if not settings.resume:
         return None
     book = Logbook(settings.root)
@@ -125,6 +125,10 @@ def _run_to_resume(settings: Settings) -> RunView | None:
     try:
         return book.run(str(settings.resume), project=settings.project)
     except RunNotFoundError as err:
+        # A run id is unique in the logbook: without a project, find it in whichever project holds it.
+        found = [] if project_given else [r for r in book.runs() if r.id == settings.resume]
+        if found:
+            return found[0]
         raise RunNotFoundError(f"{err}; to start a new run, drop resume= (or use resume=True)") from None
 
 
