@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import math
+import os
+import socket
 import subprocess
 import sys
 
@@ -81,3 +83,28 @@ def test_unknown_run_and_empty_logbook_say_what_to_do(logdir):
 def test_the_installed_command_and_version():
     result = subprocess.run([sys.executable, "-m", "stepline.cli.main", "--version"], capture_output=True, text=True)
     assert result.stdout.strip() == f"stepline {stepline.__version__}"
+
+
+def serve(*args):
+    return subprocess.run([sys.executable, "-m", "stepline.cli.main", "serve", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_serve_refuses_a_port_that_is_not_one_and_names_who_holds_a_busy_one(logdir):
+    result = serve(str(logdir), "--port", "99999")
+    assert result.returncode != 0 and "'99999' is not a port: use a number from 1 to 65535" in result.stderr
+    assert "serving" not in result.stdout
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = serve(str(logdir), "--port", str(port))
+    assert result.returncode == 1 and "serving" not in result.stdout
+    assert f"port {port} is in use (by pid {os.getpid()}); use --port to pick another" in result.stderr
+
+
+def test_require_token_without_a_token_says_how_to_make_one(logdir):
+    result = serve(str(logdir), "--require-token")
+    assert result.returncode == 1
+    assert "--require-token: every request needs a token" in result.stderr and "--host" not in result.stderr
+    assert "stepline server token create --user NAME" in result.stderr

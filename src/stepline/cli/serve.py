@@ -4,9 +4,13 @@ unless told otherwise."""
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
+import os
+import socket
 import sys
 import webbrowser
+from pathlib import Path
 
 from stepline.errors import ConfigError
 
@@ -42,12 +46,20 @@ def run(args: argparse.Namespace) -> int:
         store.close()
         folder = args.logbook or args.dir
         where = f" --store {redacted(args.store)}" if args.store else (f" --dir {folder}" if folder else "")
-        raise ConfigError(
-            f"--host {args.host} would serve your runs to other machines, so every request needs a token, and "
-            f"there is none yet: create one with `stepline server user add NAME{where}` and `stepline server token "
-            f"create --user NAME{where}`, or keep the default --host 127.0.0.1 (reach it from elsewhere with an SSH "
-            "tunnel: ssh -L 8683:127.0.0.1:8683 this-machine)"
-        )
+        create = (f"create one with `stepline server user add NAME{where}` and `stepline server token create "
+                  f"--user NAME{where}`")
+        if not is_loopback(args.host):
+            raise ConfigError(
+                f"--host {args.host} would serve your runs to other machines, so every request needs a token, "
+                f"and there is none yet: {create}, or keep the default --host 127.0.0.1 (reach it from elsewhere "
+                "with an SSH tunnel: ssh -L 8683:127.0.0.1:8683 this-machine)")
+        raise ConfigError(f"--require-token: every request needs a token, and there is none yet: {create}, or "
+                          "drop --require-token (on 127.0.0.1 only this machine can reach the server)")
+    try:
+        listener = _listen(args.host, args.port)
+    except ConfigError:
+        store.close()
+        raise
     origins = [o for o in (args.cors_origin or []) if o]
     app = create_app(store, auth=auth, cors_origins=origins, require_token=require_token)
     url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/"
@@ -55,13 +67,62 @@ def run(args: argparse.Namespace) -> int:
     if args.open:
         webbrowser.open(url)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"))
+        server.run(sockets=[listener])  # the socket bound above: the address printed is the one served
     except KeyboardInterrupt:
         pass
     finally:
+        listener.close()
         store.close()
     print("stepline serve stopped.", file=sys.stderr)
     return 0
+
+
+def port_number(text: str) -> int:
+    """``--port``, checked: a whole number from 1 to 65535."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: use a number from 1 to 65535")
+    return int(text)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to (host, port) and listening, or a ConfigError that says who holds the port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+        listener.listen(2048)
+    except OSError as err:
+        listener.close()
+        if err.errno == errno.EADDRINUSE:
+            pid = _listening_pid(port)
+            holder = f" (by pid {pid})" if pid else ""
+            raise ConfigError(f"port {port} is in use{holder}; use --port to pick another") from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror}; check --host and --port") from None
+    listener.set_inheritable(True)
+    return listener
+
+
+def _listening_pid(port: int) -> int | None:
+    """The pid of the process listening on ``port``, read from /proc (Linux); None where it cannot be told."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    for pid in filter(str.isdigit, os.listdir("/proc") if inodes else ()):
+        try:
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes for fd in os.listdir(f"/proc/{pid}/fd")):
+                return int(pid)
+        except OSError:
+            continue
+    return None
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -72,7 +133,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("--store", help="keep the runs, users and tokens in PostgreSQL instead: "
                                      "postgresql://user@host/db; needs stepline[postgres]")
     sub.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    sub.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    sub.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     sub.add_argument("--open", action="store_true", help="open the dashboard in a browser")
     sub.add_argument("--cors-origin", action="append", help="allow cross-origin requests from this origin")
     sub.add_argument("--require-token", action="store_true",
