@@ -14,6 +14,7 @@ import torch
 
 import stepline
 from stepline import Logbook
+from tests.conftest import run_python
 
 
 class Color(enum.Enum):
@@ -171,3 +172,29 @@ def test_a_file_without_a_known_format_says_which_to_use(logdir):
     run = stepline.init(project="p", dir=logdir)
     with pytest.raises(stepline.ConfigError, match=r"\.json"):
         run.files.save(object(), "thing")
+
+
+def test_a_missing_numpy_or_pandas_gives_the_pip_command_and_training_goes_on(logdir):
+    """Run where importing numpy and pandas fails, as on a machine without them."""
+    result = run_python(f"""
+        import sys
+        sys.modules["numpy"] = None
+        sys.modules["pandas"] = None
+        import warnings, stepline
+        run = stepline.init(project="p", dir={str(logdir)!r})
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run.files.save([1, 2, 3], "x.npy")
+        run.log({{"loss": 0.5}}, step=1)  # training goes on
+        run.finish()
+        print("warned:", " ".join(str(w.message) for w in caught))
+        try:
+            stepline.Logbook({str(logdir)!r}).run(run.id).to_pandas()
+        except stepline.MissingDependencyError as err:
+            print("raised:", err)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "saving 'x.npy' needs numpy, which is not installed: pip install numpy" in result.stdout
+    assert "RunView.to_pandas() needs pandas, which is not installed: pip install 'stepline[pandas]'" in result.stdout
+    [view] = Logbook(logdir).runs("p")
+    assert view.series("loss").values == [0.5] and view.files() == []

@@ -57,6 +57,10 @@ class RunFinishedError(SteplineError, RuntimeError):
     """A call that needs an open run was made after ``finish()``."""
 
 
+class MissingDependencyError(SteplineError, ImportError):
+    """A feature needs a package that is not installed; the message gives the pip command."""
+
+
 class LogbookError(SteplineError, OSError):
     """The logbook cannot be read or written (permissions, a file in the way, a corrupt record)."""
 

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from stepline import events
-from stepline.errors import ConfigError, SteplineError
+from stepline.errors import ConfigError, MissingDependencyError, SteplineError, warn
 from stepline.logbook import layout
 from stepline.names import check_relative_path
+from stepline.optional import optional_import
 from stepline.values import to_json_safe
 
 if TYPE_CHECKING:
@@ -51,7 +52,11 @@ class Files:
         relative = self._relative(name)
         if self._run.path is None:  # a disabled run: skip the serialisation too
             return relative
-        data = serialise(obj, relative)
+        try:
+            data = serialise(obj, relative)
+        except MissingDependencyError as err:  # the environment, not the call: training goes on
+            warn(f"stepline: {err}; run.files.save did not keep {relative!r}")
+            return relative
         self._run._put({"type": events.FILE, "seq": None, "time": time.time(), "path": relative,
                         "size": len(data), "data": data})
         return relative
@@ -110,8 +115,7 @@ def serialise(obj: Any, name: str) -> bytes:
     if suffix in PICKLE_EXTENSIONS:
         return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     if suffix in (".npy", ".npz"):
-        import numpy
-
+        numpy = optional_import("numpy", f"saving {name!r}", "pip install numpy, or save it as .pkl")
         buffer = io.BytesIO()
         if suffix == ".npy":
             numpy.save(buffer, obj, allow_pickle=False)
@@ -121,10 +125,7 @@ def serialise(obj: Any, name: str) -> bytes:
             numpy.savez(buffer, obj)
         return buffer.getvalue()
     if suffix in TORCH_EXTENSIONS:
-        try:
-            import torch
-        except ImportError:
-            raise ConfigError(f"saving {name!r} needs torch, which is not installed; use .pkl or .npy") from None
+        torch = optional_import("torch", f"saving {name!r}", "pip install torch, or save it as .pkl or .npy")
         buffer = io.BytesIO()
         torch.save(obj, buffer)
         return buffer.getvalue()
@@ -144,13 +145,11 @@ def deserialise(data: bytes, suffix: str) -> Any:
     if suffix in PICKLE_EXTENSIONS:
         return pickle.loads(data)  # the run's own files, written by this user
     if suffix in (".npy", ".npz"):
-        import numpy
-
+        numpy = optional_import("numpy", f"reading a {suffix} file", "pip install numpy")
         loaded = numpy.load(io.BytesIO(data), allow_pickle=False)
         return dict(loaded) if suffix == ".npz" else loaded
     if suffix in TORCH_EXTENSIONS:
-        import torch
-
+        torch = optional_import("torch", f"reading a {suffix} file", "pip install torch")
         return torch.load(io.BytesIO(data), weights_only=False)
     if suffix in TEXT_EXTENSIONS:
         return data.decode("utf-8")

@@ -25,6 +25,7 @@ from stepline.config import logbook_root
 from stepline.errors import RunNotFoundError, metric_not_found
 from stepline.logbook import layout
 from stepline.names import check_name
+from stepline.optional import optional_import
 from stepline.params import apply_operation
 from stepline.values import decode_params
 
@@ -239,7 +240,6 @@ class RunView:
         return max_seq, max_step
 
     def to_pandas(self) -> Any:
-        """The metrics as a pandas DataFrame, one row per log call (needs pandas)."""
-        import pandas
-
+        """The metrics as a pandas DataFrame, one row per log call (``pip install 'stepline[pandas]'``)."""
+        pandas = optional_import("pandas", "RunView.to_pandas()", "pip install 'stepline[pandas]'")
         return pandas.DataFrame(self.metrics())
