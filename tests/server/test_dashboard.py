@@ -227,3 +227,72 @@ def test_a_server_that_needs_a_token_asks_the_browser_for_one(server, page, logd
     page.wait_for_selector("tr[data-run]")
     assert page.evaluate("localStorage.getItem('stepline-token')") == token
     page.console_errors[:] = [e for e in page.console_errors if "401" not in e]  # the first, refused call
+
+
+def live_canvases(cdp) -> int:
+    """Canvases alive in the page's heap after a collection, detached ones included: one per uPlot chart that
+    was not destroyed (uPlot keeps each chart in a global set until destroy())."""
+    cdp.send("HeapProfiler.collectGarbage")
+    group = {"objectGroup": "live-canvases"}  # released below, so that counting holds nothing alive
+    prototype = cdp.send("Runtime.evaluate", {"expression": "HTMLCanvasElement.prototype", **group})
+    found = cdp.send("Runtime.queryObjects", {"prototypeObjectId": prototype["result"]["objectId"], **group})
+    count = cdp.send("Runtime.callFunctionOn", {"objectId": found["objects"]["objectId"], "returnByValue": True,
+                                                "functionDeclaration": "function () { return this.length; }"})
+    cdp.send("Runtime.releaseObjectGroup", group)
+    return count["result"]["value"]
+
+
+def heap_mb(cdp) -> float:
+    cdp.send("HeapProfiler.collectGarbage")
+    return cdp.send("Runtime.getHeapUsage")["usedSize"] / 2**20
+
+
+def test_a_live_page_updates_its_charts_in_place_and_stops_polling_when_the_run_ends(server, page, logdir, tmp_path):
+    stop = tmp_path / "stop"
+    writer = start_python(f"""
+        import os, time, stepline
+        run = stepline.init(project="live", name="long", dir={str(logdir)!r})
+        print(run.id, flush=True)
+        step, deadline = 0, time.time() + 300
+        while not os.path.exists({str(stop)!r}) and time.time() < deadline:
+            run.log({{"train/loss": 1 / (step + 1), "train/acc": step % 7, "eval/loss": 2 / (step + 1)}}, step=step)
+            step += 1
+            time.sleep(0.01)
+        run.finish()
+        print("finished", flush=True)
+    """)
+    try:
+        run_id = writer.stdout.readline().strip()
+        process = server()
+        page.add_init_script(f"""window.polls = 0; const fetched = window.fetch;
+            window.fetch = (url, ...rest) => {{ if (String(url).endsWith("/runs/{run_id}")) window.polls++;
+                                               return fetched(url, ...rest); }};""")
+        polls = lambda: page.evaluate("window.polls")  # noqa: E731
+        page.goto(f"{process.url}/?poll_ms=20#/p/live/r/{run_id}")
+        page.locator("figure.chart[data-key='train/loss']").wait_for()
+        cdp = page.context.new_cdp_session(page)
+        page.wait_for_function("() => document.querySelectorAll('figure.chart').length === 3")
+        page.wait_for_function("() => window.polls >= 30", timeout=120_000)
+        first_count = int(page.locator("figure.chart[data-key='train/loss']").get_attribute("data-count"))
+        canvases, heap = live_canvases(cdp), heap_mb(cdp)
+        page.wait_for_function("() => window.polls >= 330", timeout=300_000)
+        assert int(page.locator("figure.chart[data-key='train/loss']").get_attribute("data-count")) > first_count
+        assert live_canvases(cdp) == canvases == 3  # no chart made and left behind on a poll
+        assert page.locator(".uplot").count() == 3
+        grown = heap_mb(cdp) - heap
+        print(f"JS heap after 30 polls {heap:.1f} MB, grown {grown:+.1f} MB over 300 more polls; "
+              f"{canvases} chart canvases throughout")
+        assert grown < 8  # the points themselves grow it a little; a chart left behind per poll is far more
+        stop.touch()
+        assert "finished" in writer.stdout.readline()
+        page.locator(".run-head .badge.finished").wait_for(timeout=60_000)
+        ended_at = polls()
+        page.wait_for_timeout(1000)  # fifty poll intervals
+        assert polls() == ended_at  # an ended run is not polled
+        page.goto(f"{process.url}/?poll_ms=20#/p/live")  # moving on destroys the run page's charts
+        page.wait_for_selector("tr[data-run]")
+        assert live_canvases(cdp) == 0 and page.locator(".uplot").count() == 0
+    finally:
+        stop.touch()
+        writer.kill()
+        writer.wait()

@@ -1,10 +1,11 @@
 // The dashboard: projects -> runs -> one run, and compare. Hash routes, live by polling with cursors.
 import { api, badge, duration, el, fill, flatten, fmt, show, when } from "./util.js";
-import { compareChart, metricChart } from "./charts.js";
+import { compareChart, destroyCharts, metricChart } from "./charts.js";
 
 const view = document.getElementById("view");
 const crumbs = document.getElementById("crumbs");
-const POLL_MS = 2000;
+// How often a live page asks for news; ?poll_ms= in the page's address overrides it (the leak test uses it).
+const POLL_MS = Number(new URLSearchParams(location.search).get("poll_ms")) || 2000;
 const CHART_WIDTH = 430; // the grid's columns are at least this wide (style.css)
 let stopPolling = () => {};
 
@@ -34,6 +35,7 @@ document.addEventListener("keydown", (event) => {
 // -- routing ----------------------------------------------------------------------------------
 function route() {
   stopPolling();
+  destroyCharts(view);
   const [path, query] = location.hash.slice(1).split("?");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   const params = new URLSearchParams(query || "");
@@ -52,14 +54,16 @@ function setCrumbs(...items) {
   fill(crumbs, ...items.flatMap((item, i) => [i ? " / " : "", item]));
 }
 
+// Calls refresh(stop) every POLL_MS until the page moves on or refresh calls stop().
 function poll(refresh) {
   let timer = null, stopped = false;
+  const stop = () => { stopped = true; clearTimeout(timer); };
   const tick = async () => {
-    try { await refresh(); } catch (error) { console.warn(error); }
+    try { await refresh(stop); } catch (error) { console.warn(error); }
     if (!stopped) timer = setTimeout(tick, POLL_MS);
   };
   timer = setTimeout(tick, POLL_MS);
-  stopPolling = () => { stopped = true; clearTimeout(timer); };
+  stopPolling = stop;
 }
 
 function emptyState(text) {
@@ -197,7 +201,7 @@ async function runPage(project, runId) {
   const base = `/projects/${encodeURIComponent(project)}/runs/${runId}`;
   const run = await api(base);
   setCrumbs(el("a", { href: `#/p/${encodeURIComponent(project)}` }, project), el("span", {}, run.name));
-  const state = { axis: "step", smoothing: 0, log: false, series: {}, status: run.status };
+  const state = { axis: "step", smoothing: 0, log: false, series: {}, boxes: {}, status: run.status };
   const charts = el("div", { className: "charts" });
   const header = el("div", { className: "run-head" });
   const logsBox = el("section", {});
@@ -223,9 +227,11 @@ async function runPage(project, runId) {
     if (!keys.length) return fill(charts, el("p", { className: "muted" }, "No metrics logged yet."));
     const groups = {};
     for (const key of keys) (groups[key.includes("/") ? key.split("/")[0] : "other"] ??= []).push(key);
+    destroyCharts(charts);
+    state.boxes = {};
+    const chart = (key) => (state.boxes[key] = metricChart(state.series[key], chartOptions(state)));
     fill(charts, ...Object.entries(groups).map(([group, groupKeys]) => el("section", { className: "group" },
-      el("h2", {}, group), el("div", { className: "chart-grid" },
-        groupKeys.map((key) => metricChart(state.series[key], chartOptions(state)))))));
+      el("h2", {}, group), el("div", { className: "chart-grid" }, groupKeys.map(chart)))));
   }
 
   async function redraw(refetch) {
@@ -275,10 +281,14 @@ async function runPage(project, runId) {
   drawCharts();
   await Promise.all([drawLogs(), drawFiles()]);
 
-  // Live: while the run is running, fetch only the points after what the page already has.
-  poll(async () => {
+  // Live: while the run is running, fetch only the points after what the page already has, and update the
+  // charts in place; once it has ended, one last update and no more polling.
+  if (run.status !== "running") return;
+  poll(async (stop) => {
     const current = await api(base);
+    if (!charts.isConnected) return; // the page moved on while the answer was on its way
     drawHeader(current);
+    if (current.status !== "running") stop();
     const keys = Object.keys(current.metrics);
     const fresh = keys.filter((k) => !state.series[k] || state.series[k].count !== current.metrics[k].count);
     if (!fresh.length) return;
@@ -292,7 +302,9 @@ async function runPage(project, runId) {
         state.series[key] = { ...have, count: s.count, x: have.x.concat(s.x), y: have.y.concat(s.y), step: have.step.concat(s.step) };
       }
     }
-    drawCharts();
+    if (!charts.isConnected) return;
+    if (fresh.every((key) => state.boxes[key])) fresh.forEach((key) => state.boxes[key].update(state.series[key]));
+    else drawCharts(); // a new metric: its group may be new too
   });
 }
 
@@ -308,6 +320,7 @@ async function comparePage(project, runIds) {
   function draw() {
     const runs = state.data.runs;
     const keys = [...new Set(runs.flatMap((r) => r.series.map((s) => s.key)))].sort();
+    destroyCharts(charts);
     fill(charts, ...keys.map((key) => compareChart(key, runs.filter((r) => r.series.some((s) => s.key === key))
       .map((r) => ({ name: r.name, series: r.series.find((s) => s.key === key) })), chartOptions(state))));
     const diff = Object.entries(state.data.params_diff);

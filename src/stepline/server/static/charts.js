@@ -59,8 +59,8 @@ function axisLabel(axis) {
   return { step: "step", epoch: "epoch", time: "time" }[axis];
 }
 
-// One metric of one run. options: {axis, smoothing, log, width}.
-export function metricChart(series, options) {
+// What a metric chart shows of a series: its data, the marked extremes and the caption.
+function metricView(series, options) {
   const { x, y, nan } = plottable(series);
   const shown = smooth(y, options.smoothing);
   const marks = extremes(x, y);
@@ -70,19 +70,43 @@ export function metricChart(series, options) {
     marks.max !== null ? `max ${fmt(y[marks.max])} at ${fmt(x[marks.max])}` : null,
     nan ? `${nan} NaN (gaps)` : null,
   ].filter(Boolean).join(" · ");
-  const box = el("figure", { className: "chart", "data-key": series.key, "data-points": x.length,
-    "data-count": series.count }, el("figcaption", {}, el("strong", {}, series.key), el("span", {}, caption)));
+  return { data: [x, options.log ? shown.map((v) => (v > 0 ? v : null)) : shown], marks, caption, points: x.length };
+}
+
+// One metric of one run. options: {axis, smoothing, log, width}. box.update(series) redraws it in place.
+export function metricChart(series, options) {
+  let shown = metricView(series, options);
+  const marks = { ...shown.marks };
+  const captionText = el("span", {}, shown.caption);
+  const box = el("figure", { className: "chart", "data-key": series.key, "data-points": shown.points,
+    "data-count": series.count }, el("figcaption", {}, el("strong", {}, series.key), captionText));
   const opts = {
     width: options.width, height: 220,
     scales: { x: { time: options.axis === "time" }, y: options.log ? { distr: 3 } : {} },
     axes: [{ label: axisLabel(options.axis) }, {}],
     series: [{ label: axisLabel(options.axis) }, { label: series.key, stroke: PALETTE[0], width: 1.5,
-      points: { show: x.length < 60 }, value: (u, v) => fmt(v) }],
+      points: { show: shown.points < 60 }, value: (u, v) => fmt(v) }],
     plugins: [extremesPlugin(marks)],
   };
-  const data = [x, options.log ? shown.map((v) => (v > 0 ? v : null)) : shown];
-  box.chart = new uPlot(opts, data, box);
+  box.chart = new uPlot(opts, shown.data, box);
+  box.update = (fresh) => {
+    shown = metricView(fresh, options);
+    Object.assign(marks, shown.marks);
+    captionText.textContent = shown.caption;
+    box.dataset.points = shown.points;
+    box.dataset.count = fresh.count;
+    box.chart.setData(shown.data);
+  };
   return box;
+}
+
+// uPlot keeps every chart in a global set, with window listeners, until destroy(): call this before a
+// container's charts are replaced or the page moves on.
+export function destroyCharts(container) {
+  for (const box of container.querySelectorAll("figure.chart")) {
+    if (box.chart) box.chart.destroy();
+    box.chart = null;
+  }
 }
 
 // One key across several runs, each its own line, on a shared x-axis.
