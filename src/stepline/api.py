@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stepline import __version__, lifecycle
-from stepline.config import HEARTBEAT_INTERVAL, Settings, heartbeat_timeout, resolve_settings
+from stepline.config import Settings, heartbeat_interval, heartbeat_timeout, resolve_settings
 from stepline.errors import ConfigError, RunNotFoundError, SteplineError
 from stepline.logbook import layout
 from stepline.logbook.reader import Logbook, RunView
@@ -183,7 +183,8 @@ def _continue(view: RunView, settings: Settings, tags: list[str], notes: str | N
 def _open(settings: Settings, meta: dict[str, Any], path: Any, *, first_seq: int, next_step: int,
           params: dict[str, Any] | None, backends: list[Backend]) -> Run:
     writer = Writer([LogbookSink(path, meta)], first_seq=first_seq, max_queue=settings.queue_size,
-                    label=meta["id"], heartbeat_interval=HEARTBEAT_INTERVAL)
+                    max_backlog_bytes=settings.max_backlog_bytes,
+                    label=meta["id"], heartbeat_interval=heartbeat_interval())
     shippers = []
     if backends:
         # requests is imported only by a process that pushes somewhere

@@ -21,6 +21,7 @@ HEARTBEAT_INTERVAL = 10.0
 HEARTBEAT_TIMEOUT = 60.0
 DEFAULT_PROJECT = "default"
 DEFAULT_QUEUE_SIZE = 10_000
+DEFAULT_MAX_BACKLOG_MB = 128
 MODES = ("enabled", "disabled")
 _AUTO_RESUME = {"auto", "true", "1", "yes"}
 
@@ -33,6 +34,7 @@ class Settings:
     mode: str
     resume: str | bool | None
     queue_size: int
+    max_backlog_bytes: int
 
 
 def resolve_settings(
@@ -55,6 +57,7 @@ def resolve_settings(
         mode=mode,
         resume=_resume(resume),
         queue_size=_positive_int("STEPLINE_QUEUE_SIZE", DEFAULT_QUEUE_SIZE),
+        max_backlog_bytes=_positive_int("STEPLINE_MAX_BACKLOG_MB", DEFAULT_MAX_BACKLOG_MB) << 20,
     )
 
 
@@ -69,6 +72,11 @@ REMOTE_FINISH_TIMEOUT = 30.0
 def remote_finish_timeout() -> float:
     """Seconds ``finish()`` without a timeout waits for remote backends before it says what is unsent."""
     return _seconds("STEPLINE_REMOTE_TIMEOUT", REMOTE_FINISH_TIMEOUT, zero_allowed=True)
+
+
+def heartbeat_interval() -> float:
+    """Seconds between two heartbeats of a running run (``STEPLINE_HEARTBEAT_INTERVAL``, 10 by default)."""
+    return _seconds("STEPLINE_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL, zero_allowed=False)
 
 
 def heartbeat_timeout() -> float:

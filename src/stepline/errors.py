@@ -48,9 +48,9 @@ def metric_not_found(key: str, known: list[str], where: str) -> MetricNotFoundEr
     import difflib
 
     close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
     listed = ", ".join(map(repr, known[:20])) + (", ..." if len(known) > 20 else "") if known else "none"
-    return MetricNotFoundError(f"{where} has no metric {key!r}{hint} Its metrics: {listed}")
+    return MetricNotFoundError(f"{where} has no metric {key!r}{hint}. Its metrics: {listed}")
 
 
 class RunFinishedError(SteplineError, RuntimeError):

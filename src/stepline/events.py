@@ -22,7 +22,7 @@ import orjson
 
 from stepline.values import INT64_MIN, NON_FINITE_NAMES, UINT64_MAX
 
-__all__ = ["NON_FINITE_NAMES", "decode", "encode"]
+__all__ = ["NON_FINITE_NAMES", "decode", "encode", "escaped"]
 
 METRICS = "metrics"
 PARAMS = "params"
@@ -36,18 +36,34 @@ _DUMPS_OPTIONS = orjson.OPT_APPEND_NEWLINE
 
 
 def encode(record: dict[str, Any]) -> bytes:
-    """One record as one JSON line (with its newline)."""
+    """One record as one JSON line (with its newline). Raises ``orjson.JSONEncodeError`` for a record that
+    holds text JSON cannot (a lone surrogate): :func:`escaped` makes such a record writable."""
     try:
         line = orjson.dumps(record, option=_DUMPS_OPTIONS)
     except orjson.JSONEncodeError:
         if record.get("type") != METRICS:
             raise
         line = b":null}"  # an integer beyond 64 bits: take the slow path below, which makes it a float
-    # orjson writes a non-finite float as null; a metric value is never None, so null means we must re-encode.
+    # orjson writes a non-finite float as null; a metric value or epoch is never None, so null means we must
+    # write it by name.
     if record.get("type") == METRICS and (b":null," in line or b":null}" in line):
         record = {**record, "values": {k: json_number(v) for k, v in record["values"].items()}}
+        if "epoch" in record:
+            record["epoch"] = json_number(record["epoch"])
         line = orjson.dumps(record, option=_DUMPS_OPTIONS)
     return line
+
+
+def escaped(value: Any) -> Any:
+    """``value`` with every lone surrogate in its text (``os.fsdecode`` of a file name that is not UTF-8, say)
+    written as a ``\\udcxx`` escape, so that it can be encoded; keys included."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {escaped(k): escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escaped(v) for v in value]
+    return value
 
 
 def decode(line: bytes | str) -> dict[str, Any]:
@@ -61,13 +77,16 @@ def decode(line: bytes | str) -> dict[str, Any]:
             for key, value in values.items():
                 if type(value) is str:
                     values[key] = NON_FINITE_NAMES.get(value, math.nan)
+        if type(record.get("epoch")) is str:
+            record["epoch"] = NON_FINITE_NAMES.get(record["epoch"], math.nan)
     return record
 
 
 def json_number(value: Any) -> Any:
-    """A metric value as JSON can hold it: NaN and infinities by name, integers beyond 64 bits as floats."""
+    """A metric value as JSON can hold it: NaN and infinities by name, integers beyond 64 bits as floats
+    (beyond a float's range, as an infinity)."""
     if type(value) is float and not math.isfinite(value):
         return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
     if type(value) is int and not INT64_MIN <= value <= UINT64_MAX:
-        return json_number(float(value))
+        return json_number(float(value) if abs(value) < 2**1024 else math.copysign(math.inf, value))
     return value

@@ -25,7 +25,7 @@ from stepline.logs import Logs
 from stepline.metrics import MetricsLogger
 from stepline.params import Params
 from stepline.summary import Summary
-from stepline.values import PLAIN_NUMBER_TYPES, DeferredScalar, coerce_metric
+from stepline.values import INT64_MAX, INT64_MIN, PLAIN_NUMBER_TYPES, UINT64_MAX, DeferredScalar, coerce_metric
 from stepline.writer import DEFERRED_METRICS_TAG, METRICS_TAG, Writer
 
 if TYPE_CHECKING:
@@ -90,16 +90,20 @@ class Run:
         values = dict(metrics)
         tag = METRICS_TAG
         for key, value in values.items():
-            if type(value) not in PLAIN_NUMBER_TYPES or type(key) is not str or not key:
+            kind = type(value)
+            # floats first: the common case costs one check; ints must fit in 64 bits (what JSON readers keep)
+            if (kind is not float and (kind not in PLAIN_NUMBER_TYPES or not INT64_MIN <= value <= UINT64_MAX)
+                    or type(key) is not str or not key):
                 values, tag = self._coerce(values)
                 break
-        if epoch is not None and type(epoch) not in PLAIN_NUMBER_TYPES:
+        if epoch is not None and type(epoch) is not float and (
+                type(epoch) not in PLAIN_NUMBER_TYPES or not INT64_MIN <= epoch <= UINT64_MAX):
             epoch = self._coerce_epoch(epoch)
         if not values:
             return
         if step is None:
             step = self._next_step
-        elif type(step) is not int:
+        elif type(step) is not int or not INT64_MIN <= step <= INT64_MAX:
             step = self._coerce_step(step)
         if step >= self._next_step:
             self._next_step = step + 1
@@ -132,6 +136,8 @@ class Run:
                 number = number.resolve()
             if isinstance(number, bool) or number != int(number):
                 raise InvalidValueError(f"step must be a whole number, got {step!r}")
+            if not INT64_MIN <= int(number) <= INT64_MAX:
+                raise InvalidValueError(f"step {step!r} is beyond a 64-bit integer")
             return int(number)
         except (InvalidValueError, ValueError, OverflowError) as err:
             self._warn_once(("step", type(step)), f"{err}; the point goes at the next step ({self._next_step})")
@@ -203,7 +209,7 @@ class Run:
         if self._shippers and deadline is None:  # a dead server must not hang the end of training
             deadline = time.monotonic() + remote_finish_timeout()
         done = writer.close(timeout)
-        if not done:
+        if writer.alive:
             warn(
                 f"stepline run {self.id}: {writer.pending()} records were still being written when "
                 f"finish() gave up after {timeout} s; they are lost if this process exits now"

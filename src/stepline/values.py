@@ -29,7 +29,7 @@ PLAIN_NUMBER_TYPES = frozenset((float, int, bool))
 
 # The integers JSON encoders (orjson, browsers) keep exactly; a metric beyond them becomes a float,
 # a param beyond them its decimal text.
-INT64_MIN, UINT64_MAX = -(2**63), 2**64 - 1
+INT64_MIN, INT64_MAX, UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 
 # How a non-finite float is written where a JSON number cannot hold it (see docs/format.md).
 NON_FINITE_NAMES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -49,13 +49,25 @@ class DeferredScalar:
 
 def coerce_metric(key: str, value: Any) -> int | float | bool | DeferredScalar:
     """Return ``value`` as a plain number, or raise :class:`InvalidValueError` naming ``key``."""
+    try:
+        number = _plain_number(key, value)
+        if type(number) is int and not INT64_MIN <= number <= UINT64_MAX:
+            number = float(number)  # JSON readers keep 64-bit integers only
+    except OverflowError:
+        raise InvalidValueError(f"{key!r} is beyond the range of a float ({_short_repr(value)}); "
+                                "log it scaled, or its logarithm") from None
+    return number
+
+
+def _plain_number(key: str, value: Any) -> int | float | bool | DeferredScalar:
     kind = type(value)
     if kind in PLAIN_NUMBER_TYPES:
         return value
     module = kind.__module__
     if module == "numpy":
         if getattr(value, "ndim", None) == 0 and value.dtype.kind in "biuf":
-            return value.item()
+            # float() and int(), not .item(): .item() keeps a long double a numpy scalar
+            return {"b": bool, "i": int, "u": int, "f": float}[value.dtype.kind](value)
     elif module.startswith("torch") and hasattr(value, "dim"):
         if value.dim() == 0 and not value.is_complex():
             if value.device.type == "cpu":
@@ -94,7 +106,7 @@ def _convert(value: Any, path: str, lossy: list[str], depth: int) -> Any:
         return value if math.isfinite(value) else encode_non_finite_param(value)
     if depth > _MAX_DEPTH:
         lossy.append(path or "<root>")
-        return repr(value)
+        return f"<{type(value).__name__} nested deeper than {_MAX_DEPTH} levels>"  # its repr could recurse too deep
     depth += 1
     if isinstance(value, Mapping):
         return {_key(k): _convert(v, _join(path, _key(k)), lossy, depth) for k, v in value.items()}
@@ -114,7 +126,10 @@ def _convert(value: Any, path: str, lossy: list[str], depth: int) -> Any:
     if isinstance(value, numbers.Integral):
         return _convert(int(value), path, lossy, depth)
     if isinstance(value, numbers.Real) and not _is_array(value):
-        return _convert(float(value), path, lossy, depth)
+        try:
+            return _convert(float(value), path, lossy, depth)
+        except OverflowError:  # beyond a float: kept exactly, as text (as integers beyond 64 bits are)
+            return str(value)
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):

@@ -3,6 +3,13 @@
 The caller appends to a deque (atomic, no lock) and returns; the thread wakes every
 :data:`POLL_INTERVAL` seconds, or at once for a flush, numbers the records and hands each batch to
 every sink, then flushes them, so a ``kill -9`` loses at most the last moments of records.
+
+A sink that cannot write (``OSError``: the disk full, the folder read-only or gone) never stops training:
+the thread keeps draining the queue into that sink's :class:`Backlog` in memory, retries with backoff up to
+:data:`MAX_RETRY_DELAY` seconds apart, and writes the backlog out once the sink can take it. Past
+``STEPLINE_MAX_BACKLOG_MB`` the backlog drops new metrics and log records, counting them; params, status,
+summary and file records are always kept. ``close`` tries a last few times and then says what is lost:
+it always returns.
 """
 
 from __future__ import annotations
@@ -11,7 +18,6 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from stepline import events
@@ -21,12 +27,56 @@ from stepline.values import DeferredScalar
 
 POLL_INTERVAL = 0.05
 MAX_BATCH = 2_000
-_RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
+_RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
+MAX_RETRY_DELAY = 30.0
+CLOSING_ATTEMPTS = (0.2, 1.0, 2.0)  # the last tries at close(), seconds apart, before what is left is lost
+_DROPPABLE = frozenset((events.METRICS, events.LOG))
 
 # The metrics record's compact form on the queue: (tag, time, step, epoch, values); every other record
 # is queued as its dict with ``seq`` still None.
 METRICS_TAG = "m"
 DEFERRED_METRICS_TAG = "m+"
+
+
+class Backlog:
+    """What one sink could not take yet, in order, kept in memory up to ``limit`` bytes (estimated)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.records: list[dict[str, Any]] = []
+        self.size = 0
+        self.dropped = 0
+        self.said_dropping = False
+        self.error: OSError | None = None
+        self.attempts = 0
+        self.next_try = 0.0
+
+    def __bool__(self) -> bool:
+        return self.error is not None or bool(self.records)
+
+    def add(self, batch: list[dict[str, Any]]) -> None:
+        for record in batch:
+            size = _estimated_size(record)
+            if self.size + size > self.limit and record["type"] in _DROPPABLE:
+                self.dropped += 1
+                continue
+            self.records.append(record)
+            self.size += size
+
+    def failed(self, error: OSError) -> None:
+        self.error = error
+        self.next_try = time.monotonic() + min(MAX_RETRY_DELAY, _RETRY_DELAYS[min(self.attempts,
+                                                                                   len(_RETRY_DELAYS) - 1)])
+        self.attempts += 1
+
+    def clear(self) -> None:
+        self.records, self.size, self.error, self.attempts, self.dropped, self.said_dropping = [], 0, None, 0, 0, False
+
+
+def _estimated_size(record: dict[str, Any]) -> int:
+    if record["type"] == events.METRICS:
+        return 120 + 48 * len(record["values"])
+    return 200 + len(record.get("data") or b"") if record["type"] == events.FILE else 400
 
 
 class Writer:
@@ -45,10 +95,14 @@ class Writer:
         max_queue: int,
         label: str,
         heartbeat_interval: float,
+        max_backlog_bytes: int = 128 << 20,
     ) -> None:
         self.items: deque[Any] = deque()
         self.max_queue = max_queue
         self._sinks = list(sinks)
+        self._max_backlog_bytes = max_backlog_bytes
+        self._backlogs: dict[Sink, Backlog] = {}
+        self.lost = 0  # records a sink could not write by the end
         self._next_seq = first_seq
         self._heartbeat_interval = heartbeat_interval
         self._wake = threading.Event()
@@ -73,20 +127,22 @@ class Writer:
             time.sleep(0.001)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything queued before this call reached every sink; False on timeout."""
+        """Wait until everything queued before this call reached every sink; False on timeout, or when a sink
+        that cannot write holds some of it in memory."""
         if not self._thread.is_alive():
             return not self.items
         done = threading.Event()
         self.items.append(done)
         self._wake.set()
-        return done.wait(timeout)
+        return done.wait(timeout) and not any(self._backlogs.values())
 
     def close(self, timeout: float | None = None) -> bool:
-        """Drain, close the sinks and stop the thread; False when ``timeout`` ran out first."""
+        """Drain, close the sinks and stop the thread; False when ``timeout`` ran out first, or when a sink that
+        could not write lost records (it has said how many)."""
         self._stopping = True
         self._wake.set()
         self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return not self._thread.is_alive() and not self.lost
 
     def pending(self) -> int:
         return sum(1 for item in self.items if not isinstance(item, threading.Event))
@@ -119,8 +175,8 @@ class Writer:
                 marker.set()
             if self._stopping and not items:
                 break
-        for sink in self._sinks:
-            self._call(sink, sink.close)
+        for sink in list(self._sinks):
+            self._close(sink)
 
     def _metrics_record(self, item: tuple) -> dict[str, Any]:
         tag, when, step, epoch, values = item
@@ -140,29 +196,79 @@ class Writer:
 
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
         for sink in list(self._sinks):
-            if batch:
-                self._call(sink, sink.write, batch, retry=True)
-            self._call(sink, sink.flush, retry=True)
-
-    def _call(self, sink: Sink, action: Callable[..., None], *args: Any, retry: bool = False) -> None:
-        """Run one sink call; retry passing OS troubles, and drop a sink whose code is broken."""
-        attempt = 0
-        while True:
+            backlog = self._backlog(sink)
+            if backlog:  # behind what it could not take yet, in order
+                backlog.add(batch)
+                if time.monotonic() >= backlog.next_try:
+                    self._write_backlog(sink, backlog)
+                continue
             try:
-                action(*args)
-                return
+                if batch:
+                    sink.write(batch)
+                sink.flush()
             except OSError as err:
-                if not retry:
-                    return
-                if attempt == 0:
-                    warn(f"stepline's {sink.name} sink cannot write ({err}); retrying, and nothing is dropped")
-                time.sleep(_RETRY_DELAYS[min(attempt, len(_RETRY_DELAYS) - 1)])
-                attempt += 1
+                backlog.failed(err)
+                backlog.add(batch[getattr(err, "records_written", 0):])
+                warn(f"stepline's {sink.name} sink cannot write ({err}); training goes on, and stepline keeps "
+                     f"what it cannot write in memory (up to {backlog.limit >> 20} MB, STEPLINE_MAX_BACKLOG_MB), "
+                     "retrying until it can")
             except Exception:
-                warn(
-                    f"stepline's {sink.name} sink failed and is switched off for this run; training goes on. "
-                    f"Please report this bug:\n{traceback.format_exc()}"
-                )
-                if sink in self._sinks:
-                    self._sinks.remove(sink)
-                return
+                self._switch_off(sink)
+
+    def _backlog(self, sink: Sink) -> Backlog:
+        backlog = self._backlogs.get(sink)
+        if backlog is None:
+            backlog = self._backlogs[sink] = Backlog(self._max_backlog_bytes)
+        return backlog
+
+    def _write_backlog(self, sink: Sink, backlog: Backlog) -> bool:
+        """Try to write the backlog out; True when it is."""
+        try:
+            if backlog.records:
+                sink.write(backlog.records)
+            sink.flush()
+        except OSError as err:
+            written = getattr(err, "records_written", 0)
+            backlog.size -= sum(_estimated_size(record) for record in backlog.records[:written])
+            del backlog.records[:written]
+            backlog.failed(err)
+            if backlog.dropped and not backlog.said_dropping:
+                backlog.said_dropping = True
+                warn(f"stepline's {sink.name} sink still cannot write ({err}), and the {backlog.limit >> 20} MB "
+                     "kept in memory are full: new metrics and log lines are dropped from now on until it can "
+                     "(params, status and files are kept)")
+            return False
+        except Exception:
+            self._switch_off(sink)
+            return False
+        warn(f"stepline's {sink.name} sink can write again: {len(backlog.records)} records kept in memory are "
+             f"written" + (f"; {backlog.dropped} metrics and log records were dropped meanwhile" if backlog.dropped
+                           else ", none lost"))
+        backlog.clear()
+        return True
+
+    def _close(self, sink: Sink) -> None:
+        backlog = self._backlog(sink)
+        for delay in CLOSING_ATTEMPTS:
+            if not backlog or self._write_backlog(sink, backlog):
+                break
+            time.sleep(delay)
+        if backlog:
+            self.lost += len(backlog.records) + backlog.dropped
+            warn(f"stepline's {sink.name} sink cannot write ({backlog.error}): {len(backlog.records)} records of "
+                 f"this run are lost" + (f", and {backlog.dropped} were dropped before" if backlog.dropped else "")
+                 + "; the run's files on disk hold what was written before the fault")
+            return
+        try:
+            sink.close()
+        except OSError as err:
+            self.lost += 1
+            warn(f"stepline's {sink.name} sink could not close cleanly: {err}")
+        except Exception:
+            self._switch_off(sink)
+
+    def _switch_off(self, sink: Sink) -> None:
+        warn(f"stepline's {sink.name} sink failed and is switched off for this run; training goes on. "
+             f"Please report this bug:\n{traceback.format_exc()}")
+        if sink in self._sinks:
+            self._sinks.remove(sink)

@@ -9,8 +9,9 @@ from typing import Any
 class Sink(ABC):
     """Receives batches of records (see :mod:`stepline.events`) in ``seq`` order.
 
-    ``write`` may raise ``OSError`` for a passing trouble (the writer retries the same batch later) or any
-    other exception for a bug (the writer warns and stops using the sink).
+    ``write`` may raise ``OSError`` for a storage trouble (the writer keeps the batch in memory and retries it
+    later; an ``OSError`` with ``records_written = n`` says the batch's first ``n`` records need no retry) or
+    any other exception for a bug (the writer warns and stops using the sink).
 
         class PrintSink(Sink):
             name = "print"

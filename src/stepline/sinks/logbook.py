@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 from pathlib import Path
 from typing import IO, Any
+
+import orjson
 
 from stepline import events
 from stepline.errors import warn
@@ -12,6 +16,8 @@ from stepline.logbook import layout
 from stepline.sinks.base import Sink
 
 _BUFFER_BYTES = 1 << 20
+# Errors that come from a file's name, which no retry mends: a file where a folder must be, or the reverse.
+_NAME_ERRORS = frozenset((errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG))
 
 
 class LogbookSink(Sink):
@@ -27,25 +33,54 @@ class LogbookSink(Sink):
         self._meta = dict(meta)
         self._meta_dirty = False
         self._files: dict[str, IO[bytes]] = {}
+        self._warned_escapes = False
+        self._warned_meta = False
 
     def write(self, records: list[dict[str, Any]]) -> None:
-        for record in records:
-            kind = record["type"]
-            if kind in layout.RECORD_FILES:
-                handle = self._file(kind)
-                handle.write(events.encode(record))
-                if kind == events.PARAMS:  # out before the records after it: the shipper relies on this order
-                    handle.flush()
-            elif kind == events.HEARTBEAT:
-                self._meta["heartbeat_at"] = record["time"]
-                self._meta_dirty = True
-            elif kind == events.STATUS:
-                self._apply_status(record)
-            elif kind == events.SUMMARY:
-                self._meta["summary"] = {**(self._meta.get("summary") or {}), **record["data"]}
-                self._meta_dirty = True
-            elif kind == events.FILE:
-                self._save_file(record)
+        done = 0
+        try:
+            for done, record in enumerate(records):  # noqa: B007 (done is read when a write fails)
+                kind = record["type"]
+                if kind in layout.RECORD_FILES:
+                    line = self._encoded(record)
+                    if line is None:
+                        continue
+                    handle = self._file(kind)
+                    handle.write(line)
+                    if kind == events.PARAMS:  # out before the records after it: the shipper relies on this order
+                        handle.flush()
+                elif kind == events.HEARTBEAT:
+                    self._meta["heartbeat_at"] = record["time"]
+                    self._meta_dirty = True
+                elif kind == events.STATUS:
+                    self._apply_status(record)
+                elif kind == events.SUMMARY:
+                    self._meta["summary"] = {**(self._meta.get("summary") or {}), **record["data"]}
+                    self._meta_dirty = True
+                elif kind == events.FILE:
+                    self._save_file(record)
+        except OSError as err:
+            err.records_written = done  # type: ignore[attr-defined]  # the records before it need no retry
+            raise
+
+    def _encoded(self, record: dict[str, Any]) -> bytes | None:
+        """The record's line; one record that cannot be written is never a reason to stop writing the run."""
+        try:
+            return events.encode(record)
+        except orjson.JSONEncodeError:
+            pass
+        try:
+            line = events.encode(events.escaped(record))
+        except (orjson.JSONEncodeError, TypeError, ValueError, OverflowError) as err:
+            warn(f"stepline: a {record['type']} record (seq {record.get('seq')}) cannot be written and is left "
+                 f"out: {err}")
+            return None
+        if not self._warned_escapes:
+            self._warned_escapes = True
+            warn(f"stepline: a {record['type']} record holds text that is not valid Unicode (a lone surrogate, "
+                 "as os.fsdecode gives for a file name that is not UTF-8); it is written with such characters "
+                 "escaped as \\udcxx")
+        return line
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -60,15 +95,39 @@ class LogbookSink(Sink):
     def flush(self) -> None:
         for handle in self._files.values():
             handle.flush()
+        if any(os.fstat(handle.fileno()).st_nlink == 0 for handle in self._files.values()):
+            self._recreate()
         if self._meta_dirty:
-            layout.write_meta(self._path, self._meta)
-            self._meta_dirty = False
+            try:
+                layout.write_meta(self._path, self._meta)
+            except OSError as err:
+                # The records still land (their files are open); the heartbeat and status wait for a later flush.
+                if not self._warned_meta:
+                    self._warned_meta = True
+                    warn(f"stepline: cannot update {self._path / layout.META_FILE} ({err}); the records are still "
+                         "written, and the run's status and heartbeat are written once it can be")
+                return
+            self._meta_dirty = self._warned_meta = False
+
+    def _recreate(self) -> None:
+        """The run's files were deleted while open (the folder removed, say): what they held is gone, and new
+        records would go to files nobody can read. Make the folder again and write on there."""
+        for handle in self._files.values():
+            handle.close()
+        self._files.clear()
+        warn(f"stepline: the run's folder {self._path} was deleted while the run was writing; what it held is "
+             "gone. stepline makes it again and writes the records from now on there")
+        self._path.mkdir(parents=True, exist_ok=True)
+        self._meta_dirty = True
 
     def close(self) -> None:
         self.flush()
         for handle in self._files.values():
             handle.close()
         self._files.clear()
+        if self._meta_dirty:
+            raise OSError(f"the run's status could not be written to {self._path / layout.META_FILE}, so it will "
+                          "read as crashed once its heartbeat is old")
 
     def _file(self, kind: str) -> IO[bytes]:
         handle = self._files.get(kind)
@@ -94,6 +153,15 @@ class LogbookSink(Sink):
         self._meta_dirty = True
 
     def _save_file(self, record: dict[str, Any]) -> None:
+        try:
+            self._copy_file(record)
+        except OSError as err:
+            if err.errno not in _NAME_ERRORS:
+                raise  # the disk, not the name: the writer keeps the record and tries again
+            warn(f"stepline: the file {record['path']!r} cannot be kept in the run ({err.strerror}: a file and a "
+                 "folder of the same name, or a path too long); it is left out")
+
+    def _copy_file(self, record: dict[str, Any]) -> None:
         target = layout.file_path(self._path, record["path"])
         target.parent.mkdir(parents=True, exist_ok=True)
         if "data" in record:
