@@ -61,6 +61,10 @@ class MissingDependencyError(SteplineError, ImportError):
     """A feature needs a package that is not installed; the message gives the pip command."""
 
 
+class PayloadTooLargeError(SteplineError):
+    """A request body (or what it decompresses to) is over the server's limit."""
+
+
 class LogbookError(SteplineError, OSError):
     """The logbook cannot be read or written (permissions, a file in the way, a corrupt record)."""
 

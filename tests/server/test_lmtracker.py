@@ -135,3 +135,22 @@ def test_first_pushes_arriving_at_once_make_one_run(store_args, server, tmp_path
     assert [r["name"] for r in post(urls[-1], "get-runs", {"project_name": "ddp"})[1]["runs"]] == ["r"]
     rows = post(urls[-1], "get-run", {"project_name": "ddp", "run_name": "r"})[1]["metrics"]
     assert sorted(row["rank"] for row in rows) == list(range(8))
+
+
+def test_every_lmtracker_route_needs_the_credentials_on_a_token_server(server, logdir):
+    subprocess.run([sys.executable, "-m", "stepline.cli.main", "server", "user", "add", "ana", "--password-stdin",
+                    "--dir", str(logdir)], input="s3cret:with:colons\n", text=True, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "stepline.cli.main", "server", "token", "create", "--user", "ana",
+                    "--dir", str(logdir)], check=True, capture_output=True)
+    base = f"{server('--require-token').url}/api"
+    assert post(base, "create-project", {"name": "vision"}) == (200, {"ok": True})
+    assert post(base, "push-metrics", {"project_name": "vision", "run_name": "r", "metrics": {"x": 1}})[0] == 200
+    bodies = {"create-project": {"name": "other"}, "get-projects": {}, "get-runs": {"project_name": "vision"},
+              "get-run": {"project_name": "vision", "run_name": "r"}, "delete-run": {"project_name": "vision",
+              "run_name": "r"}, "delete-project": {"name": "vision"},
+              "push-metrics": {"project_name": "vision", "run_name": "r", "metrics": {"x": 2}}}
+    for headers in ({}, {"Authorization": "ana:wrong"}, {"Authorization": "Bearer stl_x_y"}):
+        for route, body in bodies.items():
+            assert post(base, route, body, headers=headers) == (401, {"ok": False}), (route, headers)
+        assert requests.get(f"{base}/check-user", headers=headers, timeout=10).status_code == 401
+    assert [r.series("x").values for r in Logbook(logdir).runs("vision")] == [[1]]  # nothing more landed

@@ -214,8 +214,11 @@ def test_lmtracker_and_trackio_clients_log_into_postgresql(server, database, tmp
             "project_name": "lm", "run_name": "r", "metrics": {"loss": 1 / step, "step": step}})
         assert pushed.json() == {"ok": True}
     wrong = requests.post(f"{lmtracker}/push-metrics", headers=headers, timeout=10, json={
-        "project_name": "lm", "run_name": "r", "metrics": {"acc": 0.5}})
-    assert wrong.json() == {"ok": False, "message": "Invalid schema"}
+        "project_name": "lm", "run_name": "r", "metrics": {"loss": "high"}})
+    assert wrong.json() == {"ok": False, "message": "Invalid schema"}  # a key that held numbers gets text
+    other_keys = requests.post(f"{lmtracker}/push-metrics", headers=headers, timeout=10, json={
+        "project_name": "lm", "run_name": "r", "metrics": {"acc": 0.5}, "step": 40})
+    assert other_keys.json() == {"ok": True}  # stepline keeps it (docs/server.md)
     entry = {"project": "tp", "run": "t", "run_id": None, "metrics": {"x": 1.0}, "step": None,
              "config": {"lr": 0.1}, "log_id": str(uuid.uuid4())}
     assert requests.post(f"{first.url}/api/bulk_log", json={"logs": [entry], "hf_token": None}, timeout=10).ok
@@ -226,7 +229,8 @@ def test_lmtracker_and_trackio_clients_log_into_postgresql(server, database, tmp
     assert answer.json() == {"data": {"stored": 0}}
     rows = requests.post(f"{lmtracker}/get-run", headers=headers, timeout=10,
                          json={"project_name": "lm", "run_name": "r"}).json()["metrics"]
-    assert rows == [{"loss": 0.1, "step": 10}, {"loss": 0.05, "step": 20}, {"loss": 1 / 30, "step": 30}]
+    assert rows == [{"loss": 0.1, "step": 10}, {"loss": 0.05, "step": 20}, {"loss": 1 / 30, "step": 30},
+                    {"acc": 0.5, "step": 40}]
     [lm_run] = api(again.url, "lm/runs")["runs"]
     assert lm_run["tags"] == ["lmtracker"] and lm_run["metrics"]["loss"]["last_step"] == 30
     [trackio_run] = api(again.url, "tp/runs")["runs"]

@@ -10,6 +10,7 @@ import uuid
 import pytest
 import requests
 
+import stepline
 from stepline import Logbook
 from tests.conftest import REPO, run_python
 
@@ -127,3 +128,30 @@ def test_first_logs_arriving_at_once_make_one_run(store_args, server, tmp_path):
     series = requests.get(f"{urls[-1]}/api/v1/projects/p/runs/{run['id']}/series", params={"keys": "i", "raw": "true"},
                           timeout=10).json()["series"][0]
     assert sorted(series["x"]) == list(range(8))
+
+
+def test_every_trackio_route_goes_through_the_token_rules(server, logdir):
+    """A --require-token server: no Trackio call reads or writes without a token, and a token limited to one
+    project reaches only that project."""
+    admin = [sys.executable, "-m", "stepline.cli.main", "server"]
+    subprocess.run([*admin, "user", "add", "ana", "--dir", str(logdir)], check=True, capture_output=True)
+    alpha = subprocess.run([*admin, "token", "create", "--user", "ana", "--project", "alpha", "--dir", str(logdir)],
+                           check=True, capture_output=True, text=True).stdout.strip()
+    stepline.init(project="beta", name="secret-run", dir=logdir).finish()
+    process = server("--require-token")
+    url = f"{process.url}/api"
+    listing = requests.post(f"{url}/get_runs_for_project", json={"project": "beta"}, timeout=10)
+    assert listing.status_code == 400 and "secret-run" not in listing.text and "token" in listing.json()["error"]
+    as_alpha = {"X-Trackio-Write-Token": alpha}
+    listing = requests.post(f"{url}/get_runs_for_project", json={"project": "beta"}, headers=as_alpha, timeout=10)
+    assert listing.status_code == 400 and "not for project 'beta'" in listing.json()["error"]
+    assert requests.post(f"{url}/get_runs_for_project", json={"project": "alpha"}, headers=as_alpha,
+                         timeout=10).json() == {"data": []}
+    entry = {"project": "beta", "run": "r", "metrics": {"x": 1}, "step": 0}
+    for headers in ({}, as_alpha):
+        write = requests.post(f"{url}/bulk_log", json={"logs": [entry], "hf_token": None}, headers=headers, timeout=10)
+        assert write.status_code == 400 and "token" in write.json()["error"]
+    assert [r.name for r in Logbook(logdir).runs("beta")] == ["secret-run"]  # nothing written into beta
+    ok = requests.post(f"{url}/bulk_log", json={"logs": [{**entry, "project": "alpha"}], "hf_token": None},
+                       headers=as_alpha, timeout=10)
+    assert ok.status_code == 200 and Logbook(logdir).run("r", project="alpha").series("x").values == [1]

@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         from stepline.remote.shipper import redacted
         from stepline.server.app import create_app
         from stepline.server.auth import AuthStore
+        from stepline.server.guards import LOOPBACK_NAMES
         from stepline.server.stores import open_store
     except ImportError as err:
         raise ConfigError(f"stepline serve needs the server extra ({err.name} is missing): "
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         store.close()
         raise
     origins = [o for o in (args.cors_origin or []) if o]
-    app = create_app(store, auth=auth, cors_origins=origins, require_token=require_token)
+    app = create_app(store, auth=auth, cors_origins=origins, require_token=require_token,
+                     allowed_hosts=LOOPBACK_NAMES if is_loopback(args.host) else None)
     url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/"
     print(f"stepline is serving {store.describe()} at {url}  (Ctrl-C stops it)", flush=True)
     if args.open:

@@ -16,10 +16,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import FileResponse, Response
 
 from stepline import __version__
-from stepline.errors import ConfigError, NotFoundError, SteplineError
+from stepline.errors import ConfigError, NotFoundError, PayloadTooLargeError, SteplineError
 from stepline.server import ingest, lmtracker, trackio
 from stepline.server.api import router
-from stepline.server.auth import AuthStore
+from stepline.server.auth import AuthStore, Refusal
+from stepline.server.guards import RequestGuard
 from stepline.server.responses import json_response
 from stepline.server.stores import Store
 
@@ -28,9 +29,11 @@ MAX_REQUEST_BYTES = 1 << 20  # queries take no large bodies; event batches and u
 
 
 def create_app(store: Store, *, auth: AuthStore | None = None, cors_origins: Sequence[str] = (),
-               require_token: bool = False, max_request_bytes: int = MAX_REQUEST_BYTES) -> FastAPI:
+               require_token: bool = False, max_request_bytes: int = MAX_REQUEST_BYTES,
+               allowed_hosts: Sequence[str] | None = None) -> FastAPI:
     """A FastAPI app over ``store``. With ``require_token`` every API call needs a token of ``auth`` (by
-    default the users and tokens the store keeps); CORS is off unless ``cors_origins`` names the origins to allow."""
+    default the users and tokens the store keeps); CORS is off unless ``cors_origins`` names the origins to
+    allow; ``allowed_hosts`` (what a loopback server is called) refuses requests for any other Host."""
     app = FastAPI(title="stepline", version=__version__, description="Runs tracked by stepline.")
     app.state.store = store
     app.state.auth = auth or AuthStore(store.accounts())
@@ -40,19 +43,16 @@ def create_app(store: Store, *, auth: AuthStore | None = None, cors_origins: Seq
     app.state.require_token = require_token
     app.include_router(trackio.router)  # last: its /api/{name} must not shadow the routes above
 
-    @app.middleware("http")
-    async def check_request(request: Request, call_next: Any) -> Response:
-        path = request.url.path
-        length = request.headers.get("content-length")
+    def body_limit(path: str, method: str) -> int:
         if path.endswith("/events"):
-            limit = ingest.MAX_EVENTS_BYTES
-        elif "/files/" in path and request.method == "PUT":
-            limit = ingest.MAX_UPLOAD_BYTES
-        else:
-            limit = max_request_bytes
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return json_response({"detail": f"request body over {limit} bytes"}, 413)
-        if require_token and path.startswith("/api/v1/"):
+            return ingest.MAX_EVENTS_BYTES
+        if "/files/" in path and method == "PUT":
+            return ingest.MAX_UPLOAD_BYTES
+        return max_request_bytes
+
+    @app.middleware("http")
+    async def check_token(request: Request, call_next: Any) -> Response:
+        if require_token and request.url.path.startswith("/api/v1/"):
             refusal = _refusal(app.state.auth, request)
             if refusal is not None:
                 return refusal
@@ -61,6 +61,10 @@ def create_app(store: Store, *, auth: AuthStore | None = None, cors_origins: Seq
     @app.exception_handler(NotFoundError)
     async def not_found(request: Request, error: NotFoundError) -> Response:
         return json_response({"detail": str(error)}, 404)
+
+    @app.exception_handler(PayloadTooLargeError)
+    async def too_large(request: Request, error: PayloadTooLargeError) -> Response:
+        return json_response({"detail": str(error)}, 413)
 
     @app.exception_handler(ConfigError)
     async def conflict(request: Request, error: ConfigError) -> Response:
@@ -73,6 +77,8 @@ def create_app(store: Store, *, auth: AuthStore | None = None, cors_origins: Seq
 
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "DELETE"])
+    # Outermost: nothing reaches a route (or the token check) before the request passed these.
+    app.add_middleware(RequestGuard, limit_for=body_limit, allowed_hosts=allowed_hosts, cors_origins=cors_origins)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -83,16 +89,13 @@ def create_app(store: Store, *, auth: AuthStore | None = None, cors_origins: Seq
 
 
 def _refusal(auth: AuthStore, request: Request) -> Response | None:
-    """401 without a valid token, 403 for a project the token is not for; None lets the request through."""
+    """401 without a valid bearer token, 403 for a project the token is not for; None lets the request through."""
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    info = auth.verify(token) if token else None
-    if info is None:
-        what = "an unknown or revoked token" if token else "no token"
-        return json_response({"detail": f"this server needs a token and got {what}: send 'Authorization: Bearer "
-                                         "<token>' (create one with `stepline server token create --user NAME`)"}, 401)
-    request.state.token = info
     parts = request.url.path.split("/")
-    if len(parts) > 4 and parts[3] == "projects" and not info.allows(parts[4]):
-        return json_response({"detail": f"token {info.id} is not for project {parts[4]!r}"}, 403)
+    project = [parts[4]] if len(parts) > 4 and parts[3] == "projects" else []
+    found = auth.authorise(token, project, required=True)
+    if isinstance(found, Refusal):
+        return json_response({"detail": found.message}, found.status)
+    request.state.token = found
     return None

@@ -17,6 +17,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,6 +39,14 @@ class TokenInfo:
 
     def allows(self, project: str) -> bool:
         return self.projects is None or project in self.projects
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request may not go on: 401 (no valid token) or 403 (a token for other projects)."""
+
+    status: int
+    message: str
 
 
 class Accounts(Protocol):
@@ -74,6 +83,21 @@ class AuthStore:
 
     def has_tokens(self) -> bool:
         return bool(self.accounts.tokens())
+
+    def authorise(self, token: str | None, projects: Iterable[str], required: bool) -> TokenInfo | Refusal | None:
+        """The one check every route makes, stepline's own and the peers' it serves alike: the token's
+        holder, a :class:`Refusal`, or None where no token is required (an open loopback server)."""
+        if not required:
+            return None
+        info = self.verify(token) if token else None
+        if info is None:
+            what = "an unknown or revoked token" if token else "no token"
+            return Refusal(401, f"this server needs a token and got {what}: send a stepline API token (create one "
+                                "with `stepline server token create --user NAME`)")
+        for project in projects:
+            if not info.allows(project):
+                return Refusal(403, f"token {info.id} is not for project {project!r}")
+        return info
 
     def users(self) -> list[str]:
         return self.accounts.users()

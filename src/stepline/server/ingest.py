@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
 from stepline import events
-from stepline.errors import ConfigError
+from stepline.errors import ConfigError, PayloadTooLargeError
 from stepline.names import check_name, check_relative_path
 from stepline.server.responses import json_response
 from stepline.server.stores.base import Store
@@ -71,10 +71,8 @@ async def upload_file(request: Request, project: str, run_id: str, path: str) ->
     receiver = await run_in_threadpool(lambda: _store(request).writer(project, run_id).receive_file(path))
     size = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in request.stream():  # the request guard stops a body over MAX_UPLOAD_BYTES
             size += len(chunk)
-            if size > MAX_UPLOAD_BYTES:
-                raise ConfigError(f"file over the server's upload limit of {MAX_UPLOAD_BYTES} bytes")
             await run_in_threadpool(receiver.write, chunk)
         await run_in_threadpool(receiver.commit)
     except BaseException:
@@ -92,7 +90,7 @@ async def _body(request: Request, limit: int) -> bytes:
         except (zlib.error, gzip.BadGzipFile) as err:
             raise ConfigError(f"the body is not valid gzip: {err}") from None
     if len(body) > limit:
-        raise ConfigError(f"events body over {limit} bytes: send smaller batches")
+        raise PayloadTooLargeError(f"events body over {limit} bytes once decompressed: send smaller batches")
     return body
 
 

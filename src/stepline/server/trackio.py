@@ -24,6 +24,7 @@ from starlette.responses import Response
 from stepline import __version__, events
 from stepline.errors import InvalidNameError
 from stepline.names import check_label, check_name
+from stepline.server.auth import Refusal
 from stepline.server.responses import RawBody, json_response
 from stepline.server.stores.base import RunState, RunWriter
 
@@ -56,23 +57,27 @@ def call(request: Request, name: str, raw: RawBody) -> Response:
         return _error(f"the body is not JSON: {err}")
     kwargs = body.get("kwargs", body) if isinstance(body, dict) else {}
     if name in ("bulk_log", "bulk_log_system"):
-        refusal = _check_token(request)
-        if refusal is not None:
-            return refusal
-        return _bulk_log(request, kwargs, system=name == "bulk_log_system")
+        logs = kwargs.get("logs")
+        projects = {str(e.get("project")) for e in logs if isinstance(e, dict)} if isinstance(logs, list) else set()
+        # Trackio's client always sends a write token: once the server has tokens, it must be a valid one.
+        refusal = _refusal(request, projects, writes=True)
+        return refusal or _bulk_log(request, kwargs, system=name == "bulk_log_system")
     if name == "get_runs_for_project":
-        return _runs_for_project(request, kwargs)
+        return _refusal(request, {str(kwargs.get("project"))}, writes=False) or _runs_for_project(request, kwargs)
     return _error(f"Unknown API: {name}", 404)
 
 
-def _check_token(request: Request) -> Response | None:
-    auth = request.app.state.auth
-    if not (request.app.state.require_token or auth.has_tokens()):
+def _refusal(request: Request, projects: set[str], writes: bool) -> Response | None:
+    """The server's one authorisation check, with Trackio's ways of sending a token (its write token, or a
+    bearer token as stepline's own clients send)."""
+    auth, require_token = request.app.state.auth, request.app.state.require_token
+    header = request.headers.get("authorization", "")
+    token = _write_token(request) or (header[7:].strip() if header.lower().startswith("bearer ") else None)
+    found = auth.authorise(token, projects, required=require_token or (writes and auth.has_tokens()))
+    if not isinstance(found, Refusal):
         return None
-    token = _write_token(request)
-    if not token or auth.verify(token) is None:
-        return _error("A valid write token is required: send a stepline API token as X-Trackio-Write-Token")
-    return None
+    # Trackio answers an auth error with 400, and its client expects that.
+    return _error(f"A valid write token is required: {found.message}" if found.status == 401 else found.message)
 
 
 def _runs_for_project(request: Request, kwargs: dict[str, Any]) -> Response:
