@@ -16,13 +16,13 @@ __version__ = "0.1.0"
 from stepline.api import current_run, finish, init, log  # noqa: E402
 from stepline.errors import (  # noqa: E402
     ConfigError,
+    ConflictError,
     InvalidNameError,
     InvalidValueError,
     LogbookError,
     MetricNotFoundError,
     MissingDependencyError,
     NotFoundError,
-    RunFinishedError,
     RunNotFoundError,
     SteplineError,
     SteplineWarning,
@@ -32,6 +32,7 @@ from stepline.run import Run  # noqa: E402
 
 __all__ = [
     "ConfigError",
+    "ConflictError",
     "InvalidNameError",
     "InvalidValueError",
     "Logbook",
@@ -40,7 +41,6 @@ __all__ = [
     "MissingDependencyError",
     "NotFoundError",
     "Run",
-    "RunFinishedError",
     "RunNotFoundError",
     "RunView",
     "Series",

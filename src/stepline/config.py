@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stepline.errors import ConfigError
-from stepline.names import check_label, check_name
+from stepline.names import check_label, check_project
 
 DEFAULT_DIR = "stepline_logs"
 # The writer rewrites a run's heartbeat this often; a `running` run whose heartbeat is older than
@@ -52,7 +52,7 @@ def resolve_settings(
         raise ConfigError(f"STEPLINE_MODE / mode={mode!r} is not one of {', '.join(MODES)}")
     return Settings(
         root=logbook_root(dir),
-        project=check_name(project, "project"),
+        project=check_project(project),
         name=check_label(name, "run name") if name is not None else None,
         mode=mode,
         resume=_resume(resume),

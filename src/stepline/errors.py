@@ -53,8 +53,8 @@ def metric_not_found(key: str, known: list[str], where: str) -> MetricNotFoundEr
     return MetricNotFoundError(f"{where} has no metric {key!r}{hint}. Its metrics: {listed}")
 
 
-class RunFinishedError(SteplineError, RuntimeError):
-    """A call that needs an open run was made after ``finish()``."""
+class ConflictError(SteplineError):
+    """The request clashes with the state of what it names: deleting a running run, a file where a folder is."""
 
 
 class MissingDependencyError(SteplineError, ImportError):

@@ -16,7 +16,7 @@ import re
 
 from stepline.errors import InvalidNameError
 
-MAX_NAME_BYTES = 255  # one path component on every common file system
+MAX_NAME_BYTES = 200  # one path component is 255 on every common file system; room for a temporary name's suffix
 MAX_LABEL_LENGTH = 256
 # Characters that are separators or special on some file system we may be copied to (Windows included).
 _FORBIDDEN = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
@@ -42,6 +42,16 @@ def check_name(name: object, field: str) -> str:
     if name in (".", "..") or name != name.strip():
         raise InvalidNameError(f"{field} {_shown(name)} is not allowed: no '.', '..' or surrounding spaces")
     return name
+
+
+def check_project(name: object, field: str = "project") -> str:
+    """Return ``name`` when it is a valid project name: a :func:`check_name` that does not start with ``.``
+    (the logbook keeps its own files in such folders, and every listing skips them)."""
+    checked = check_name(name, field)
+    if checked.startswith("."):
+        raise InvalidNameError(f"{field} {_shown(checked)} starts with '.': such folders are hidden from every "
+                               "listing; drop the leading dot")
+    return checked
 
 
 def check_label(label: object, field: str) -> str:

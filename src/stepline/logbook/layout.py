@@ -20,7 +20,7 @@ import orjson
 
 from stepline import events
 from stepline.errors import LogbookError
-from stepline.names import check_name, check_relative_path
+from stepline.names import check_name, check_project, check_relative_path
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
@@ -40,7 +40,7 @@ def new_run_id() -> str:
 
 
 def project_dir(root: Path, project: str) -> Path:
-    return root / check_name(project, "project")
+    return root / check_project(project)
 
 
 def run_dir(root: Path, project: str, run_id: str) -> Path:
@@ -64,8 +64,9 @@ def list_files(base: Path) -> list[str]:
 
 
 def temporary_name(name: str) -> str:
-    """Where a file is written before it is renamed into place, so no reader sees half of it."""
-    return f".{name}.tmp"
+    """Where a file is written before it is renamed into place, so no reader sees half of it: a name of its
+    own each time, so two writers of one file (two uploads at once) never write into each other's."""
+    return f".{name}.{secrets.token_hex(6)}.tmp"
 
 
 def is_temporary(name: str) -> bool:
@@ -92,7 +93,7 @@ def create_run_dir(root: Path, project: str) -> tuple[str, Path]:
 def write_meta(run_path: Path, meta: dict[str, Any]) -> None:
     """Replace meta.json atomically: a reader sees the old or the new file, never half of one."""
     target = run_path / META_FILE
-    temporary = run_path / temporary_name(f"{META_FILE}.{os.getpid()}")
+    temporary = run_path / temporary_name(META_FILE)
     temporary.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
     os.replace(temporary, target)
 

@@ -10,6 +10,7 @@ Torn lines (a process killed mid-write) are skipped and counted in ``run.problem
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from stepline.config import heartbeat_timeout as configured_heartbeat_timeout
 from stepline.config import logbook_root
 from stepline.errors import RunNotFoundError, metric_not_found
 from stepline.logbook import layout
-from stepline.names import check_name
+from stepline.names import check_project
 from stepline.optional import optional_import
 from stepline.params import apply_operation
 from stepline.values import decode_params
@@ -44,11 +45,20 @@ class Series:
         return len(self.steps)
 
 
+def meta_time(meta: dict[str, Any], key: str) -> float | None:
+    """A time field of a run's metadata, or None when it is missing or not a number: one bad field in one run's
+    meta.json never fails a listing."""
+    value = meta.get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
 def derived_status(meta: dict[str, Any], heartbeat_timeout: float) -> str:
     """A run's status as readers report it: ``crashed`` for a ``running`` run whose heartbeat is stale."""
     status = meta.get("status", "running")
     if status == "running":
-        beat = meta.get("heartbeat_at") or meta.get("started_at") or 0.0
+        beat = meta_time(meta, "heartbeat_at") or meta_time(meta, "started_at") or 0.0
         if time.time() - beat > heartbeat_timeout:
             return "crashed"
     return str(status)
@@ -76,7 +86,7 @@ class Logbook:
 
     def runs(self, project: str | None = None) -> list[RunView]:
         """The runs of ``project`` (or of every project), oldest first."""
-        projects = [check_name(project, "project")] if project is not None else list(layout.iter_projects(self.root))
+        projects = [check_project(project)] if project is not None else list(layout.iter_projects(self.root))
         views = []
         for name in projects:
             for path in layout.iter_run_dirs(self.root, name):
@@ -116,9 +126,9 @@ class RunView:
     id = property(lambda self: self.meta.get("id", self.path.name))
     name = property(lambda self: self.meta.get("name", self.id))
     project = property(lambda self: self.meta.get("project", self.path.parent.name))
-    started_at = property(lambda self: self.meta.get("started_at"))
-    ended_at = property(lambda self: self.meta.get("ended_at"))
-    heartbeat_at = property(lambda self: self.meta.get("heartbeat_at"))
+    started_at = property(lambda self: meta_time(self.meta, "started_at"))
+    ended_at = property(lambda self: meta_time(self.meta, "ended_at"))
+    heartbeat_at = property(lambda self: meta_time(self.meta, "heartbeat_at"))
     error = property(lambda self: self.meta.get("error"))
     tags = property(lambda self: list(self.meta.get("tags") or []))
     notes = property(lambda self: self.meta.get("notes"))

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import mimetypes
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import numpy as np
@@ -18,10 +18,13 @@ from starlette.responses import Response, StreamingResponse
 from stepline.errors import metric_not_found
 from stepline.names import check_relative_path
 from stepline.params import flatten
+from stepline.server import answers
 from stepline.server.downsample import MIN_POINTS
 from stepline.server.responses import json_response, number_list
 from stepline.server.stores.base import SeriesPoints, Store
 
+Axis = Literal["step", "epoch", "time"]
+MAX_POSITION = 2**53  # an offset or cursor past any series or log a store holds, and within every integer type
 router = APIRouter(prefix="/api/v1")
 MAX_POINTS = 100_000
 
@@ -30,7 +33,8 @@ def _store(request: Request) -> Store:
     return request.app.state.store  # type: ignore[no-any-return]
 
 
-@router.get("/projects", summary="Projects with their run counts and last activity")
+@router.get("/projects", summary="Projects with their run counts and last activity",
+            responses=answers.documented(answers.Projects))
 def projects(request: Request) -> Response:
     found = _store(request).projects()
     token = getattr(request.state, "token", None)
@@ -39,33 +43,37 @@ def projects(request: Request) -> Response:
     return json_response({"projects": found})
 
 
-@router.get("/projects/{project}/runs", summary="A project's runs: status, times, tags, params, metric summaries")
+@router.get("/projects/{project}/runs", summary="A project's runs: status, times, tags, params, metric summaries",
+            responses=answers.documented(answers.Runs))
 def runs(request: Request, project: str) -> Response:
     return json_response({"runs": _store(request).runs(project)})
 
 
-@router.get("/projects/{project}/runs/{run_id}", summary="One run: metadata, params, summary, metric summaries")
+@router.get("/projects/{project}/runs/{run_id}", summary="One run: metadata, params, summary, metric summaries",
+            responses=answers.documented(answers.RunDetail))
 def run(request: Request, project: str, run_id: str) -> Response:
     found = _store(request).run(project, run_id)
     meta = found["meta"]
     return json_response({**found, "summary": meta.get("summary") or {}, "error": meta.get("error")})
 
 
-@router.get("/projects/{project}/runs/{run_id}/metrics", summary="A run's metric keys")
+@router.get("/projects/{project}/runs/{run_id}/metrics", summary="A run's metric keys",
+            responses=answers.documented(answers.MetricKeys))
 def metric_keys(request: Request, project: str, run_id: str) -> Response:
     return json_response({"keys": _store(request).metric_keys(project, run_id)})
 
 
-@router.get("/projects/{project}/runs/{run_id}/series", summary="Points of some metrics, downsampled on request")
+@router.get("/projects/{project}/runs/{run_id}/series", summary="Points of some metrics, downsampled on request",
+            responses=answers.documented(answers.Series))
 def series(
     request: Request,
     project: str,
     run_id: str,
     keys: str = Query(..., description="comma-separated metric keys"),
-    x: str = Query("step", description="step | epoch | time"),
+    x: Annotated[Axis, Query(description="the x-axis: step, epoch or time")] = "step",
     points: int = Query(1000, ge=MIN_POINTS, le=MAX_POINTS, description="at most this many points per series"),
     raw: bool = Query(False, description="every point, no downsampling"),
-    after: int = Query(0, ge=0, description="only points after this many (a live page's cursor)"),
+    after: int = Query(0, ge=0, le=MAX_POSITION, description="only points after this many (a live page's cursor)"),
 ) -> Response:
     store = _store(request)
     found = store.series(project, run_id, _keys(keys), x, None if raw else points, after)
@@ -76,16 +84,18 @@ def series(
     return json_response({"run": run_id, "series": [_series_json(s) for s in found]})
 
 
-@router.get("/projects/{project}/runs/{run_id}/logs", summary="Log lines, paged, optionally of one level")
+@router.get("/projects/{project}/runs/{run_id}/logs", summary="Log lines, paged, optionally of one level",
+            responses=answers.documented(answers.Logs))
 def logs(request: Request, project: str, run_id: str, level: str | None = None,
-         offset: int = Query(0, ge=0), limit: int = Query(200, ge=1, le=10_000)) -> Response:
+         offset: int = Query(0, ge=0, le=MAX_POSITION), limit: int = Query(200, ge=1, le=10_000)) -> Response:
     total, lines = _store(request).logs(project, run_id, level, offset, limit)
     page = [{"time": r.get("time"), "level": r.get("level"), "message": r.get("message"),
              "context": r.get("context") or {}} for r in lines]
     return json_response({"total": total, "offset": offset, "logs": page})
 
 
-@router.get("/projects/{project}/runs/{run_id}/files", summary="The run's files")
+@router.get("/projects/{project}/runs/{run_id}/files", summary="The run's files",
+            responses=answers.documented(answers.Files))
 def files(request: Request, project: str, run_id: str) -> Response:
     listed = _store(request).files(project, run_id)
     return json_response({"files": [{"path": name, "size": size} for name, size in sorted(listed.items())]})
@@ -100,21 +110,24 @@ def download(request: Request, project: str, run_id: str, path: str) -> Streamin
                                       "content-disposition": f"attachment; filename*=utf-8''{quote(name)}"})
 
 
-@router.delete("/projects/{project}/runs/{run_id}", summary="Delete a run (force=true for a running one)")
+@router.delete("/projects/{project}/runs/{run_id}", summary="Delete a run (force=true for a running one)",
+               responses=answers.documented(answers.Deleted))
 def delete_run(request: Request, project: str, run_id: str, force: bool = False) -> Response:
     _store(request).delete_run(project, run_id, force=force)
     return json_response({"deleted": run_id})
 
 
-@router.delete("/projects/{project}", summary="Delete a project and all its runs")
+@router.delete("/projects/{project}", summary="Delete a project and all its runs",
+               responses=answers.documented(answers.Deleted))
 def delete_project(request: Request, project: str, force: bool = False) -> Response:
     count = _store(request).delete_project(project, force=force)
     return json_response({"deleted": project, "runs": count})
 
 
-@router.get("/projects/{project}/compare", summary="Several runs' series and the params that differ")
+@router.get("/projects/{project}/compare", summary="Several runs' series and the params that differ",
+            responses=answers.documented(answers.Compare))
 def compare(request: Request, project: str, runs: str = Query(..., description="comma-separated run ids"),
-            keys: str | None = None, x: str = "step",
+            keys: str | None = None, x: Axis = "step",
             points: int = Query(1000, ge=MIN_POINTS, le=MAX_POINTS)) -> Response:
     store = _store(request)
     found = [store.run(project, run_id) for run_id in _keys(runs)]

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import FileResponse, Response
 
-from stepline import __version__
-from stepline.errors import ConfigError, NotFoundError, PayloadTooLargeError, SteplineError
+from stepline import __version__, events
+from stepline.errors import ConflictError, NotFoundError, PayloadTooLargeError, SteplineError
 from stepline.server import ingest, lmtracker, trackio
 from stepline.server.api import router
 from stepline.server.auth import AuthStore, Refusal
@@ -66,13 +67,18 @@ def create_app(store: Store, *, auth: AuthStore | None = None, cors_origins: Seq
     async def too_large(request: Request, error: PayloadTooLargeError) -> Response:
         return json_response({"detail": str(error)}, 413)
 
-    @app.exception_handler(ConfigError)
-    async def conflict(request: Request, error: ConfigError) -> Response:
-        return json_response({"detail": str(error)}, 409 if request.method == "DELETE" else 400)
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> Response:
+        # Where and why, not the input echoed back: it may hold what JSON cannot (a lone surrogate).
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+        return json_response({"detail": events.escaped(detail)}, 422)
 
-    @app.exception_handler(SteplineError)
-    @app.exception_handler(ValueError)
-    async def bad_request(request: Request, error: Exception) -> Response:
+    @app.exception_handler(ConflictError)
+    async def conflict(request: Request, error: ConflictError) -> Response:
+        return json_response({"detail": str(error)}, 409)
+
+    @app.exception_handler(SteplineError)  # ConfigError and InvalidNameError among them: what the caller sent
+    async def bad_request(request: Request, error: SteplineError) -> Response:
         return json_response({"detail": str(error)}, 400)
 
     if cors_origins:
@@ -85,6 +91,14 @@ def create_app(store: Store, *, auth: AuthStore | None = None, cors_origins: Seq
         return FileResponse(STATIC_DIR / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    made = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = made()
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(ingest.openapi_components())
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

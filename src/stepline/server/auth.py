@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import orjson
 
 from stepline.errors import ConfigError
-from stepline.names import check_name
+from stepline.names import check_name, check_project
 
 AUTH_FILE = Path(".stepline") / "auth.json"
 TOKEN_PREFIX = "stl_"
@@ -125,7 +125,7 @@ class AuthStore:
     def create_token(self, user: str, projects: list[str] | None = None) -> tuple[str, str]:
         """``(token id, token)``: the token itself is returned once and only its hash is kept."""
         for project in projects or []:
-            check_name(project, "project")
+            check_project(project)
         if self.accounts.user(user) is None:
             raise ConfigError(f"no user {user!r}: add one first with `stepline server user add {user}`")
         token_id = secrets.token_hex(4)

@@ -21,7 +21,8 @@ from starlette.responses import Response
 
 from stepline import events
 from stepline.errors import ConfigError, PayloadTooLargeError
-from stepline.names import check_name, check_relative_path
+from stepline.names import check_name, check_project, check_relative_path
+from stepline.server import answers
 from stepline.server.responses import json_response
 from stepline.server.stores.base import Store
 from stepline.server.wire import EventBatch, RunOpening
@@ -32,19 +33,31 @@ MAX_UPLOAD_BYTES = int(os.environ.get("STEPLINE_MAX_UPLOAD_BYTES", 1 << 30))
 _batch = TypeAdapter(EventBatch)
 
 
+_EVENTS_BODY = {"required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EventBatch"}}}}
+
+
+def openapi_components() -> dict[str, Any]:
+    """The schemas the events route's body refers to, for the app's OpenAPI components: the body is parsed by
+    the route itself (one orjson pass), so FastAPI does not list them on its own."""
+    schema = EventBatch.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {**schema.pop("$defs"), "EventBatch": schema}
+
+
 def _store(request: Request) -> Store:
     return request.app.state.store  # type: ignore[no-any-return]
 
 
-@router.put("/projects/{project}/runs/{run_id}", summary="Create a run, or bring its metadata up to date")
+@router.put("/projects/{project}/runs/{run_id}", summary="Create a run, or bring its metadata up to date",
+            responses=answers.documented(answers.OpenedRun))
 def open_run(request: Request, project: str, run_id: str, opening: RunOpening) -> Response:
-    writer = _store(request).open(check_name(project, "project"), check_name(run_id, "run id"), opening.meta)
+    meta = opening.meta.model_dump(exclude_unset=True)
+    writer = _store(request).open(check_project(project), check_name(run_id, "run id"), meta)
     return json_response({"run": run_id, "max_seq": writer.max_seq, "files": writer.files()})
 
 
 @router.post("/projects/{project}/runs/{run_id}/events", summary="Append records; each seq is stored once",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": EventBatch.model_json_schema(ref_template="#/components/schemas/{model}")}}}})
+             responses=answers.documented(answers.Appended), openapi_extra={"requestBody": _EVENTS_BODY})
 async def append_events(request: Request, project: str, run_id: str) -> Response:
     body = await _body(request, MAX_EVENTS_BYTES)
     try:
@@ -65,7 +78,8 @@ async def append_events(request: Request, project: str, run_id: str) -> Response
 
 
 @router.put("/projects/{project}/runs/{run_id}/files/{path:path}", summary="Upload a file (streamed)",
-            openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}}})
+            openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}}},
+            responses=answers.documented(answers.Uploaded))
 async def upload_file(request: Request, project: str, run_id: str, path: str) -> Response:
     check_relative_path(path, "file name")
     receiver = await run_in_threadpool(lambda: _store(request).writer(project, run_id).receive_file(path))

@@ -25,7 +25,7 @@ from starlette.responses import Response
 
 from stepline import events
 from stepline.errors import InvalidNameError
-from stepline.names import check_name
+from stepline.names import check_name, check_project
 from stepline.server.responses import RawBody, json_response
 from stepline.server.stores.base import RunState
 
@@ -64,7 +64,8 @@ def _checked(request: Request, raw: bytes, *fields: str) -> list[str] | Response
         return _fail(status=401)
     body = _parsed(raw)
     try:
-        return [check_name(body.get(field), field) for field in fields]
+        return [(check_project if field in ("name", "project_name") else check_name)(body.get(field), field)
+                for field in fields]
     except InvalidNameError:
         return _fail("Invalid name")
 

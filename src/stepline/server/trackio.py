@@ -23,7 +23,7 @@ from starlette.responses import Response
 
 from stepline import __version__, events
 from stepline.errors import InvalidNameError
-from stepline.names import check_label, check_name
+from stepline.names import check_label, check_project
 from stepline.server.auth import Refusal
 from stepline.server.responses import RawBody, json_response
 from stepline.server.stores.base import RunState, RunWriter
@@ -83,7 +83,7 @@ def _refusal(request: Request, projects: set[str], writes: bool) -> Response | N
 def _runs_for_project(request: Request, kwargs: dict[str, Any]) -> Response:
     project = kwargs.get("project")
     try:
-        runs = request.app.state.store.runs(check_name(project, "project"))
+        runs = request.app.state.store.runs(check_project(project))
     except InvalidNameError as err:
         return _error(str(err))
     return json_response({"data": [{"name": r["name"], "id": r["id"], "created_at": _iso(r["started_at"])}
@@ -102,7 +102,7 @@ def _bulk_log(request: Request, kwargs: dict[str, Any], system: bool) -> Respons
         if not isinstance(entry, dict):
             return _error("each log must be an object")
         try:
-            check_name(entry.get("project"), "project")
+            check_project(entry.get("project"))
             check_label(entry.get("run"), "run")
         except InvalidNameError as err:
             return _error(str(err))

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
 Number = StrictInt | StrictFloat | StrictBool | Literal["NaN", "Infinity", "-Infinity"]
 Seq = Annotated[StrictInt, Field(ge=1, description="the run's sequence number: each record is stored once")]
@@ -79,7 +80,39 @@ class EventBatch(BaseModel):
     events: list[Record] = Field(max_length=100_000)
 
 
+# Seconds since 1970, up to the year 5138: a time readers can subtract from now.
+Timestamp = Annotated[StrictFloat | StrictInt, Field(ge=0, le=1e11)]
+
+
+class RunMeta(BaseModel):
+    """A run's metadata as a client sends it: the fields readers compute with are checked; other fields are kept
+    as sent, as long as JSON holds them exactly (no integer beyond 64 bits, no lone surrogate)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: StrictStr | None = None
+    status: Literal["running", "finished", "failed", "killed"] | None = None
+    created_at: Timestamp | None = None
+    started_at: Timestamp | None = None
+    ended_at: Timestamp | None = None
+    heartbeat_at: Timestamp | None = None
+    resumed_at: list[Timestamp] | None = None
+    tags: list[StrictStr] | None = None
+    notes: StrictStr | None = None
+    error: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _kept_exactly(self) -> RunMeta:
+        try:
+            orjson.dumps(self.model_dump())
+        except orjson.JSONEncodeError as err:
+            raise ValueError(f"the meta holds a value JSON cannot keep exactly ({err}); send numbers within 64 "
+                             "bits and valid Unicode text") from None
+        return self
+
+
 class RunOpening(BaseModel):
     """``PUT /api/v1/projects/{p}/runs/{id}``: create the run, or bring its metadata up to date."""
 
-    meta: dict[str, Any]
+    meta: RunMeta

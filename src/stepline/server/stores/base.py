@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from stepline.errors import ConfigError
+from stepline.errors import ConfigError, ConflictError
+from stepline.logbook.reader import meta_time
 from stepline.server.auth import Accounts
 
 X_AXES = ("step", "epoch", "time")
@@ -164,8 +165,8 @@ class Store(Protocol):
 def overview(meta: dict[str, Any], status: str, params: dict[str, Any], steps: int,
              metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A run as the runs list shows it, the same from every store."""
-    started, ended = meta.get("started_at"), meta.get("ended_at")
-    last_activity = ended or meta.get("heartbeat_at") or started
+    started, ended = meta_time(meta, "started_at"), meta_time(meta, "ended_at")
+    last_activity = ended or meta_time(meta, "heartbeat_at") or started
     return {
         "id": meta.get("id"),
         "name": meta.get("name"),
@@ -184,7 +185,7 @@ def overview(meta: dict[str, Any], status: str, params: dict[str, Any], steps: i
 
 def oldest_first(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Runs (overviews or metas) in the order the API lists them: by start, then id."""
-    return sorted(runs, key=lambda run: (run.get("started_at") or 0.0, run["id"]))
+    return sorted(runs, key=lambda run: (meta_time(run, "started_at") or 0.0, str(run["id"])))
 
 
 def opened_meta(project: str, run_id: str, meta: dict[str, Any]) -> dict[str, Any]:
@@ -198,16 +199,16 @@ def opened_meta(project: str, run_id: str, meta: dict[str, Any]) -> dict[str, An
 
 def check_run_deletable(run_id: str, status: str, force: bool) -> None:
     if status == "running" and not force:
-        raise ConfigError(f"run {run_id} is still running; stop it first, or delete with force")
+        raise ConflictError(f"run {run_id} is still running; stop it first, or delete with force")
 
 
 def check_project_deletable(project: str, runs: list[dict[str, Any]], force: bool) -> None:
     running = [r["id"] for r in runs if r["status"] == "running"]
     if running and not force:
-        raise ConfigError(f"project {project!r} has running runs ({', '.join(running)}); stop them, or use force")
+        raise ConflictError(f"project {project!r} has running runs ({', '.join(running)}); stop them, or use force")
 
 
 def check_axis(x: str) -> str:
     if x not in X_AXES:
-        raise ValueError(f"x={x!r} must be one of {', '.join(X_AXES)}")
+        raise ConfigError(f"x={x!r} must be one of {', '.join(X_AXES)}")
     return x

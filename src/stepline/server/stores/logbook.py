@@ -19,11 +19,11 @@ from typing import Any
 from stepline import events
 from stepline.config import heartbeat_timeout as configured_heartbeat_timeout
 from stepline.config import logbook_root
-from stepline.errors import ConfigError, RunNotFoundError
+from stepline.errors import ConflictError, RunNotFoundError
 from stepline.logbook import layout
 from stepline.logbook.reader import derived_status
 from stepline.logbook.tail import RecordTail
-from stepline.names import check_name
+from stepline.names import check_project
 from stepline.server.auth import AuthFile
 from stepline.server.downsample import keep_extremes
 from stepline.server.stores.base import (
@@ -77,7 +77,7 @@ class LogbookStore:
         return layout.project_dir(self.root, project).is_dir()
 
     def runs(self, project: str) -> list[dict[str, Any]]:
-        check_name(project, "project")
+        check_project(project)
         overviews = []
         for path in layout.iter_run_dirs(self.root, project):
             cache = self._refreshed(path)
@@ -90,7 +90,7 @@ class LogbookStore:
         return {**self._overview(cache), "meta": dict(cache.meta)}
 
     def runs_named(self, project: str, name: str) -> list[dict[str, Any]]:
-        check_name(project, "project")
+        check_project(project)
         with self._lock:
             # A run's name and tags are fixed when it is made: read each new run's meta once, and each call
             # only lists the folder, to learn of runs made or deleted since (by this server or not).
@@ -192,7 +192,7 @@ class LogbookStore:
             return writer
         meta = layout.read_meta(path)
         if meta is None:
-            raise ConfigError(f"run {run_id} of project {project!r} was never opened: PUT it first")
+            raise RunNotFoundError(f"run {run_id} of project {project!r} was never opened: PUT it first")
         return self._cached(path, opened_meta(project, run_id, meta))
 
     def _cached(self, path: Path, meta: dict[str, Any]) -> LogbookRunWriter:
@@ -300,7 +300,11 @@ class LogbookRunWriter:
         return _files(self.path)
 
     def receive_file(self, path: str) -> _FileReceiver:
-        return _FileReceiver(layout.file_path(self.path, path))
+        try:
+            return _FileReceiver(layout.file_path(self.path, path))
+        except (NotADirectoryError, FileExistsError, IsADirectoryError):
+            raise ConflictError(f"cannot keep {path!r}: the run has a file where it needs a folder, or the "
+                                "reverse") from None
 
 
 class _FileReceiver:

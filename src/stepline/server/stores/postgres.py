@@ -28,7 +28,7 @@ from stepline.errors import ConfigError, RunNotFoundError
 from stepline.logbook import layout
 from stepline.logbook.metric_summary import MetricSummary
 from stepline.logbook.reader import derived_status
-from stepline.names import check_name
+from stepline.names import check_name, check_project
 from stepline.params import apply_operation
 from stepline.remote.shipper import redacted
 from stepline.server.downsample import MIN_POINTS
@@ -52,8 +52,14 @@ BLOCK = 64  # points a row of the blocks table summarises (postgres_schema.py)
 _STANDARD_METRIC_FIELDS = {"type", "seq", "time", "step", "epoch", "values"}
 _POINT_COLUMNS = ("i", "step", "value", "time", "epoch")
 _SUMMARY_COLUMNS = "count, nan_count, last, last_step, min, min_step, max, max_step"  # MetricSummary's fields
-_LAST_ACTIVITY = ("coalesce((r.meta->>'ended_at')::float8, (r.meta->>'heartbeat_at')::float8, "
-                  "(r.meta->>'started_at')::float8)")
+
+
+def _meta_time(field: str, row: str = "r.") -> str:
+    """SQL for a time field of a run's meta, NULL when it is not a number (never a failed cast)."""
+    return f"CASE jsonb_typeof({row}meta->'{field}') WHEN 'number' THEN ({row}meta->>'{field}')::float8 END"
+
+
+_LAST_ACTIVITY = f"coalesce({_meta_time('ended_at')}, {_meta_time('heartbeat_at')}, {_meta_time('started_at')})"
 
 
 def _json(value: Any) -> Jsonb:
@@ -96,15 +102,15 @@ class PostgresStore:
 
     def create_project(self, project: str) -> None:
         with self.pool.connection() as db:
-            _create_project(db, check_name(project, "project"))
+            _create_project(db, check_project(project))
 
     def has_project(self, project: str) -> bool:
         with self.pool.connection() as db:
-            return db.execute("SELECT 1 FROM projects WHERE name = %s", (check_name(project, "project"),)).fetchone() \
+            return db.execute("SELECT 1 FROM projects WHERE name = %s", (check_project(project),)).fetchone() \
                 is not None
 
     def runs(self, project: str) -> list[dict[str, Any]]:
-        check_name(project, "project")
+        check_project(project)
         with self.pool.connection() as db:
             rows = db.execute("SELECT pk, meta, params, metric_records FROM runs r WHERE project = %s",
                               (project,)).fetchall()
@@ -119,7 +125,7 @@ class PostgresStore:
         return {**self._overview(meta, params, records, metrics), "meta": meta}
 
     def runs_named(self, project: str, name: str) -> list[dict[str, Any]]:
-        check_name(project, "project")
+        check_project(project)
         with self.pool.connection() as db:
             rows = db.execute("SELECT meta FROM runs WHERE project = %s AND meta->>'name' = %s",
                               (project, name)).fetchall()
@@ -227,7 +233,7 @@ class PostgresStore:
         return len(runs)
 
     def open(self, project: str, run_id: str, meta: dict[str, Any]) -> PostgresRunWriter:
-        check_name(project, "project")
+        check_project(project)
         check_name(run_id, "run id")
         meta = opened_meta(project, run_id, meta)
         with self._lock:
@@ -251,17 +257,17 @@ class PostgresStore:
             row = db.execute("SELECT pk, meta, max_seq FROM runs WHERE project = %s AND id = %s",
                              (project, run_id)).fetchone()
         if row is None:
-            raise ConfigError(f"run {run_id} of project {project!r} was never opened: PUT it first")
+            raise RunNotFoundError(f"run {run_id} of project {project!r} was never opened: PUT it first")
         return self._cached(project, run_id, *row)
 
     def open_named(self, project: str, name: str, source: str, meta: dict[str, Any]) -> PostgresRunWriter:
-        check_name(project, "project")
+        check_project(project)
         with self.pool.connection() as db:  # one connection throughout: a second one could wait on a full pool
             # Held until this transaction ends, after a run made below is committed: the next one finds it.
             db.execute("SELECT pg_advisory_xact_lock(%s::int4, hashtext(%s))", (_NAMING_LOCK, f"{project}/{name}"))
-            row = db.execute("SELECT id, pk, meta, max_seq FROM runs WHERE project = %s AND meta->>'name' = %s "
-                             "AND meta->'tags' ? %s ORDER BY coalesce((meta->>'started_at')::float8, 0) DESC, id DESC "
-                             "LIMIT 1", (project, name, source)).fetchone()
+            row = db.execute(f"SELECT id, pk, meta, max_seq FROM runs WHERE project = %s AND meta->>'name' = %s "
+                             f"AND meta->'tags' ? %s ORDER BY coalesce({_meta_time('started_at', '')}, 0) DESC, "
+                             "id DESC LIMIT 1", (project, name, source)).fetchone()
             if row is not None:
                 return self._cached(project, *row)
             run_id = layout.new_run_id()
@@ -286,7 +292,7 @@ class PostgresStore:
         self.pool.close()
 
     def _row(self, db: psycopg.Connection, project: str, run_id: str, columns: str) -> tuple[Any, ...]:
-        check_name(project, "project")
+        check_project(project)
         check_name(run_id, "run id")
         row = db.execute(f"SELECT {columns} FROM runs WHERE project = %s AND id = %s",  # columns: ours, not a user's
                          (project, run_id)).fetchone()
