@@ -6,7 +6,7 @@ STAMP := $(VENV)/.stepline-installed
 DEMO_DIR ?= stepline_logs
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint install benchmark clean postgres
+.PHONY: demo test test-fast lint install benchmark clean postgres
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ lint: $(STAMP)
 
 test: lint $(CHROMIUM) postgres
 	$(PY) -m pytest
+
+# A minute's check while working: no framework training, browser, PostgreSQL, peer server, build or fuzz.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not browser and not postgres and not peer" --ignore=tests/integrations
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/log_overhead.py

@@ -10,6 +10,8 @@ import pytest
 from stepline import Logbook
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("script, name, keys", [
     ("plain_loop.py", "plain-loop", {"train/loss", "epoch/loss", "epoch/weight"}),

@@ -127,6 +127,7 @@ def test_sigterm_chains_to_the_handler_the_user_installed(logdir):
     assert only_run(logdir).status == "killed"
 
 
+@pytest.mark.slow
 def test_kill_9_loses_nothing_logged_a_second_before_and_reads_as_crashed(logdir):
     process = start_python(LOGGING_FOREVER.format(dir=str(logdir)))
     run_id = process.stdout.readline().strip()

@@ -10,7 +10,6 @@ import pathlib
 
 import numpy as np
 import pytest
-import torch
 
 import stepline
 from stepline import Logbook
@@ -51,6 +50,8 @@ def test_params_operations_replay_in_order(logdir):
 
 
 def test_params_take_anything_and_never_truncate(logdir):
+    import torch  # here, not at collection: collecting the suite stays quick
+
     long_text = "x" * 10_000
     config = {
         "namespace": argparse.Namespace(a=1, b="two"),
@@ -120,6 +121,8 @@ def test_logs_with_levels_and_context(logdir):
 
 
 def test_files_by_extension_round_trip(logdir, tmp_path):
+    import torch  # here, not at collection: collecting the suite stays quick
+
     run = stepline.init(project="p", dir=logdir)
     run.files.save({"acc": 0.9, "path": pathlib.Path("/a")}, "results.json")
     run.files.save("some notes", "notes.txt")

@@ -15,6 +15,8 @@ from stepline import Logbook
 from stepline.integrations.keras import SteplineCallback
 from tests.conftest import REPO, run_python
 
+pytestmark = pytest.mark.slow
+
 
 def data(size=64, seed=0):
     rng = np.random.default_rng(seed)

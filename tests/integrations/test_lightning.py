@@ -15,6 +15,8 @@ from stepline.integrations.lightning import SteplineLogger
 from tests.conftest import REPO
 from tests.integrations.lightning_models import loader, module_class
 
+pytestmark = pytest.mark.slow
+
 QUIET = dict(accelerator="cpu", enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1)
 
 

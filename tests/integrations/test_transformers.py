@@ -15,6 +15,8 @@ from stepline.integrations.transformers import SteplineCallback
 from tests.conftest import run_python
 from tests.integrations.hf_models import SyntheticText, tiny_args, tiny_bert
 
+pytestmark = pytest.mark.slow
+
 
 def train(tmp_path, logdir, callback=None, **arg_overrides):
     callback = callback or SteplineCallback(project="hf", dir=logdir)

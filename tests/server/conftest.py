@@ -113,7 +113,10 @@ def server(logdir):
             process.stop()
 
 
-@pytest.fixture(params=["logbook", "postgresql"])
+BOTH_STORES = ["logbook", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BOTH_STORES)
 def store_args(request):
     """What `stepline serve` takes to keep its runs in its folder, or in this test run's PostgreSQL database."""
     return ("--store", request.getfixturevalue("database")) if request.param == "postgresql" else ()
@@ -217,7 +220,7 @@ class Served:
             empty_postgres(self.postgres_url)
 
 
-@pytest.fixture(params=["logbook", "postgresql"])
+@pytest.fixture(params=BOTH_STORES)
 def served(request, logdir):
     """The app over each store in turn: the logbook folder, then PostgreSQL."""
     url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None

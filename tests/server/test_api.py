@@ -93,10 +93,11 @@ def test_series_by_step_epoch_and_time(client, book):
     assert client.get(base + "&x=epoch").json()["series"][0]["x"][50] == 1.0
     times = client.get(base + "&x=time").json()["series"][0]["x"]
     assert times == sorted(times) and times[0] > 1.7e9
-    assert client.get(base + "&x=wall").status_code == 400
+    assert client.get(base + "&x=wall").status_code == 422
     assert client.get(f"/api/v1/projects/vision/runs/{run.id}/series?keys=nope").status_code == 404
 
 
+@pytest.mark.slow
 def test_downsampling_a_million_points_keeps_every_spike_and_nan(served, logdir):
     run = stepline.init(project="big", dir=logdir)
     values = np.random.default_rng(0).normal(size=1_000_000)

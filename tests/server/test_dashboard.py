@@ -10,7 +10,9 @@ import pytest
 
 import stepline
 from tests.conftest import start_python
-from tests.server.conftest import ARTIFACTS
+from tests.server.conftest import ARTIFACTS, BOTH_STORES
+
+pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -46,7 +48,7 @@ def page(browser, request):
     assert errors == [], errors
 
 
-@pytest.fixture(params=["logbook", "postgresql"])
+@pytest.fixture(params=BOTH_STORES)
 def store_server(request, server, logdir, tmp_path):
     """``start()``: `stepline serve` over what training wrote into ``logdir``, as the folder itself or from
     PostgreSQL with the folder migrated in; ``.pushes`` says whether training must push to it to be seen."""

@@ -13,6 +13,8 @@ from tests.server.lmtracker_double import LMTrackerDouble
 from tests.server.test_push_mlflow import MLflowServer
 from tests.server.traintrack_double import TrainTrackDouble
 
+pytestmark = [pytest.mark.peer, pytest.mark.slow]
+
 pytest.importorskip("mlflow")
 
 

@@ -8,10 +8,8 @@ import sys
 
 import pytest
 import requests
-from transformers import Trainer, TrainerCallback
 
 from stepline import Logbook
-from tests.integrations.hf_models import SyntheticText, tiny_args, tiny_bert
 
 AUTH = {"Authorization": "ana:s3cret:with:colons"}  # split at the first ':' only
 
@@ -29,26 +27,30 @@ def post(base, route, body=None, headers=AUTH):
     return response.status_code, response.json()
 
 
-class LMTracker(TrainerCallback):
+def seed_callback(*args):
     """LMTracker's own Trainer example (examples/transformers-trainer.py of github.com/omni-devel/lmtracker):
     create the project, then push every on_log dict's finite numbers, with the global step and epoch at the
-    top level of the push."""
+    top level of the push. transformers is imported here, not when the suite is collected."""
+    from transformers import TrainerCallback
 
-    def __init__(self, project_name, run_name, username, password, base_url):
-        self.project_name, self.run_name, self.base_url = project_name, run_name, base_url
-        self.headers = {"Authorization": f"{username}:{password}"}
-        self.answers = []
-        requests.post(f"{base_url}/create-project", json={"name": project_name}, headers=self.headers,
-                      timeout=10).raise_for_status()
+    class LMTracker(TrainerCallback):
+        def __init__(self, project_name, run_name, username, password, base_url):
+            self.project_name, self.run_name, self.base_url = project_name, run_name, base_url
+            self.headers = {"Authorization": f"{username}:{password}"}
+            self.answers = []
+            requests.post(f"{base_url}/create-project", json={"name": project_name}, headers=self.headers,
+                          timeout=10).raise_for_status()
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        metrics = {k: v for k, v in (logs or {}).items() if isinstance(v, (int, float)) and math.isfinite(v)}
-        if not metrics:
-            return
-        response = requests.post(f"{self.base_url}/push-metrics", headers=self.headers, timeout=10, json={
-            "project_name": self.project_name, "run_name": self.run_name, "step": state.global_step,
-            "epoch": state.epoch, "metrics": metrics})
-        self.answers.append((response.status_code, response.json()))
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            metrics = {k: v for k, v in (logs or {}).items() if isinstance(v, (int, float)) and math.isfinite(v)}
+            if not metrics:
+                return
+            response = requests.post(f"{self.base_url}/push-metrics", headers=self.headers, timeout=10, json={
+                "project_name": self.project_name, "run_name": self.run_name, "step": state.global_step,
+                "epoch": state.epoch, "metrics": metrics})
+            self.answers.append((response.status_code, response.json()))
+
+    return LMTracker(*args)
 
 
 def test_check_user_and_wrong_credentials(lmtracker):
@@ -59,8 +61,13 @@ def test_check_user_and_wrong_credentials(lmtracker):
     assert post(lmtracker, "get-projects", headers={"Authorization": "ana:wrong"}) == (401, {"ok": False})
 
 
+@pytest.mark.slow
 def test_a_real_trainer_pushing_through_lmtracker_s_own_example(lmtracker, tmp_path, logdir):
-    tracker = LMTracker("MyAwesomeModel", "2026-11-25-12-00-00", "ana", "s3cret:with:colons", lmtracker)
+    from transformers import Trainer
+
+    from tests.integrations.hf_models import SyntheticText, tiny_args, tiny_bert
+
+    tracker = seed_callback("MyAwesomeModel", "2026-11-25-12-00-00", "ana", "s3cret:with:colons", lmtracker)
     trainer = Trainer(model=tiny_bert(), args=tiny_args(tmp_path / "out", max_steps=6, eval_strategy="steps",
                                                         eval_steps=3, logging_steps=2),
                       train_dataset=SyntheticText(64), eval_dataset=SyntheticText(16, seed=1), callbacks=[tracker])

@@ -45,7 +45,7 @@ def test_no_operation_answers_5xx_and_every_answer_matches_its_schema(served, lo
             try:
                 case.validate_response(response, checks=checks)
             except Exception as err:  # collected, so one run reports every operation that fails
-                failures.append(f"{operation.label}: {str(err)[:500]}")
+                failures.append(f"{case.operation.label}: {str(err)[:500]}")
 
         call()
     print(f"{calls} requests over {len(list(schema.get_all_operations()))} operations "

@@ -23,6 +23,8 @@ from stepline.server.stores.postgres import PostgresStore
 from stepline.server.stores.postgres_schema import MIGRATIONS, upgrade
 from tests.server.conftest import POSTGRES_ADMIN, database_url
 
+pytestmark = pytest.mark.postgres
+
 
 def api(url, path, **params):
     response = requests.get(f"{url}/api/v1/projects/{path}", params=params, timeout=30)

@@ -16,6 +16,8 @@ from stepline import Logbook
 from tests.conftest import start_python
 from tests.server.conftest import free_port, stop_group, wait_for_http
 
+pytestmark = pytest.mark.peer
+
 mlflow = pytest.importorskip("mlflow")
 
 

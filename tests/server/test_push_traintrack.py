@@ -106,6 +106,7 @@ def test_sync_again_sends_nothing_twice(double, logdir):
     assert len(double.app.state.db["runs"]) == 1
 
 
+@pytest.mark.slow
 def test_traintrack_away_mid_run_gets_each_point_once_when_back(double, logdir):
     import time
 
@@ -124,6 +125,7 @@ def test_traintrack_away_mid_run_gets_each_point_once_when_back(double, logdir):
     assert sorted(r["step"] for r in double.app.state.db["loss"]) == list(range(1, 201))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", ["lightning", "keras"])
 def test_lightning_and_keras_runs_reach_the_peers(double, logdir, framework):
     from tests.server.lmtracker_double import LMTrackerDouble

@@ -51,6 +51,7 @@ def test_to_a_stepline_server(server, tmp_path, logdir):
         assert view.series("train/loss").values == expected(name) and view.params() == {"scale": RUNS[name]}
 
 
+@pytest.mark.peer
 def test_to_mlflow(tmp_path, logdir):
     pytest.importorskip("mlflow")
     from tests.server.test_push_mlflow import MLflowServer
@@ -70,6 +71,7 @@ def test_to_mlflow(tmp_path, logdir):
         peer.stop()
 
 
+@pytest.mark.peer
 def test_to_trackio(tmp_path, logdir):
     pytest.importorskip("trackio")
     from tests.server.test_push_trackio import TOKEN, TrackioServer

@@ -26,6 +26,7 @@ import trackio
 """
 
 
+@pytest.mark.peer  # the real trackio client, in a process of its own
 def test_the_real_trackio_client_logs_into_stepline(server, logdir, tmp_path):
     process = server()
     result = run_python(trackio_script(process.url, f"""
@@ -85,6 +86,7 @@ def test_trackio_errors_are_trackios(server, logdir):
     assert requests.get(f"{process.url}/version", timeout=10).json()["api_version"] == 1
 
 
+@pytest.mark.peer  # the real trackio client, in a process of its own
 def test_a_server_with_tokens_wants_one_as_the_write_token(server, logdir, tmp_path):
     admin = [sys.executable, "-m", "stepline.cli.main", "server"]
     subprocess.run([*admin, "user", "add", "ana", "--dir", str(logdir)], check=True, capture_output=True)
