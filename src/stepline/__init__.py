@@ -11,10 +11,8 @@
     print(book.run(run.id).series("train/loss").values[-1])
 """
 
-__version__ = "0.1.0"
-
-from stepline.api import current_run, finish, init, log  # noqa: E402
-from stepline.errors import (  # noqa: E402
+from stepline.api import current_run, finish, init, log
+from stepline.errors import (
     ConfigError,
     ConflictError,
     InvalidNameError,
@@ -27,8 +25,9 @@ from stepline.errors import (  # noqa: E402
     SteplineError,
     SteplineWarning,
 )
-from stepline.logbook import Logbook, RunView, Series  # noqa: E402
-from stepline.run import Run  # noqa: E402
+from stepline.logbook import Logbook, RunView, Series
+from stepline.run import Run
+from stepline.version import __version__
 
 __all__ = [
     "ConfigError",

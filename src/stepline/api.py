@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from stepline import __version__, lifecycle
+from stepline import lifecycle
 from stepline.config import Settings, heartbeat_interval, heartbeat_timeout, resolve_settings
 from stepline.errors import ConfigError, RunNotFoundError, SteplineError
 from stepline.logbook import layout
@@ -21,9 +21,8 @@ from stepline.remote.registry import Backend, resolve_backends
 from stepline.run import DisabledRun, Run
 from stepline.sinks.logbook import LogbookSink
 from stepline.system import describe_process, process_rank
+from stepline.version import __version__
 from stepline.writer import Writer
-
-BACKENDS = ("local",)
 
 
 def init(
@@ -44,10 +43,12 @@ def init(
 
         run = stepline.init(project="mnist", name="baseline", config={"lr": 1e-3}, tags=["cnn"])
 
-    ``resume`` continues a run: a run id or name (it must exist), or ``True`` to continue the latest run
-    of this name when there is one. ``backend="http://host:8683"`` (or ``STEPLINE_REMOTE``) also pushes the
-    run to a stepline server, with ``token`` (or ``STEPLINE_TOKEN``); ``"trackio+http://host:port"`` to a
-    Trackio server; a list pushes to each. The local logbook stays the write-ahead copy.
+    ``resume`` continues a run: a run id (found in any project when none is given) or name (it must exist),
+    or ``True`` to continue the latest run of this name when there is one. ``backend="http://host:8683"``
+    (or ``STEPLINE_REMOTE``) also pushes the run to a stepline server, with ``token`` (or
+    ``STEPLINE_TOKEN``); ``"mlflow+http://..."``, ``"trackio+http://..."``, ``"traintrack+http://..."`` or
+    ``"lmtracker+http://user:password@..."`` to those trackers (docs/backends.md); a list pushes to each. The
+    local logbook stays the write-ahead copy.
     ``mode="disabled"`` (or ``STEPLINE_MODE=disabled``) makes every call a no-op, as does a process of
     rank other than zero unless ``all_ranks=True``.
     """

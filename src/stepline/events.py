@@ -1,4 +1,4 @@
-"""The one event format: the records the logbook stores, the wire will carry and sync will replay.
+"""The one event format: the records the logbook stores, the wire carries and sync replays.
 
 Every record is a JSON object with ``type`` and a per-run ``seq`` (see docs/format.md):
 
@@ -9,8 +9,8 @@ Every record is a JSON object with ``type`` and a per-run ``seq`` (see docs/form
     {"type": "summary", "seq": 10, "time": ..., "data": {"train_runtime": 12.5}}
     {"type": "status", "seq": 11, "time": ..., "status": "finished"}
 
-Metric values that are NaN or infinite are written as the strings ``"NaN"``, ``"Infinity"`` and
-``"-Infinity"``: metric values are numbers, so a string there is never ambiguous.
+Metric values and epochs that are NaN or infinite are written as the strings ``"NaN"``, ``"Infinity"`` and
+``"-Infinity"``: they are numbers otherwise, so a string there is never ambiguous.
 """
 
 from __future__ import annotations

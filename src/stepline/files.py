@@ -29,7 +29,7 @@ from stepline.optional import optional_import
 from stepline.values import to_json_safe
 
 if TYPE_CHECKING:
-    from stepline.run import Run
+    from stepline.channel import RunChannel
 
 TEXT_EXTENSIONS = {".txt", ".md", ".log", ".csv", ".yaml", ".yml", ".toml", ".html", ".svg"}
 PICKLE_EXTENSIONS = {".pkl", ".pickle"}
@@ -39,7 +39,7 @@ TORCH_EXTENSIONS = {".pt", ".pth"}
 class Files:
     """The run's files, under an optional namespace (a sub-folder of ``files/``)."""
 
-    def __init__(self, run: Run, namespace: str = "") -> None:
+    def __init__(self, run: RunChannel, namespace: str = "") -> None:
         self._run = run
         self._namespace = check_relative_path(namespace, "files namespace") if namespace else ""
 
@@ -57,7 +57,7 @@ class Files:
         except MissingDependencyError as err:  # the environment, not the call: training goes on
             warn(f"stepline: {err}; run.files.save did not keep {relative!r}")
             return relative
-        self._run._put({"type": events.FILE, "seq": None, "time": time.time(), "path": relative,
+        self._run.put({"type": events.FILE, "seq": None, "time": time.time(), "path": relative,
                         "size": len(data), "data": data})
         return relative
 
@@ -67,7 +67,7 @@ class Files:
         if not source.exists():
             raise ConfigError(f"run.files.add: {source} does not exist")
         relative = self._relative(name if name is not None else source.name)
-        self._run._put({"type": events.FILE, "seq": None, "time": time.time(), "path": relative,
+        self._run.put({"type": events.FILE, "seq": None, "time": time.time(), "path": relative,
                         "source": str(source.resolve())})
         return relative
 
@@ -75,7 +75,7 @@ class Files:
         """Read a saved file back, by its extension: ``run.files.load("results.json")``."""
         path = self._path(name)
         if path is None or not path.is_file():
-            raise SteplineError(f"run {self._run.id} has no file {self._relative(name)!r}")
+            raise SteplineError(f"run {self._run.run_id} has no file {self._relative(name)!r}")
         return deserialise(path.read_bytes(), path.suffix.lower())
 
     def exists(self, name: str) -> bool:

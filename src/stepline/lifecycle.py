@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +52,7 @@ def _end_all(status: str, error: dict[str, Any] | None) -> None:
     with _lock:
         runs = list(reversed(_open_runs))
     for run in runs:
-        run._end(status, error, END_TIMEOUT)
+        run.end(status, error, END_TIMEOUT)
 
 
 def _install_hooks() -> None:
@@ -68,12 +69,10 @@ def _install_hooks() -> None:
             _previous_sigterm = previous
             signal.signal(signal.SIGTERM, _on_sigterm)
     if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+        os.register_at_fork(after_in_child=_after_fork_in_child)  # run.py detaches the runs themselves
 
 
 def _excepthook(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
-    from stepline.run import describe_error, status_for_exception
-
     _end_all(status_for_exception(error), describe_error(error))
     _previous_excepthook(kind, error, trace)
 
@@ -92,6 +91,27 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()
-    for run in _open_runs:
-        run._detach_after_fork()
     _open_runs.clear()
+
+
+def status_for_exception(error: BaseException) -> str:
+    if isinstance(error, KeyboardInterrupt):
+        return "killed"
+    if isinstance(error, SystemExit) and error.code in (0, None):
+        return "finished"
+    return "failed"
+
+
+def describe_error(error: BaseException | str | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    if isinstance(error, str):
+        return {"type": None, "message": error, "traceback": None}
+    if isinstance(error, SystemExit) and error.code in (0, None):
+        return None
+    return {
+        "type": type(error).__name__,
+        "message": str(error),
+        "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+    }
+

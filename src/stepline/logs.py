@@ -14,7 +14,7 @@ from stepline.errors import ConfigError
 from stepline.values import to_json_safe
 
 if TYPE_CHECKING:
-    from stepline.run import Run
+    from stepline.channel import RunChannel
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -22,7 +22,7 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 class Logs:
     """The run's log lines."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: RunChannel) -> None:
         self._run = run
 
     def log(self, message: str, level: str = "INFO", **context: Any) -> None:
@@ -39,7 +39,7 @@ class Logs:
         }
         if context:
             record["context"], _ = to_json_safe(context)
-        self._run._put(record)
+        self._run.put(record)
 
     def debug(self, message: str, **context: Any) -> None:
         """``run.logs.debug("batch shapes", x=[8, 32])``"""

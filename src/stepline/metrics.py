@@ -18,7 +18,7 @@ from stepline.names import check_name
 from stepline.values import coerce_metric
 
 if TYPE_CHECKING:
-    from stepline.run import Run
+    from stepline.channel import RunChannel
 
 SEPARATOR = "/"
 
@@ -39,7 +39,7 @@ AGGREGATIONS: dict[str, Callable[[list[Any]], Any]] = {
 class MetricsLogger:
     """Logs metrics under an optional namespace; ``run.metrics`` is the one without a namespace."""
 
-    def __init__(self, run: Run, namespace: str = "") -> None:
+    def __init__(self, run: RunChannel, namespace: str = "") -> None:
         self._run = run
         self._prefix = namespace + SEPARATOR if namespace else ""
         self._collected: dict[str, list[Any]] = {}
@@ -62,7 +62,7 @@ class MetricsLogger:
             try:
                 number = coerce_metric(self._prefix + key, value)
             except InvalidValueError as err:
-                self._run._warn_once(("collect", key), str(err))
+                self._run.warn_once(("collect", key), str(err))
                 continue
             self._collected.setdefault(key, []).append(number)
 

@@ -18,7 +18,7 @@ from stepline.errors import ConfigError
 from stepline.values import as_mapping, decode_params, to_json_safe
 
 if TYPE_CHECKING:
-    from stepline.run import Run
+    from stepline.channel import RunChannel
 
 OPERATIONS = ("set", "extend", "update")
 
@@ -63,15 +63,13 @@ def _deep_merge(target: dict[str, Any], extra: Mapping[str, Any]) -> None:
 class Params:
     """The run's params; every change is recorded, and ``read()`` returns the current state."""
 
-    def __init__(self, run: Run, state: dict[str, Any] | None = None) -> None:
+    def __init__(self, run: RunChannel, state: dict[str, Any] | None = None) -> None:
         self._run = run
         self._state: dict[str, Any] = state if state is not None else {}
 
     def set(self, values: Mapping[str, Any] | Any = None, /, **more: Any) -> None:
         """Set top-level keys, replacing their old values: ``run.params.set(lr=0.1)`` or ``set({"lr": 0.1})``."""
         self._record("set", self._merged(values, more))
-
-    log = set
 
     def extend(self, values: Mapping[str, Any] | Any = None, /, **more: Any) -> None:
         """Deep-merge into the params: ``run.params.extend(model={"dropout": 0.1})``."""
@@ -109,12 +107,12 @@ class Params:
 
     def _apply(self, record: dict[str, Any]) -> None:
         apply_operation(self._state, record)
-        self._run._put(record)
+        self._run.put(record)
 
     def _warn_lossy(self, paths: list[str]) -> None:
         if paths:
             shown = ", ".join(paths[:10]) + (f" and {len(paths) - 10} more" if len(paths) > 10 else "")
-            self._run._warn_once(
+            self._run.warn_once(
                 ("params", tuple(paths)),
                 f"params {shown} have no JSON form and were stored as their repr()",
             )

@@ -10,17 +10,20 @@ thread does the I/O.
 from __future__ import annotations
 
 import functools
+import os
 import time
-import traceback
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stepline import events, lifecycle
+from stepline.channel import RunChannel
 from stepline.config import remote_finish_timeout
 from stepline.errors import InvalidValueError, warn
 from stepline.files import Files
+from stepline.lifecycle import describe_error, status_for_exception
 from stepline.logs import Logs
 from stepline.metrics import MetricsLogger
 from stepline.params import Params
@@ -70,11 +73,14 @@ class Run:
         self._max_queue = writer.max_queue if writer is not None else 1 << 62
         self._next_step = next_step
         self._warned: set[Any] = set()
-        self.metrics = MetricsLogger(self)
-        self.params = Params(self, params)
-        self.summary = Summary(self, summary)
-        self.logs = Logs(self)
-        self.files = Files(self)
+        channel = RunChannel(run_id=run_id, path=path, put=self._put, warn_once=self._warn_once,
+                             flush=self.flush, log=self.log)
+        self.metrics = MetricsLogger(channel)
+        self.params = Params(channel, params)
+        self.summary = Summary(channel, summary)
+        self.logs = Logs(channel)
+        self.files = Files(channel)
+        _RUNS.add(self)
 
     def __repr__(self) -> str:
         return f"<stepline.Run {self.project}/{self.name} id={self.id} {self.status}>"
@@ -181,7 +187,7 @@ class Run:
         Without ``timeout`` it waits for the local logbook fully and for remote backends at most
         ``STEPLINE_REMOTE_TIMEOUT`` seconds (30), then says what is unsent and how to send it.
         """
-        return self._end("finished", None, timeout)
+        return self.end("finished", None, timeout)
 
     def fail(self, error: BaseException | str | None = None, timeout: float | None = None) -> bool:
         """Mark the run failed, with the exception or message: ``run.fail(err)``.
@@ -189,22 +195,27 @@ class Run:
         A ``KeyboardInterrupt`` marks it killed instead, as it does anywhere else.
         """
         status = status_for_exception(error) if isinstance(error, BaseException) else "failed"
-        return self._end(status, describe_error(error), timeout)
+        return self.end(status, describe_error(error), timeout)
 
-    def _end(self, status: str, error: dict[str, Any] | None, timeout: float | None) -> bool:
+    def end(self, status: str, error: dict[str, Any] | None = None, timeout: float | None = None) -> bool:
+        """End the run with ``status`` (finished, failed or killed) and an error record: what ``finish`` and
+        ``fail`` do, and what the process's exit, an uncaught exception and SIGTERM do to every open run.
+
+            run.end("killed", {"type": "Preempted", "message": "the job was preempted", "traceback": None})
+        """
         if self.status != "running":
             return True
         self.status = status
         lifecycle.forget(self)
         writer = self._writer
         if writer is None:
-            self._items = _ClosedQueue(self)
+            self._items = _ClosedQueue(self._warn_closed)
             return True
         record: dict[str, Any] = {"type": events.STATUS, "seq": None, "time": _time(), "status": status}
         if error is not None:
             record["error"] = error
         writer.items.append(record)
-        self._items = _ClosedQueue(self)
+        self._items = _ClosedQueue(self._warn_closed)
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._shippers and deadline is None:  # a dead server must not hang the end of training
             deadline = time.monotonic() + remote_finish_timeout()
@@ -226,6 +237,10 @@ class Run:
         if len(items) >= self._max_queue:
             self._writer.wait_for_room()  # type: ignore[union-attr]
 
+    def _warn_closed(self) -> None:
+        self._warn_once(("closed",), f"run {self.id} is {self.status}; this and later records are ignored. "
+                                     f"Continue it with stepline.init(resume={self.id!r}).")
+
     def _warn_once(self, key: Any, message: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
@@ -245,7 +260,7 @@ class Run:
         if error is None:
             self.finish()
         else:
-            self._end(status_for_exception(error), describe_error(error), None)
+            self.end(status_for_exception(error), describe_error(error), None)
 
     def __call__(self, function: F) -> F:
         """Use the run as a decorator: the run ends when ``function`` returns or raises."""
@@ -258,26 +273,16 @@ class Run:
         return wrapper  # type: ignore[return-value]
 
 
-def status_for_exception(error: BaseException) -> str:
-    if isinstance(error, KeyboardInterrupt):
-        return "killed"
-    if isinstance(error, SystemExit) and error.code in (0, None):
-        return "finished"
-    return "failed"
+_RUNS: weakref.WeakSet[Run] = weakref.WeakSet()  # every run of this process, for the fork hook below
 
 
-def describe_error(error: BaseException | str | None) -> dict[str, Any] | None:
-    if error is None:
-        return None
-    if isinstance(error, str):
-        return {"type": None, "message": error, "traceback": None}
-    if isinstance(error, SystemExit) and error.code in (0, None):
-        return None
-    return {
-        "type": type(error).__name__,
-        "message": str(error),
-        "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
-    }
+def _detach_all_after_fork() -> None:
+    for run in list(_RUNS):
+        run._detach_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_detach_all_after_fork)
 
 
 class _DiscardQueue:
@@ -295,17 +300,13 @@ class _DiscardQueue:
 class _ClosedQueue:
     """Stands in for the queue of an ended run: warns once, so a late log call never raises."""
 
-    __slots__ = ("_run",)
+    __slots__ = ("_warn",)
 
-    def __init__(self, run: Run) -> None:
-        self._run = run
+    def __init__(self, warn: Callable[[], None]) -> None:
+        self._warn = warn
 
     def append(self, item: Any) -> None:
-        self._run._warn_once(
-            ("closed",),
-            f"run {self._run.id} is {self._run.status}; this and later records are ignored. "
-            f"Continue it with stepline.init(resume={self._run.id!r}).",
-        )
+        self._warn()
 
     def __len__(self) -> int:
         return 0

@@ -14,13 +14,13 @@ from stepline import events
 from stepline.values import decode_params, to_json_safe
 
 if TYPE_CHECKING:
-    from stepline.run import Run
+    from stepline.channel import RunChannel
 
 
 class Summary:
     """Key-value figures about the whole run; a later ``update`` of a key replaces it."""
 
-    def __init__(self, run: Run, state: dict[str, Any] | None = None) -> None:
+    def __init__(self, run: RunChannel, state: dict[str, Any] | None = None) -> None:
         self._run = run
         self._state: dict[str, Any] = dict(state or {})
 
@@ -28,10 +28,10 @@ class Summary:
         """``run.summary.update({"train_runtime": 12.5})`` or ``run.summary.update(best_acc=0.93)``."""
         safe, lossy = to_json_safe({**(values or {}), **more})
         if lossy:
-            self._run._warn_once(("summary", tuple(lossy)), f"summary {', '.join(lossy)} stored as repr()")
+            self._run.warn_once(("summary", tuple(lossy)), f"summary {', '.join(lossy)} stored as repr()")
         if safe:
             self._state.update(safe)
-            self._run._put({"type": events.SUMMARY, "seq": None, "time": time.time(), "data": safe})
+            self._run.put({"type": events.SUMMARY, "seq": None, "time": time.time(), "data": safe})
 
     def read(self) -> dict[str, Any]:
         """The summary as it stands now."""

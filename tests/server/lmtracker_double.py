@@ -1,23 +1,34 @@
-"""A protocol double of LMTracker, which cannot be built here (its crates are not reachable).
+"""A protocol double of LMTracker, which cannot be built here (its Rust crates are not reachable).
 
-It follows what ../shared/PEERS.md and the seed say of LMTracker exactly: raw `name:password` auth (401
-`{"ok": false}`), the project must exist before a push (400 "No such file or directory (os error 2)"),
-the first push fixes the run's keys and JSON types (400 "Invalid schema" after), extra top-level fields
-ignored, names with \\ / : * ? " < > | NUL refused (400 "Invalid name"), lists oldest first, and
-create-project on an existing project answering as `fs::create_dir` does (400 "File exists (os error 17)").
+Written from LMTracker's source at github.com/omni-devel/lmtracker commit
+613f82701a852151d896422b61596d9116a923cd (`src/handlers/api.rs`, `src/database.rs`, `src/data/mod.rs`),
+route by route; it could not be run here, so it reproduces the code, not a recorded answer:
+
+- auth: `Authorization` split at every `:`, exactly two parts, or 401 `{"ok": false}` (so a password
+  holding `:` never logs in); every route checks it first;
+- create-project: names with \\ / : * ? " < > | NUL -> 400 "Invalid name"; otherwise `fs::create_dir`, its
+  error ignored: an existing project answers `{"ok": true}`;
+- push-metrics: the same name check on project and run; a missing project -> 400 "No such file or directory
+  (os error 2)" (the append fails); the run's first line fixes its keys and JSON types (400 "Invalid
+  schema" for a push with others); fields beside `metrics` (a `step`) are ignored;
+- get-run: the pushed objects, or 400 "Run not found"; get-runs: 400 "No such file or directory (os error
+  2)" for a missing project; both lists oldest first;
+- delete-run and delete-project: their file-system errors ignored, always `{"ok": true}` (a project that
+  still holds runs is not removed: `fs::remove_dir`).
 """
 
 from __future__ import annotations
 
 import re
 import time
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from tests.server.conftest import ThreadedApp
 
-USER, PASSWORD = "ana", "pa:ss"
+USER, PASSWORD = "ana", "pa$s w0rd"
 _BAD_NAME = re.compile(r'[\\/:*?"<>|\x00]')
 
 
@@ -37,8 +48,8 @@ def build_app() -> FastAPI:
     app.state.projects = projects
 
     def authorised(request: Request) -> bool:
-        name, _, password = request.headers.get("authorization", "").partition(":")
-        return (name, password) == (USER, PASSWORD)
+        parts = request.headers.get("authorization", "").split(":")
+        return len(parts) == 2 and tuple(parts) == (USER, PASSWORD)
 
     def fail(message=None, status=400):
         return JSONResponse({"ok": False, **({"message": message} if message else {})}, status)
@@ -56,9 +67,7 @@ def build_app() -> FastAPI:
             name = body.get("name", "")
             if not name or _BAD_NAME.search(name):
                 return fail("Invalid name")
-            if name in projects:
-                return fail("File exists (os error 17)")
-            projects[name] = {}
+            projects.setdefault(name, {})
             return {"ok": True}
         if route == "push-metrics":
             project, run, metrics = body.get("project_name", ""), body.get("run_name", ""), body.get("metrics")
@@ -77,8 +86,17 @@ def build_app() -> FastAPI:
             run = projects.get(body.get("project_name"), {}).get(body.get("run_name"))
             return {"ok": True, "metrics": run["metrics"]} if run else fail("Run not found")
         if route == "get-runs":
-            runs = projects.get(body.get("project_name"), {})
+            if body.get("project_name") not in projects:
+                return fail("No such file or directory (os error 2)")
+            runs = projects[body["project_name"]]
             return {"ok": True, "runs": [{"name": n, "modified_at": r.get("modified_at", 0)} for n, r in runs.items()]}
+        if route == "delete-run":
+            projects.get(body.get("project_name"), {}).pop(body.get("run_name"), None)
+            return {"ok": True}
+        if route == "delete-project":
+            if not projects.get(body.get("name"), True):  # remove_dir: only an empty project goes
+                projects.pop(body.get("name"))
+            return {"ok": True}
         if route == "get-projects":
             return {"ok": True, "projects": [{"name": n, "modified_at": 0} for n in projects]}
         return JSONResponse({"ok": False}, 404)
@@ -92,4 +110,4 @@ class LMTrackerDouble(ThreadedApp):
 
     @property
     def backend(self) -> str:
-        return f"lmtracker+http://{USER}:{PASSWORD.replace(':', '%3A')}@127.0.0.1:{self.port}"
+        return f"lmtracker+http://{USER}:{quote(PASSWORD, safe='')}@127.0.0.1:{self.port}"

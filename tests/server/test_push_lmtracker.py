@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from urllib.parse import quote
 
 import pytest
 
 import stepline
 from stepline import Logbook
-from tests.server.lmtracker_double import LMTrackerDouble
+from tests.server.lmtracker_double import PASSWORD, LMTrackerDouble
 
 
 @pytest.fixture
@@ -54,7 +55,7 @@ def test_sync_after_a_restart_sends_only_what_lmtracker_lacks(double, logdir):
 
 
 def test_wrong_credentials_are_one_clear_error(double, logdir):
-    wrong = double.backend.replace("pa%3Ass", "nope")
+    wrong = double.backend.replace(quote(PASSWORD, safe=""), "nope")
     with pytest.warns(stepline.SteplineWarning, match="401") as caught:
         run = stepline.init(project="vision", dir=logdir, backend=wrong)
         run.log({"x": 1.0})
@@ -62,6 +63,12 @@ def test_wrong_credentials_are_one_clear_error(double, logdir):
     assert not any("nope" in str(w.message) for w in caught)  # no message shows the password
     assert "vision" not in double.app.state.projects
     assert Logbook(logdir).run(run.id).series("x").values == [1.0]
+
+
+def test_a_password_lmtracker_cannot_take_is_refused_at_init(logdir):
+    with pytest.raises(stepline.ConfigError, match="at every ':'") as caught:
+        stepline.init(project="p", dir=logdir, backend="lmtracker+http://ana:pa%3Ass@127.0.0.1:8683")
+    assert "pa:ss" not in str(caught.value) and "pa%3Ass" not in str(caught.value)
 
 
 def test_pushing_to_stepline_s_own_lmtracker_routes(server, tmp_path, logdir):

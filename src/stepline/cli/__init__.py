@@ -1,1 +1,2 @@
-"""The ``stepline`` command line: list, show and export runs of a logbook."""
+"""The ``stepline`` command line: ``list``, ``show``, ``export``, ``serve``, ``sync`` and ``server`` (users,
+tokens, migrate)."""

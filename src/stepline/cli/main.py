@@ -14,9 +14,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from stepline import __version__
 from stepline.cli import export, listing, serve, server_admin, show, sync
 from stepline.errors import SteplineError
+from stepline.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,11 +32,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from stepline.remote.shipper import redacted
         from stepline.server.app import create_app
         from stepline.server.auth import AuthStore
         from stepline.server.guards import LOOPBACK_NAMES
         from stepline.server.stores import open_store
+        from stepline.urls import redacted
     except ImportError as err:
         raise ConfigError(f"stepline serve needs the server extra ({err.name} is missing): "
                           "pip install 'stepline[server]'") from None

@@ -17,7 +17,7 @@ import keras
 
 from stepline.errors import ConfigError
 from stepline.integrations.tracked_run import TrackedRun
-from stepline.naming import metric_key
+from stepline.metric_keys import metric_key
 from stepline.run import Run
 
 

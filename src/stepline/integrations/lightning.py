@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from stepline.integrations.tracked_run import TrackedRun, check_checkpoint_choice
+from stepline.metric_keys import metric_key
 from stepline.model_facts import parameter_counts
-from stepline.naming import metric_key
 from stepline.run import Run
 
 # The Logger base classes of whichever Lightning packages are installed: a logger that is an instance

@@ -16,8 +16,8 @@ from typing import Any
 from transformers import TrainerCallback
 
 from stepline.integrations.tracked_run import TrackedRun, check_checkpoint_choice
+from stepline.metric_keys import metric_key
 from stepline.model_facts import parameter_counts, without_secrets
-from stepline.naming import metric_key
 from stepline.run import Run
 
 # What Trainer logs once at the end of train(): the run's summary, not a point on a curve.

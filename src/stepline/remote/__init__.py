@@ -1,1 +1,2 @@
-"""Pushing runs to a stepline server: the HTTP client, and the shipper that follows a run's local logbook."""
+"""Pushing runs to remote backends: the registry of backend URLs, the shipper that follows a run's local
+logbook, and one transport per kind (a stepline server, MLflow, Trackio, TrainTrack, LMTracker)."""

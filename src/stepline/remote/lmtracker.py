@@ -22,6 +22,7 @@ import requests
 from stepline import events
 from stepline.errors import ConfigError
 from stepline.remote.client import RemoteRejected, WarnOnce, json_body, other_server_hint, reachable_response
+from stepline.urls import redacted
 
 SCHEME = "lmtracker+"
 FORM = "lmtracker+http://user:password@host:port"
@@ -32,9 +33,13 @@ def parse_lmtracker_url(url: str) -> tuple[str, str]:
     parts = urlsplit(url[len(SCHEME):])
     if parts.scheme not in ("http", "https") or not parts.hostname or not parts.username or parts.password is None:
         raise ConfigError(f"backend {url!r} must look like lmtracker+http://user:password@host:port")
+    name, password = unquote(parts.username), unquote(parts.password)
+    if ":" in name or ":" in password:
+        raise ConfigError(f"backend {redacted(url)!r}: LMTracker splits its Authorization header at every ':', so "
+                          "a user name or password holding ':' can never log in there; choose one without")
     netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
     path = parts.path.rstrip("/") or "/api"
-    return urlunsplit((parts.scheme, netloc, path, "", "")), f"{unquote(parts.username)}:{unquote(parts.password)}"
+    return urlunsplit((parts.scheme, netloc, path, "", "")), f"{name}:{password}"
 
 
 def transport_maker(url: str, token: str | None) -> Callable[[], LMTrackerTransport]:

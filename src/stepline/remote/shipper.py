@@ -24,6 +24,7 @@ from stepline.errors import start_thread, warn
 from stepline.logbook import layout
 from stepline.logbook.tail import RecordTail
 from stepline.remote.client import RemoteRejected, RemoteUnauthorized, RemoteUnavailable
+from stepline.urls import redacted
 
 if TYPE_CHECKING:
     from stepline.remote.registry import Backend
@@ -109,15 +110,6 @@ class Shipper:
                 self.client.upload(project, run_id, name, base / name)
                 self._remote_files[name] = size
                 self.files_sent += 1
-
-
-def redacted(url: str) -> str:
-    """``url`` with any password in it replaced by ``***``."""
-    scheme, _, rest = url.partition("://")
-    userinfo, at, host = rest.partition("@")
-    if not at or "/" in userinfo or ":" not in userinfo:
-        return url
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 def _lines_after(path: Path, offset: int) -> int:

@@ -16,7 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import FileResponse, Response
 
-from stepline import __version__, events
+from stepline import events
 from stepline.errors import ConflictError, NotFoundError, PayloadTooLargeError, SteplineError
 from stepline.server import ingest, lmtracker, trackio
 from stepline.server.api import router
@@ -24,6 +24,7 @@ from stepline.server.auth import AuthStore, Refusal
 from stepline.server.guards import RequestGuard
 from stepline.server.responses import json_response
 from stepline.server.stores import Store
+from stepline.version import __version__
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_REQUEST_BYTES = 1 << 20  # queries take no large bodies; event batches and uploads have their own limits

@@ -21,12 +21,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from stepline import __version__, events
+from stepline import events
 from stepline.errors import InvalidNameError
 from stepline.names import check_label, check_project
 from stepline.server.auth import Refusal
 from stepline.server.responses import RawBody, json_response
 from stepline.server.stores.base import RunState, RunWriter
+from stepline.version import __version__
 
 router = APIRouter(tags=["Trackio"])
 API_VERSION = 1

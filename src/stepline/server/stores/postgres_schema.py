@@ -10,12 +10,28 @@ refuses a database that a newer one has upgraded. Never edit a migration that ha
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import orjson
 import psycopg
+from psycopg.types.json import Jsonb
 
 from stepline.errors import ConfigError
 
 _LOCK = 0x5E971E  # the advisory lock two servers starting at once take turns on
+BLOCK = 64  # points a row of the blocks table summarises
+SUMMARY_COLUMNS = "count, nan_count, last, last_step, min, min_step, max, max_step"  # MetricSummary's fields
+
+
+def jsonb(value: Any) -> Jsonb:
+    """A value for a jsonb column."""
+    # jsonb cannot hold U+0000: a NUL in a log line becomes U+2400 (the symbol for NUL) rather than fail the batch.
+    return Jsonb(value, dumps=lambda v: orjson.dumps(v).decode().replace("\\u0000", "\u2400"))
+
+
+def stored_text(value: str) -> str:
+    """Text for a text column: NUL, which PostgreSQL cannot hold, as U+2400."""
+    return value.replace("\0", "\u2400")
 
 MIGRATIONS: Sequence[tuple[int, str]] = (
     (1, """

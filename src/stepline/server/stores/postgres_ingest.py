@@ -1,0 +1,179 @@
+"""The PostgreSQL store's ingest: one run's records appended in one transaction a batch, under a lock on the
+run's row; points go in with binary COPY, and each metric's summary and 64-point block summaries are kept
+up to date as they arrive.
+
+    writer = PostgresRunWriter(pool, pk, meta, max_seq)
+    writer.append(records)     # (stored, duplicates)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from stepline import events
+from stepline.errors import RunNotFoundError
+from stepline.logbook.metric_summary import MetricSummary
+from stepline.params import apply_operation
+from stepline.server.stores.base import MadeRecords, RunState
+from stepline.server.stores.postgres_files import FileReceiver, files_of
+from stepline.server.stores.postgres_schema import BLOCK, SUMMARY_COLUMNS, jsonb, stored_text
+
+STANDARD_METRIC_FIELDS = {"type", "seq", "time", "step", "epoch", "values"}
+
+
+class PostgresRunWriter:
+    """Appends one run's records in one transaction a batch, under a lock on the run's row (which serves
+    threads and server processes alike)."""
+
+    def __init__(self, pool: ConnectionPool, pk: int, meta: dict[str, Any], max_seq: dict[str, int]) -> None:
+        self.pool = pool
+        self.pk = pk
+        self._meta = dict(meta)
+        self.max_seq = dict(max_seq)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self._meta
+
+    def replace_meta(self, meta: dict[str, Any]) -> None:
+        with self.pool.connection() as db:
+            if db.execute("UPDATE runs SET meta = %s WHERE pk = %s", (jsonb(meta), self.pk)).rowcount == 0:
+                raise RunNotFoundError("the run was deleted")
+        self._meta = dict(meta)
+
+    def append(self, records: list[dict[str, Any]]) -> tuple[int, int]:
+        with self.pool.connection() as db:
+            return self._append(db, records)
+
+    def append_made(self, make: MadeRecords) -> int:
+        with self.pool.connection() as db:  # one transaction: the row stays locked from reading to storing
+            row = db.execute("SELECT max_seq, meta FROM runs WHERE pk = %s FOR UPDATE", (self.pk,)).fetchone()
+            if row is None:
+                raise RunNotFoundError("the run was deleted while records for it arrived")
+            records, meta = make(RunState(row[0], row[1], lambda ids: stored_log_ids(db, self.pk, ids)))
+            if meta is not None:
+                db.execute("UPDATE runs SET meta = %s WHERE pk = %s", (jsonb(meta), self.pk))
+                self._meta = dict(meta)
+            return self._append(db, records)[0] if records else 0
+
+    def _append(self, db: psycopg.Connection, records: list[dict[str, Any]]) -> tuple[int, int]:
+        """Store the records not stored yet, in ``db``'s transaction, under the lock on the run's row."""
+        row = db.execute("SELECT max_seq, params, metric_records FROM runs WHERE pk = %s FOR UPDATE",
+                         (self.pk,)).fetchone()
+        if row is None:
+            raise RunNotFoundError("the run was deleted while records for it arrived")
+        max_seq, params, metric_records = row
+        fresh = []
+        for record in records:
+            kind = record["type"]
+            if kind in max_seq:
+                if record["seq"] <= max_seq[kind]:
+                    continue  # sent again after a lost answer: already stored
+                max_seq[kind] = record["seq"]
+            fresh.append(record)
+        metrics = [r for r in fresh if r["type"] == events.METRICS]
+        if metrics:
+            self._append_points(db, metrics)
+        kept = [(r["type"], r["seq"], r) for r in fresh if r["type"] in (events.PARAMS, events.LOG)]
+        kept += [(events.METRICS, r["seq"], extra) for r in metrics
+                 if (extra := {k: v for k, v in r.items() if k not in STANDARD_METRIC_FIELDS})]
+        if kept:
+            with db.cursor().copy("COPY records (run, kind, seq, record) FROM STDIN") as copy:
+                for kind, seq, record in kept:
+                    copy.write_row((self.pk, kind, seq, jsonb(record)))
+        for record in fresh:
+            if record["type"] == events.PARAMS:
+                apply_operation(params, record)
+        db.execute("UPDATE runs SET max_seq = %s, params = %s, metric_records = %s WHERE pk = %s",
+                   (jsonb(max_seq), jsonb(params), metric_records + len(metrics), self.pk))
+        self.max_seq = max_seq
+        return len(fresh), len(records) - len(fresh)
+
+    def _append_points(self, db: psycopg.Connection, metrics: list[dict[str, Any]]) -> None:
+        series = {key: SeriesState(pk, MetricSummary(*stats)) for pk, key, *stats in db.execute(
+            f"SELECT pk, key, {SUMMARY_COLUMNS} FROM series WHERE run = %s", (self.pk,))}
+        for record in metrics:  # new series first: no other statement may run on the connection during COPY
+            for key in record["values"]:
+                key = stored_text(key)
+                if key not in series:
+                    series[key] = SeriesState.created(db, self.pk, key, len(series))
+        changed: set[str] = set()
+        blocks: dict[tuple[int, int], list[Any]] = {}  # (series, block) -> [lo, lo_i, hi, hi_i, nan_i]
+        with db.cursor().copy("COPY points (series, i, seq, step, value, time, epoch) FROM STDIN "
+                              "(FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "int8", "int8", "int8", "float8", "float8", "float8"])
+            for record in metrics:
+                seq, step, when = record["seq"], record.get("step", 0), record.get("time", math.nan)
+                epoch = record.get("epoch")
+                epoch = math.nan if epoch is None else float(epoch)
+                for key, value in record["values"].items():
+                    key = stored_text(key)
+                    state = series[key]
+                    value = float(value)
+                    i = state.stats.count
+                    copy.write_row((state.pk, i, seq, step, value, when, epoch))
+                    state.stats.add(step, value)
+                    changed.add(key)
+                    block = blocks.get((state.pk, i // BLOCK))
+                    if block is None:
+                        block = blocks[(state.pk, i // BLOCK)] = [None, None, None, None, None]
+                    if value != value:
+                        if block[4] is None:
+                            block[4] = i
+                    else:
+                        if block[0] is None or value < block[0]:
+                            block[0], block[1] = value, i
+                        if block[2] is None or value > block[2]:
+                            block[2], block[3] = value, i
+        db.cursor().executemany(
+            "UPDATE series SET count = %s, nan_count = %s, last = %s, last_step = %s, min = %s, min_step = %s, "
+            "max = %s, max_step = %s WHERE pk = %s", [series[key].row() for key in changed])
+        # A block begun by an earlier batch keeps its first extremes: the new points come after them.
+        db.cursor().executemany("""
+            INSERT INTO blocks (series, block, lo, lo_i, hi, hi_i, nan_i) VALUES (%s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (series, block) DO UPDATE SET
+                lo = CASE WHEN blocks.lo IS NULL OR excluded.lo < blocks.lo THEN excluded.lo ELSE blocks.lo END,
+                lo_i = CASE WHEN blocks.lo IS NULL OR excluded.lo < blocks.lo THEN excluded.lo_i ELSE blocks.lo_i END,
+                hi = CASE WHEN blocks.hi IS NULL OR excluded.hi > blocks.hi THEN excluded.hi ELSE blocks.hi END,
+                hi_i = CASE WHEN blocks.hi IS NULL OR excluded.hi > blocks.hi THEN excluded.hi_i ELSE blocks.hi_i END,
+                nan_i = coalesce(blocks.nan_i, excluded.nan_i)""",
+            [(pk, block, *stats) for (pk, block), stats in blocks.items()])
+
+    def files(self) -> dict[str, int]:
+        with self.pool.connection() as db:
+            return files_of(db, self.pk)
+
+    def receive_file(self, path: str) -> FileReceiver:
+        return FileReceiver(self.pool, self.pk, path)
+
+
+class SeriesState:
+    """A series' row while a batch is appended to it: its pk, its next place (the count) and its summary."""
+
+    __slots__ = ("pk", "stats")
+
+    def __init__(self, pk: int, stats: MetricSummary) -> None:
+        self.pk, self.stats = pk, stats
+
+    @classmethod
+    def created(cls, db: psycopg.Connection, run: int, key: str, position: int) -> SeriesState:
+        row = db.execute("INSERT INTO series (run, key, position) VALUES (%s, %s, %s) RETURNING pk",
+                         (run, key, position)).fetchone()
+        assert row is not None
+        return cls(row[0], MetricSummary())
+
+    def row(self) -> tuple[Any, ...]:
+        stats = self.stats
+        return (stats.count, stats.nan_count, stats.last, stats.last_step, stats.min, stats.min_step, stats.max,
+                stats.max_step, self.pk)
+
+
+def stored_log_ids(db: psycopg.Connection, run: int, log_ids: Collection[str]) -> set[str]:
+    rows = db.execute("SELECT record->>'log_id' FROM records WHERE run = %s AND record ? 'log_id' "
+                      "AND record->>'log_id' = ANY(%s)", (run, list(log_ids))).fetchall()
+    return {log_id for (log_id,) in rows}
