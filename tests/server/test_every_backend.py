@@ -1,4 +1,6 @@
-"""Framework runs pushed to every backend at once: each gets its points, and none slows the others down."""
+"""A framework run pushed to every backend at once: each gets its points, read back through its own API, and
+each peer says once what it cannot keep. (That a slow backend never delays the others is tested in
+test_remote.py and test_push_*: each backend has a shipper of its own.)"""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import sys
 import pytest
 import requests
 
+import stepline
 from stepline import Logbook
 from tests.server.lmtracker_double import LMTrackerDouble
 from tests.server.test_push_mlflow import MLflowServer
@@ -38,8 +41,11 @@ def test_a_trainer_run_to_every_backend(server, tmp_path, logdir):
                                                             eval_steps=3),
                           train_dataset=SyntheticText(64), eval_dataset=SyntheticText(16, seed=1),
                           callbacks=[callback])
-        with pytest.warns(Warning):  # each peer says once what it cannot keep
+        with pytest.warns(stepline.SteplineWarning) as caught:  # each peer says once what it cannot keep
             trainer.train()
+        said = [str(w.message) for w in caught if issubclass(w.category, stepline.SteplineWarning)]
+        assert any("TrainTrack cannot keep 'train/learning_rate'" in m for m in said), said
+        assert any("MLflow keeps no log" in m or "Trackio keeps no" in m or "LMTracker keeps no" in m for m in said)
         steps = [1, 2, 3, 4, 5, 6]
         local = Logbook(logdir).run(callback.run.id)
         assert local.series("train/loss").steps == steps and local.status == "finished"

@@ -14,7 +14,7 @@ import requests
 
 import stepline
 from stepline import Logbook
-from tests.conftest import start_python
+from tests.conftest import start_python, wait_until
 from tests.server.conftest import free_port, stop_group, wait_for_http
 
 pytestmark = pytest.mark.peer
@@ -98,9 +98,15 @@ def test_a_trackio_server_stopped_mid_run_costs_nothing_once_back(trackio_server
         print("finished", run.finish(timeout=90), flush=True)
     """)
     writer.stdout.readline()
-    time.sleep(1.5)
+    def some_points():
+        try:
+            return bool(peer.call("get_metric_values", project="tp", run="outage", metric_name="v"))
+        except (KeyError, ValueError, requests.RequestException):  # no such run yet
+            return False
+
+    wait_until(some_points, 120, "the first points on Trackio")
     peer.stop()
-    time.sleep(2.0)
+    time.sleep(2.0)  # two seconds of training while Trackio is away
     back = trackio_server(port=peer.port)
     out, err = writer.communicate(timeout=180)
     assert "finished True" in out, err

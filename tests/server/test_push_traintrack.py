@@ -10,6 +10,7 @@ import pytest
 
 import stepline
 from stepline.remote.traintrack import destination
+from tests.conftest import wait_until
 from tests.server.traintrack_double import TrainTrackDouble
 
 
@@ -115,7 +116,7 @@ def test_traintrack_away_mid_run_gets_each_point_once_when_back(double, logdir):
         run.log({"train/loss": 1 / step}, step=step)
         if step == 80:
             run.flush()
-            time.sleep(1.0)  # some points reach TrainTrack ...
+            wait_until(lambda: double.app.state.db["loss"], 60, "points on TrainTrack")  # some points reach it ...
             double.stop()  # ... then it goes away
         if step == 150:
             time.sleep(1.0)
