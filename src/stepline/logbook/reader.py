@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from stepline import events
 from stepline.config import heartbeat_timeout as configured_heartbeat_timeout
 from stepline.config import logbook_root
 from stepline.errors import RunNotFoundError, metric_not_found
 from stepline.logbook import layout
+from stepline.logbook.tail import LineCounts, decode_lines
 from stepline.names import check_project
 from stepline.optional import optional_import
 from stepline.params import apply_operation
@@ -156,23 +155,13 @@ class RunView:
             handle = open(path, "rb")
         except FileNotFoundError:
             return
-        last_seq = 0
-        with handle:
-            for line in handle:
-                if not line.strip():
-                    continue
-                try:
-                    record = events.decode(line)
-                except orjson.JSONDecodeError:
-                    self.problems["torn_lines"] += 1
-                    continue
-                seq = record.get("seq")
-                if type(seq) is int:
-                    if seq <= last_seq:
-                        self.problems["duplicate_records"] += 1
-                        continue
-                    last_seq = seq
-                yield record
+        counts = LineCounts()
+        try:
+            with handle:
+                yield from decode_lines(handle, counts)
+        finally:
+            self.problems["torn_lines"] += counts.torn_lines
+            self.problems["duplicate_records"] += counts.duplicate_records
 
     def params(self) -> dict[str, Any]:
         """The params, every recorded operation replayed in order."""

@@ -1,14 +1,18 @@
-"""Following a growing JSONL file: each call returns only the complete records appended since the last.
+"""Reading a logbook's record files: the one place that decodes their lines, and following a growing one.
 
     tail = RecordTail(run_path / "metrics.jsonl")
     tail.read_new()   # [record, ...]; a line still being written waits for the next call
 
-Used by the server's run caches and by the remote shipper: neither ever reads a whole file twice.
+``decode_lines`` is the one reading rule, shared by :class:`RecordTail` (the server's run caches and the
+remote shipper, which never read a whole file twice) and ``RunView.records``: a torn line (a process killed
+mid-write) and a record whose ``seq`` is not past the one before it (a write retried after an error) are
+skipped, and counted.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +24,45 @@ from stepline import events
 READ_CHUNK = 16 << 20
 
 
-class RecordTail:
-    """The records of one logbook file past ``offset``; a record whose ``seq`` was read already is skipped."""
+class LineCounts:
+    """Where a reading of one record file stands: the last ``seq`` read, and the lines it skipped."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
+    __slots__ = ("last_seq", "torn_lines", "duplicate_records")
+
+    def __init__(self) -> None:
         self.last_seq = 0
         self.torn_lines = 0
+        self.duplicate_records = 0
+
+
+def decode_lines(lines: Iterable[bytes], counts: LineCounts) -> Iterator[dict[str, Any]]:
+    """The records of a record file's lines, in order, by the one reading rule (see the module's docstring)."""
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = events.decode(line)
+        except orjson.JSONDecodeError:
+            counts.torn_lines += 1
+            continue
+        seq = record.get("seq")
+        if type(seq) is int:
+            if seq <= counts.last_seq:
+                counts.duplicate_records += 1
+                continue
+            counts.last_seq = seq
+        yield record
+
+
+class RecordTail(LineCounts):
+    """The records of one logbook file past ``offset``; a record whose ``seq`` was read already is skipped."""
+
+    __slots__ = ("path", "offset")
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self.offset = 0
 
     def read_new(self, limit_bytes: int | None = None) -> list[dict[str, Any]] | None:
         """New records (reading at most about ``limit_bytes``), or None when the file shrank (rewritten)."""
@@ -46,22 +81,6 @@ class RecordTail:
                 end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next call
                 if end == 0:
                     break
-                self._parse(chunk[:end], records)
+                records.extend(decode_lines(chunk[:end].splitlines(), self))
                 self.offset += end
         return records
-
-    def _parse(self, block: bytes, records: list[dict[str, Any]]) -> None:
-        for line in block.splitlines():
-            if not line.strip():
-                continue
-            try:
-                record = events.decode(line)
-            except orjson.JSONDecodeError:
-                self.torn_lines += 1
-                continue
-            seq = record.get("seq")
-            if type(seq) is int:
-                if seq <= self.last_seq:
-                    continue
-                self.last_seq = seq
-            records.append(record)

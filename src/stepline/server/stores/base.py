@@ -162,6 +162,20 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+def not_stored_yet(records: list[dict[str, Any]], max_seq: dict[str, int]) -> list[dict[str, Any]]:
+    """The records a run does not hold yet, by its largest ``seq`` per kind (moved on in ``max_seq``): a batch
+    sent again after a lost answer is stored once. The one de-duplication rule of every store."""
+    fresh = []
+    for record in records:
+        kind = record["type"]
+        if kind in max_seq:
+            if record["seq"] <= max_seq[kind]:
+                continue  # sent again after a lost answer: already stored
+            max_seq[kind] = record["seq"]
+        fresh.append(record)
+    return fresh
+
+
 def overview(meta: dict[str, Any], status: str, params: dict[str, Any], steps: int,
              metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A run as the runs list shows it, the same from every store."""

@@ -33,6 +33,7 @@ from stepline.server.stores.base import (
     check_axis,
     check_project_deletable,
     check_run_deletable,
+    not_stored_yet,
     oldest_first,
     opened_meta,
     overview,
@@ -276,14 +277,7 @@ class LogbookRunWriter:
         self.sink.flush()
 
     def _append(self, records: list[dict[str, Any]]) -> tuple[int, int]:
-        fresh = []
-        for record in records:
-            kind = record["type"]
-            if kind in self.max_seq:
-                if record["seq"] <= self.max_seq[kind]:
-                    continue  # sent again after a lost answer: already stored
-                self.max_seq[kind] = record["seq"]
-            fresh.append(record)
+        fresh = not_stored_yet(records, self.max_seq)
         self.sink.write(fresh)
         self.sink.flush()
         if self._log_ids is not None:

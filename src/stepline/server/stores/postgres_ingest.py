@@ -19,7 +19,7 @@ from stepline import events
 from stepline.errors import RunNotFoundError
 from stepline.logbook.metric_summary import MetricSummary
 from stepline.params import apply_operation
-from stepline.server.stores.base import MadeRecords, RunState
+from stepline.server.stores.base import MadeRecords, RunState, not_stored_yet
 from stepline.server.stores.postgres_files import FileReceiver, files_of
 from stepline.server.stores.postgres_schema import BLOCK, SUMMARY_COLUMNS, jsonb, stored_text
 
@@ -68,14 +68,7 @@ class PostgresRunWriter:
         if row is None:
             raise RunNotFoundError("the run was deleted while records for it arrived")
         max_seq, params, metric_records = row
-        fresh = []
-        for record in records:
-            kind = record["type"]
-            if kind in max_seq:
-                if record["seq"] <= max_seq[kind]:
-                    continue  # sent again after a lost answer: already stored
-                max_seq[kind] = record["seq"]
-            fresh.append(record)
+        fresh = not_stored_yet(records, max_seq)
         metrics = [r for r in fresh if r["type"] == events.METRICS]
         if metrics:
             self._append_points(db, metrics)
