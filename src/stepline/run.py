@@ -109,9 +109,14 @@ class Run:
             return
         if step is None:
             step = self._next_step
-        elif type(step) is not int or not INT64_MIN <= step <= INT64_MAX:
+        elif type(step) is not int:
             step = self._coerce_step(step)
         if step >= self._next_step:
+            if step > INT64_MAX:  # checked here only: such a step is always past the largest so far
+                step = self._coerce_step(step)
+            self._next_step = step + 1
+        elif step < INT64_MIN:
+            step = self._coerce_step(step)
             self._next_step = step + 1
         items = self._items
         items.append((tag, _time(), step, epoch, values))
