@@ -11,7 +11,7 @@
     print(book.run(run.id).series("train/loss").values[-1])
 """
 
-from stepline.api import current_run, finish, init, log
+from stepline.api import current_run, finish, init, log, reopen
 from stepline.errors import (
     ConfigError,
     ConflictError,
@@ -50,4 +50,5 @@ __all__ = [
     "finish",
     "init",
     "log",
+    "reopen",
 ]

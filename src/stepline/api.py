@@ -74,9 +74,10 @@ def init(
 
 
 def reopen(run: Run) -> Run:
-    """A new handle on an ended run that continues it (what an evaluation after training needs).
+    """A new handle on an ended run that continues it, pushing to the same backends (what an evaluation after
+    training needs, and how an integration continues its run after a fit):
 
-        run = stepline.api.reopen(run)   # status running again; steps, seq and params carry on
+        run = stepline.reopen(run)   # status running again; steps, seq and params carry on
     """
     if run.status == "running" or run.path is None:
         return run

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import stepline
-from stepline.api import reopen
 from stepline.config import resolve_settings
 from stepline.errors import ConfigError, InvalidNameError, warn
 from stepline.names import safe_name
@@ -44,7 +43,7 @@ class TrackedRun:
         if self.run is None:
             return self.start()
         if self.run.status != "running" and self.owned:
-            self.run = reopen(self.run)
+            self.run = stepline.reopen(self.run)
         return self.run
 
     def start(self, **overrides: Any) -> Run:

@@ -26,7 +26,7 @@ from stepline.errors import InvalidNameError
 from stepline.names import check_label, check_project
 from stepline.server.auth import Refusal
 from stepline.server.responses import RawBody, json_response
-from stepline.server.stores.base import RunState, RunWriter
+from stepline.server.stores.base import IDEMPOTENCY_KEY, RunState, RunWriter
 from stepline.version import __version__
 
 router = APIRouter(tags=["Trackio"])
@@ -131,7 +131,7 @@ def _made(entries: list[dict[str, Any]], system: bool,
           run: RunState) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """The records of one run's entries, numbered from what the run holds; an entry whose log id the run has
     is a batch sent again, and is skipped."""
-    seen = run.stored_log_ids([e["log_id"] for e in entries if e.get("log_id") is not None])
+    seen = run.stored_keys([e["log_id"] for e in entries if e.get("log_id") is not None])
     seq, now, meta = run.next_seq, time.time(), dict(run.meta)
     has_config = run.max_seq[events.PARAMS] > 0
     prefix = _SYSTEM_PREFIX if system else ""
@@ -153,7 +153,7 @@ def _made(entries: list[dict[str, Any]], system: bool,
             record: dict[str, Any] = {"type": events.METRICS, "seq": seq, "time": now, "step": step,
                                       "values": values}
             if log_id is not None:
-                record["log_id"] = log_id
+                record[IDEMPOTENCY_KEY] = log_id  # Trackio's log_id is the record's idempotency key
             records.append(record)
             seq += 1
             meta.update(ended_at=now, heartbeat_at=now,

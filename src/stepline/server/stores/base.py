@@ -56,12 +56,16 @@ class RunState:
 
     max_seq: dict[str, int]  # the largest stored seq per record type
     meta: dict[str, Any]
-    stored_log_ids: Callable[[Collection[str]], set[str]]  # which of these Trackio log ids the run has
+    stored_keys: Callable[[Collection[str]], set[str]]  # which of these idempotency keys the run holds
 
     @property
     def next_seq(self) -> int:
         return max(self.max_seq.values()) + 1
 
+
+# A record a client may send twice (a retried request) can carry a key of the client's choosing in this field;
+# a run stores each key once (RunState.stored_keys). The name is Trackio's, whose clients send one per entry.
+IDEMPOTENCY_KEY = "log_id"
 
 # Given the run's state, the records to append and the metadata to keep (None: unchanged).
 MadeRecords = Callable[[RunState], tuple[list[dict[str, Any]], dict[str, Any] | None]]

@@ -27,6 +27,7 @@ from stepline.names import check_project
 from stepline.server.auth import AuthFile
 from stepline.server.downsample import keep_extremes
 from stepline.server.stores.base import (
+    IDEMPOTENCY_KEY,
     MadeRecords,
     RunState,
     SeriesPoints,
@@ -251,7 +252,7 @@ class LogbookRunWriter:
         self._lock = threading.Lock()  # this process is the folder's only writer, so this is the run's lock
         self.sink = LogbookSink(path, meta)
         self.max_seq = {kind: _last_seq(layout.record_path(path, kind)) for kind in layout.RECORD_FILES}
-        self._log_ids: set[str] | None = None  # read from the metrics file on first use
+        self._keys: set[str] | None = None  # the idempotency keys held, read from the metrics file at first use
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -267,7 +268,7 @@ class LogbookRunWriter:
 
     def append_made(self, make: MadeRecords) -> int:
         with self._lock:
-            records, meta = make(RunState(dict(self.max_seq), self.meta, self._stored_log_ids))
+            records, meta = make(RunState(dict(self.max_seq), self.meta, self._stored_keys))
             if meta is not None:
                 self._replace_meta(meta)
             return self._append(records)[0] if records else 0
@@ -280,15 +281,15 @@ class LogbookRunWriter:
         fresh = not_stored_yet(records, self.max_seq)
         self.sink.write(fresh)
         self.sink.flush()
-        if self._log_ids is not None:
-            self._log_ids.update(r["log_id"] for r in fresh if "log_id" in r)
+        if self._keys is not None:
+            self._keys.update(r[IDEMPOTENCY_KEY] for r in fresh if IDEMPOTENCY_KEY in r)
         return len(fresh), len(records) - len(fresh)
 
-    def _stored_log_ids(self, log_ids: Collection[str]) -> set[str]:
-        if self._log_ids is None:
+    def _stored_keys(self, keys: Collection[str]) -> set[str]:
+        if self._keys is None:
             records = RecordTail(layout.record_path(self.path, events.METRICS)).read_new() or []
-            self._log_ids = {r["log_id"] for r in records if "log_id" in r}
-        return self._log_ids.intersection(log_ids)
+            self._keys = {r[IDEMPOTENCY_KEY] for r in records if IDEMPOTENCY_KEY in r}
+        return self._keys.intersection(keys)
 
     def files(self) -> dict[str, int]:
         return _files(self.path)

@@ -19,7 +19,7 @@ from stepline import events
 from stepline.errors import RunNotFoundError
 from stepline.logbook.metric_summary import MetricSummary
 from stepline.params import apply_operation
-from stepline.server.stores.base import MadeRecords, RunState, not_stored_yet
+from stepline.server.stores.base import IDEMPOTENCY_KEY, MadeRecords, RunState, not_stored_yet
 from stepline.server.stores.postgres_files import FileReceiver, files_of
 from stepline.server.stores.postgres_schema import BLOCK, SUMMARY_COLUMNS, jsonb, stored_text
 
@@ -55,7 +55,7 @@ class PostgresRunWriter:
             row = db.execute("SELECT max_seq, meta FROM runs WHERE pk = %s FOR UPDATE", (self.pk,)).fetchone()
             if row is None:
                 raise RunNotFoundError("the run was deleted while records for it arrived")
-            records, meta = make(RunState(row[0], row[1], lambda ids: stored_log_ids(db, self.pk, ids)))
+            records, meta = make(RunState(row[0], row[1], lambda keys: stored_keys(db, self.pk, keys)))
             if meta is not None:
                 db.execute("UPDATE runs SET meta = %s WHERE pk = %s", (jsonb(meta), self.pk))
                 self._meta = dict(meta)
@@ -166,7 +166,8 @@ class SeriesState:
                 stats.max_step, self.pk)
 
 
-def stored_log_ids(db: psycopg.Connection, run: int, log_ids: Collection[str]) -> set[str]:
-    rows = db.execute("SELECT record->>'log_id' FROM records WHERE run = %s AND record ? 'log_id' "
-                      "AND record->>'log_id' = ANY(%s)", (run, list(log_ids))).fetchall()
-    return {log_id for (log_id,) in rows}
+def stored_keys(db: psycopg.Connection, run: int, keys: Collection[str]) -> set[str]:
+    """Which of ``keys`` the run holds as idempotency keys (records' IDEMPOTENCY_KEY field, indexed)."""
+    rows = db.execute(f"SELECT record->>'{IDEMPOTENCY_KEY}' FROM records WHERE run = %s AND record ? "
+                      f"'{IDEMPOTENCY_KEY}' AND record->>'{IDEMPOTENCY_KEY}' = ANY(%s)", (run, list(keys))).fetchall()
+    return {key for (key,) in rows}
