@@ -5,8 +5,8 @@ The caller appends to a deque (atomic, no lock) and returns; the thread wakes ev
 every sink, then flushes them, so a ``kill -9`` loses at most the last moments of records.
 
 A sink that cannot write (``OSError``: the disk full, the folder read-only or gone) never stops training:
-the thread keeps draining the queue into that sink's :class:`Backlog` in memory, retries with backoff up to
-:data:`MAX_RETRY_DELAY` seconds apart, and writes the backlog out once the sink can take it. Past
+the thread keeps draining the queue into that sink's :class:`Backlog` in memory, retries with backoff
+(:data:`RETRY_DELAYS`, at most 30 s apart), and writes the backlog out once the sink can take it. Past
 ``STEPLINE_MAX_BACKLOG_MB`` the backlog drops new metrics and log records, counting them; params, status,
 summary and file records are always kept. ``close`` tries a last few times and then says what is lost:
 it always returns.
@@ -27,8 +27,7 @@ from stepline.values import DeferredScalar
 
 POLL_INTERVAL = 0.05
 MAX_BATCH = 2_000
-_RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
-MAX_RETRY_DELAY = 30.0
+RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # seconds between tries of a sink that cannot write
 CLOSING_ATTEMPTS = (0.2, 1.0, 2.0)  # the last tries at close(), seconds apart, before what is left is lost
 _DROPPABLE = frozenset((events.METRICS, events.LOG))
 
@@ -65,8 +64,7 @@ class Backlog:
 
     def failed(self, error: OSError) -> None:
         self.error = error
-        self.next_try = time.monotonic() + min(MAX_RETRY_DELAY, _RETRY_DELAYS[min(self.attempts,
-                                                                                   len(_RETRY_DELAYS) - 1)])
+        self.next_try = time.monotonic() + RETRY_DELAYS[min(self.attempts, len(RETRY_DELAYS) - 1)]
         self.attempts += 1
 
     def clear(self) -> None:

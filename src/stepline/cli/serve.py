@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     origins = [o for o in (args.cors_origin or []) if o]
     app = create_app(store, auth=auth, cors_origins=origins, require_token=require_token,
-                     allowed_hosts=LOOPBACK_NAMES if is_loopback(args.host) else None)
+                     allowed_hosts=(*LOOPBACK_NAMES, args.host) if is_loopback(args.host) else None)
     url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}/"
     print(f"stepline is serving {store.describe()} at {url}  (Ctrl-C stops it)", flush=True)
     if args.open:
