@@ -73,8 +73,8 @@ MadeRecords = Callable[[RunState], tuple[list[dict[str, Any]], dict[str, Any] | 
 
 class RunWriter(Protocol):
     """The server's single writer of one run, safe to call from several threads. Records that carry a client's
-    seq go to :meth:`append`; records the server makes itself (LMTracker's and Trackio's pushes) to
-    :meth:`append_made`."""
+    seq go to :meth:`append`; records numbered by the server (from clients that send no seq of their own)
+    go to :meth:`append_made`, which builds them under the run's lock."""
 
     max_seq: dict[str, int]  # the largest stored seq per record type (metrics, params, log)
 
@@ -97,7 +97,9 @@ class RunWriter(Protocol):
 
 
 class Store(Protocol):
-    """Projects and runs, read by the query API and written by the ingest API."""
+    """Projects, runs, their records and their files: read by the query API, written by the ingest API. The
+    emulated APIs (server/lmtracker.py, server/trackio.py) build on the same operations: a run found or made
+    by name, records numbered under the run's lock, idempotency keys; nothing here is a peer's own."""
 
     def describe(self) -> str: ...
 
@@ -122,8 +124,8 @@ class Store(Protocol):
         ...
 
     def runs_named(self, project: str, name: str) -> list[dict[str, Any]]:
-        """The ``meta`` (with ``id``) of each run of ``project`` called ``name``, oldest first: how LMTracker's
-        and Trackio's clients, which know runs by name, find theirs on every request without listing them all."""
+        """The ``meta`` (with ``id``) of each run of ``project`` called ``name``, oldest first, without reading
+        every run's overview: how a client that knows its runs by name finds one on every request."""
         ...
 
     def metric_keys(self, project: str, run_id: str) -> list[str]: ...
@@ -155,7 +157,7 @@ class Store(Protocol):
         ...
 
     def writer(self, project: str, run_id: str) -> RunWriter:
-        """The writer of a run opened before; raises ConfigError when it never was."""
+        """The writer of a run opened before; raises RunNotFoundError when it never was."""
         ...
 
     def open_named(self, project: str, name: str, source: str, meta: dict[str, Any]) -> RunWriter:
