@@ -329,3 +329,47 @@ def test_a_run_deleted_through_one_server_process_is_made_anew_when_pushed_to_an
     assert requests.put(run, json={"meta": {"name": "again"}}, timeout=10).status_code == 200  # not a stale row
     assert requests.post(f"{run}/events", json={"events": points}, timeout=10).json()["accepted"] == 2
     assert api(second.url, "p/runs/r1/series", keys="x", raw="true")["series"][0]["x"] == [1, 2]
+
+
+def test_both_stores_downsample_to_the_same_points(database, logdir):
+    """One definition of the buckets (downsample.py): for the same points, every query, raw or downsampled,
+    after a cursor, over step, epoch or time, answers the same from a logbook folder and from PostgreSQL."""
+    import numpy as np
+
+    from stepline.server.migrate import migrate
+    from stepline.server.stores import LogbookStore
+
+    rng = np.random.default_rng(7)
+    runs = {}
+    shapes = (("small", 3000, ()), ("nan", 10_000, (17, 5_000, 9_999)), ("long", 100_000, (70_000,)))
+    for name, size, nan_at in shapes:
+        values = rng.normal(size=size)
+        values[rng.integers(0, size, 5)] = 50.0  # spikes that must survive
+        for place in nan_at:
+            values[place] = math.nan
+        run = stepline.init(project="ds", name=name, dir=logdir)
+        for step, value in enumerate(values.tolist()):
+            run.log({"v": value}, step=step, epoch=step / 1000)
+        run.finish()
+        runs[name] = (run.id, size)
+    folder, database_store = LogbookStore(logdir), PostgresStore(database)
+    try:
+        migrate(logdir, database_store)
+        compared = 0
+        for name, (run_id, size) in runs.items():
+            for points in (64, 1000, None):
+                for after in (0, 128, 1000, size - 500):
+                    for x in ("step", "epoch", "time"):
+                        [a] = folder.series("ds", run_id, ["v"], x, points, after)
+                        [b] = database_store.series("ds", run_id, ["v"], x, points, after)
+                        where = (name, points, after, x)
+                        assert (a.count, a.downsampled) == (b.count, b.downsampled), where
+                        assert a.step.tolist() == b.step.tolist(), where
+                        assert np.array_equal(a.y, b.y, equal_nan=True) and np.allclose(a.x, b.x, equal_nan=True), where
+                        compared += 1
+        assert compared == 3 * 3 * 4 * 3
+        [first] = folder.series("ds", runs["small"][0], ["v"], "step", 64, 0)
+        assert first.downsampled and len(first.step) <= 64
+    finally:
+        folder.close()
+        database_store.close()

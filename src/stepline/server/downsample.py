@@ -1,6 +1,10 @@
 """Downsampling that hides nothing: each bucket keeps its minimum, its maximum and its first NaN.
 
     indexes = keep_extremes(values, points=1000)   # sorted positions into the series, at most 1000
+
+The buckets are defined once, here (docs/server.md), and every store answers with the same points: the
+PostgreSQL store computes the same buckets in SQL, from its 64-point block summaries where a bucket is
+made of whole blocks.
 """
 
 from __future__ import annotations
@@ -8,6 +12,16 @@ from __future__ import annotations
 import numpy as np
 
 MIN_POINTS = 8
+BLOCK = 64  # once a bucket holds more points than this, it holds whole blocks of this many
+
+
+def bucket_size(n: int, points: int, has_nan: bool) -> int:
+    """Points per bucket for ``n`` points shown as at most ``points``: the first and last point, then per
+    bucket its minimum, its maximum and (when the points hold a NaN) its first NaN; rounded up to whole
+    blocks of :data:`BLOCK` points once a bucket is larger than one, so that a store keeping block summaries
+    reads them instead of the points."""
+    size = -(-n // ((max(points, MIN_POINTS) - 2) // (3 if has_nan else 2)))
+    return size if size <= BLOCK else -(-size // BLOCK) * BLOCK
 
 
 def keep_extremes(values: np.ndarray, points: int) -> np.ndarray:
@@ -16,9 +30,7 @@ def keep_extremes(values: np.ndarray, points: int) -> np.ndarray:
     points = max(points, MIN_POINTS)
     if n <= points:
         return np.arange(n)
-    # The first and last point, then per bucket its minimum, its maximum and, if it has one, a NaN.
-    per_bucket = 3 if np.isnan(values).any() else 2
-    size = -(-n // ((points - 2) // per_bucket))  # points per bucket, rounded up
+    size = bucket_size(n, points, bool(np.isnan(values).any()))
     buckets = -(-n // size)  # so that no bucket is padding only
     padded = np.full(buckets * size, np.nan)
     padded[:n] = values

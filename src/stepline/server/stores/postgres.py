@@ -125,11 +125,10 @@ class PostgresStore:
                 if row is None:
                     found.append(SeriesPoints.empty(key))
                     continue
-                series, count, nan_count = row
-                wanted = count - after
-                downsampled = points is not None and wanted > max(points, MIN_POINTS)
+                series, count, _ = row
+                downsampled = points is not None and count - after > max(points, MIN_POINTS)
                 if points is not None and downsampled:
-                    rows = downsampled_rows(db, series, after, count, points, nan_count > 0)
+                    rows = downsampled_rows(db, series, after, count, points)
                 else:
                     rows = db.execute("SELECT i, step, value, time, epoch FROM points WHERE series = %s AND i >= %s "
                                       "ORDER BY i", (series, after)).fetchall()

@@ -19,9 +19,10 @@ from stepline import events
 from stepline.errors import RunNotFoundError
 from stepline.logbook.metric_summary import MetricSummary
 from stepline.params import apply_operation
+from stepline.server.downsample import BLOCK
 from stepline.server.stores.base import IDEMPOTENCY_KEY, MadeRecords, RunState, not_stored_yet
 from stepline.server.stores.postgres_files import FileReceiver, files_of
-from stepline.server.stores.postgres_schema import BLOCK, SUMMARY_COLUMNS, jsonb, stored_text
+from stepline.server.stores.postgres_schema import SUMMARY_COLUMNS, jsonb, stored_text
 
 STANDARD_METRIC_FIELDS = {"type", "seq", "time", "step", "epoch", "values"}
 

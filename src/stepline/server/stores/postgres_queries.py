@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 
 from stepline.logbook.metric_summary import MetricSummary
-from stepline.server.downsample import MIN_POINTS
-from stepline.server.stores.postgres_schema import BLOCK, SUMMARY_COLUMNS
+from stepline.server.downsample import BLOCK, bucket_size
+from stepline.server.stores.postgres_schema import SUMMARY_COLUMNS
 
 
 def meta_time(field: str, row: str = "r.") -> str:
@@ -23,21 +23,18 @@ def meta_time(field: str, row: str = "r.") -> str:
 LAST_ACTIVITY = f"coalesce({meta_time('ended_at')}, {meta_time('heartbeat_at')}, {meta_time('started_at')})"
 
 
-def downsampled_rows(db: psycopg.Connection, series: int, after: int, count: int, points: int,
-                 has_nan: bool) -> list[tuple[Any, ...]]:
-    """keep_extremes (downsample.py) in SQL: per bucket the first minimum, the first maximum and the first
-    NaN, plus the first and last point. Buckets of whole blocks read the blocks table (1/64 of the rows)."""
-    points = max(points, MIN_POINTS)
-    wanted = count - after
-    size = -(-wanted // ((points - 2) // (3 if has_nan else 2)))
-    if after % BLOCK == 0 and size >= BLOCK:
-        per_bucket = -(-size // BLOCK)  # blocks a bucket, rounded up: never more than `points` points
+def downsampled_rows(db: psycopg.Connection, series: int, after: int, count: int, points: int) -> list[tuple[Any, ...]]:
+    """keep_extremes (downsample.py) in SQL, the same buckets and the same points: per bucket the first minimum,
+    the first maximum and the first NaN, plus the first and last point. A bucket of whole blocks reads the
+    blocks table (1/64 of the rows)."""
+    size = bucket_size(count - after, points, nan_after(db, series, after))
+    if after % BLOCK == 0 and size % BLOCK == 0:
         buckets = db.execute("""
             SELECT min(ARRAY[lo, lo_i]) FILTER (WHERE lo IS NOT NULL),
                    max(ARRAY[hi, -hi_i]) FILTER (WHERE hi IS NOT NULL),
                    min(nan_i)
             FROM blocks WHERE series = %s AND block >= %s GROUP BY (block - %s) / %s""",
-                             (series, after // BLOCK, after // BLOCK, per_bucket)).fetchall()
+                             (series, after // BLOCK, after // BLOCK, size // BLOCK)).fetchall()
     else:
         buckets = db.execute("""
             SELECT min(ARRAY[value, i]) FILTER (WHERE value <> 'NaN'),
@@ -54,6 +51,17 @@ def downsampled_rows(db: psycopg.Connection, series: int, after: int, count: int
     # bigint[] said outright: a list of small ints would go over as a type the points index cannot serve
     return db.execute("SELECT i, step, value, time, epoch FROM points WHERE series = %s AND i = ANY(%s::bigint[]) "
                       "ORDER BY i", (series, sorted(keep))).fetchall()
+
+
+def nan_after(db: psycopg.Connection, series: int, after: int) -> bool:
+    """Whether the series holds a NaN at a place from ``after`` on: whole blocks from their summaries, the
+    block ``after`` falls in from its points."""
+    first_whole = -(-after // BLOCK)
+    row = db.execute("""
+        SELECT EXISTS (SELECT 1 FROM blocks WHERE series = %s AND block >= %s AND nan_i IS NOT NULL)
+            OR EXISTS (SELECT 1 FROM points WHERE series = %s AND i >= %s AND i < %s AND value = 'NaN')""",
+                     (series, first_whole, series, after, first_whole * BLOCK)).fetchone()
+    return bool(row and row[0])
 
 
 def series_summaries(db: psycopg.Connection, runs: list[int]) -> dict[int, dict[str, dict[str, Any]]]:

@@ -19,7 +19,6 @@ from psycopg.types.json import Jsonb
 from stepline.errors import ConfigError
 
 _LOCK = 0x5E971E  # the advisory lock two servers starting at once take turns on
-BLOCK = 64  # points a row of the blocks table summarises
 SUMMARY_COLUMNS = "count, nan_count, last, last_step, min, min_step, max, max_step"  # MetricSummary's fields
 
 
