@@ -125,10 +125,10 @@ class PostgresStore:
                 if row is None:
                     found.append(SeriesPoints.empty(key))
                     continue
-                series, count, _ = row
+                series, count, nan_count = row
                 downsampled = points is not None and count - after > max(points, MIN_POINTS)
                 if points is not None and downsampled:
-                    rows = downsampled_rows(db, series, after, count, points)
+                    rows = downsampled_rows(db, series, after, count, points, nan_count)
                 else:
                     rows = db.execute("SELECT i, step, value, time, epoch FROM points WHERE series = %s AND i >= %s "
                                       "ORDER BY i", (series, after)).fetchall()

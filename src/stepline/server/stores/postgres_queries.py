@@ -23,11 +23,13 @@ def meta_time(field: str, row: str = "r.") -> str:
 LAST_ACTIVITY = f"coalesce({meta_time('ended_at')}, {meta_time('heartbeat_at')}, {meta_time('started_at')})"
 
 
-def downsampled_rows(db: psycopg.Connection, series: int, after: int, count: int, points: int) -> list[tuple[Any, ...]]:
+def downsampled_rows(db: psycopg.Connection, series: int, after: int, count: int, points: int,
+                     nan_count: int) -> list[tuple[Any, ...]]:
     """keep_extremes (downsample.py) in SQL, the same buckets and the same points: per bucket the first minimum,
     the first maximum and the first NaN, plus the first and last point. A bucket of whole blocks reads the
     blocks table (1/64 of the rows)."""
-    size = bucket_size(count - after, points, nan_after(db, series, after))
+    has_nan = nan_count > 0 and (after == 0 or nan_after(db, series, after))  # the summary answers most asks
+    size = bucket_size(count - after, points, has_nan)
     if after % BLOCK == 0 and size % BLOCK == 0:
         buckets = db.execute("""
             SELECT min(ARRAY[lo, lo_i]) FILTER (WHERE lo IS NOT NULL),
