@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import ipaddress
 import os
 import socket
 import sys
@@ -13,17 +12,11 @@ import webbrowser
 from pathlib import Path
 
 from stepline.errors import ConfigError
+from stepline.urls import LOOPBACK_NAMES, is_loopback, redacted
 
 DEFAULT_PORT = 8683
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,9 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
         from stepline.server.app import create_app
         from stepline.server.auth import AuthStore
-        from stepline.server.guards import LOOPBACK_NAMES
         from stepline.server.stores import open_store
-        from stepline.urls import redacted
     except ImportError as err:
         raise ConfigError(f"stepline serve needs the server extra ({err.name} is missing): "
                           "pip install 'stepline[server]'") from None

@@ -35,6 +35,7 @@ from stepline.remote.client import (
     peer_base_url,
     reachable_response,
 )
+from stepline.urls import is_loopback
 
 SCHEME = "mlflow+"
 FORM = "mlflow+http://host:port"
@@ -181,9 +182,10 @@ class MLflowTransport:
     def _artifact(self, relative: str, data: bytes) -> None:
         """Put a file where the run's ``artifact_uri`` says, which is where MLflow's UI and client look."""
         where = urlsplit(self._artifact_uri)
+        server_is_here = is_loopback(urlsplit(self.url).hostname or "")
         if where.scheme == "mlflow-artifacts":  # the tracking server proxies its artifact store
             self._proxied_artifact(f"{where.path.strip('/')}/{relative}", relative, data)
-        elif where.scheme in ("", "file") and where.path.startswith("/") and _is_loopback(self.url):
+        elif where.scheme in ("", "file") and where.path.startswith("/") and server_is_here:
             # A folder of the server's machine, which is this one: write it there, as MLflow's own client does.
             target = Path(where.path) / relative
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -209,10 +211,6 @@ class MLflowTransport:
             hint = other_server_hint(response, self.session, self.url, "mlflow", self.timeout)
             raise RemoteRejected(f"{self.url} refused {route}: {response.status_code} {answer.get('message')}{hint}")
         return answer
-
-
-def _is_loopback(url: str) -> bool:
-    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def _seq_tag(kind: str, seq: int) -> dict[str, str]:

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import mimetypes
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import numpy as np
@@ -21,9 +21,8 @@ from stepline.params import flatten
 from stepline.server import answers
 from stepline.server.downsample import MIN_POINTS
 from stepline.server.responses import json_response, number_list
-from stepline.server.stores.base import SeriesPoints, Store
+from stepline.server.stores.base import Axis, SeriesPoints, Store
 
-Axis = Literal["step", "epoch", "time"]
 MAX_POSITION = 2**53  # an offset or cursor past any series or log a store holds, and within every integer type
 router = APIRouter(prefix="/api/v1")
 MAX_POINTS = 100_000

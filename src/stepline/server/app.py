@@ -20,7 +20,7 @@ from stepline import events
 from stepline.errors import ConflictError, NotFoundError, PayloadTooLargeError, SteplineError
 from stepline.server import ingest, lmtracker, trackio
 from stepline.server.api import router
-from stepline.server.auth import AuthStore, Refusal
+from stepline.server.auth import AuthStore, Refusal, bearer_token
 from stepline.server.guards import RequestGuard
 from stepline.server.responses import json_response
 from stepline.server.stores import Store
@@ -105,8 +105,7 @@ def create_app(store: Store, *, auth: AuthStore | None = None, cors_origins: Seq
 
 def _refusal(auth: AuthStore, request: Request) -> Response | None:
     """401 without a valid bearer token, 403 for a project the token is not for; None lets the request through."""
-    header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    token = bearer_token(request.headers.get("authorization", ""))
     parts = request.url.path.split("/")
     project = [parts[4]] if len(parts) > 4 and parts[3] == "projects" else []
     found = auth.authorise(token, project, required=True)

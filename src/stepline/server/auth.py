@@ -41,6 +41,11 @@ class TokenInfo:
         return self.projects is None or project in self.projects
 
 
+def bearer_token(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header's value, or None."""
+    return authorization[7:].strip() or None if authorization.lower().startswith("bearer ") else None
+
+
 @dataclass(frozen=True)
 class Refusal:
     """Why a request may not go on: 401 (no valid token) or 403 (a token for other projects)."""

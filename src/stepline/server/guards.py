@@ -1,7 +1,7 @@
 """What every request must satisfy before a route sees it: an ASGI middleware, so it also holds for bodies
 sent in chunks (no Content-Length) and for every route, the peers' APIs included.
 
-    app.add_middleware(RequestGuard, limit_for=limit, allowed_hosts=("127.0.0.1", "localhost", "::1"))
+    app.add_middleware(RequestGuard, limit_for=limit, allowed_hosts=urls.LOOPBACK_NAMES)
 
 - Body size: over the route's limit is a 413, counted as the body arrives when no length is declared.
 - Cross-site writes: a browser may send a "simple" request (``text/plain``, a form) to any address without
@@ -21,7 +21,6 @@ import orjson
 WRITES = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 # Content types a browser sends to another site without a preflight (the CORS "simple" ones).
 SIMPLE_TYPES = frozenset(("text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""))
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
 class RequestGuard:

@@ -28,6 +28,7 @@ from stepline.errors import InvalidNameError
 from stepline.names import check_name, check_project
 from stepline.server.responses import RawBody, json_response
 from stepline.server.stores.base import RunState
+from stepline.values import INT64_MAX
 
 router = APIRouter(prefix="/api", include_in_schema=True, tags=["LMTracker"])
 SOURCE = "lmtracker"
@@ -152,7 +153,7 @@ def _step(body: dict[str, Any], metrics: dict[str, Any]) -> int | None:
     """The step the client sent: at the top level of the push (as LMTracker's own Trainer example sends it,
     and LMTracker ignores), or as ``metrics.step``; None for none."""
     for step in (body.get("step"), metrics.get("step")):
-        if isinstance(step, int) and not isinstance(step, bool) and 0 <= step < 2**63:
+        if isinstance(step, int) and not isinstance(step, bool) and 0 <= step <= INT64_MAX:
             return step
     return None
 

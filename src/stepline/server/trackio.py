@@ -24,7 +24,7 @@ from starlette.responses import Response
 from stepline import events
 from stepline.errors import InvalidNameError
 from stepline.names import check_label, check_project
-from stepline.server.auth import Refusal
+from stepline.server.auth import Refusal, bearer_token
 from stepline.server.responses import RawBody, json_response
 from stepline.server.stores.base import IDEMPOTENCY_KEY, RunState, RunWriter
 from stepline.version import __version__
@@ -72,8 +72,7 @@ def _refusal(request: Request, projects: set[str], writes: bool) -> Response | N
     """The server's one authorisation check, with Trackio's ways of sending a token (its write token, or a
     bearer token as stepline's own clients send)."""
     auth, require_token = request.app.state.auth, request.app.state.require_token
-    header = request.headers.get("authorization", "")
-    token = _write_token(request) or (header[7:].strip() if header.lower().startswith("bearer ") else None)
+    token = _write_token(request) or bearer_token(request.headers.get("authorization", ""))
     found = auth.authorise(token, projects, required=require_token or (writes and auth.has_tokens()))
     if not isinstance(found, Refusal):
         return None

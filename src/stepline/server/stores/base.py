@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 
@@ -19,7 +19,8 @@ from stepline.errors import ConfigError, ConflictError
 from stepline.logbook.reader import meta_time
 from stepline.server.auth import Accounts
 
-X_AXES = ("step", "epoch", "time")
+Axis = Literal["step", "epoch", "time"]  # what a series query can plot its points against
+X_AXES: tuple[str, ...] = get_args(Axis)
 
 
 @dataclass
