@@ -53,7 +53,7 @@ def test_metadata_records_the_process(logdir):
     for field in ("id", "name", "project", "status", "created_at", "started_at", "ended_at", "heartbeat_at",
                   "host", "pid", "python", "command", "git_commit", "tags", "notes", "error"):
         assert field in meta, field
-    assert meta["format"] == 1
+    assert meta["format"] == 2
 
 
 def test_git_commit_is_read_from_the_repository(tmp_path, monkeypatch):

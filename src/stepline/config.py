@@ -84,6 +84,27 @@ def heartbeat_timeout() -> float:
     return _seconds("STEPLINE_HEARTBEAT_TIMEOUT", HEARTBEAT_TIMEOUT, zero_allowed=False)
 
 
+def logbook_index_enabled() -> bool:
+    """Whether a run's writer keeps the logbook's index (``STEPLINE_LOGBOOK_INDEX=0`` turns it off: readers then
+    read every point from metrics.jsonl, which is slow on large runs)."""
+    raw = os.environ.get("STEPLINE_LOGBOOK_INDEX", "1").strip().lower()
+    if raw not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
+        raise ConfigError(f"STEPLINE_LOGBOOK_INDEX={raw!r} must be 1 (keep the index) or 0 (keep none)")
+    return raw in ("1", "true", "yes", "on")
+
+
+DEFAULT_SERVER_CACHE_MB = 256
+
+
+def server_cache_bytes(megabytes: int | None = None) -> int:
+    """The memory the server may keep runs' points in: ``megabytes``, else ``STEPLINE_SERVER_CACHE_MB``."""
+    if megabytes is not None:
+        if megabytes <= 0:
+            raise ConfigError(f"the server's cache must be a positive number of MB, got {megabytes}")
+        return megabytes << 20
+    return _positive_int("STEPLINE_SERVER_CACHE_MB", DEFAULT_SERVER_CACHE_MB) << 20
+
+
 def _seconds(variable: str, default: float, zero_allowed: bool) -> float:
     raw = os.environ.get(variable)
     if raw is None:

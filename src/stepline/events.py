@@ -22,7 +22,7 @@ import orjson
 
 from stepline.values import INT64_MIN, NON_FINITE_NAMES, UINT64_MAX
 
-__all__ = ["NON_FINITE_NAMES", "decode", "encode", "escaped"]
+__all__ = ["NON_FINITE_NAMES", "decode", "encode", "encode_many", "escaped"]
 
 METRICS = "metrics"
 PARAMS = "params"
@@ -52,6 +52,28 @@ def encode(record: dict[str, Any]) -> bytes:
             record["epoch"] = json_number(record["epoch"])
         line = orjson.dumps(record, option=_DUMPS_OPTIONS)
     return line
+
+
+# Between records in one orjson call, a raw newline: orjson writes every newline inside a string as "\\n", so
+# ",<newline>," occurs in its output only where this was put.
+_LINE_BREAK = orjson.Fragment(b"\n")
+
+
+def encode_many(records: list[dict[str, Any]]) -> bytes:
+    """The lines of :func:`encode` for each record, joined; in one orjson call, which costs a fraction of one
+    call per record. Raises ``orjson.JSONEncodeError`` as :func:`encode` does."""
+    items: list[Any] = [_LINE_BREAK] * (2 * len(records))
+    items[0::2] = records
+    try:
+        blob = orjson.dumps(items)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits, or text JSON cannot hold: one at a time
+        return b"".join(map(encode, records))
+    lines = blob[1:-3].split(b",\n,")  # the list's brackets, and the last record's separator
+    if len(lines) != len(records):
+        return b"".join(map(encode, records))
+    if b":null" in blob:  # a value to write by name, maybe
+        lines = [encode(record)[:-1] if b":null" in line else line for record, line in zip(records, lines)]
+    return b"\n".join(lines) + b"\n"
 
 
 def escaped(value: Any) -> Any:

@@ -18,6 +18,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from operator import itemgetter
 from typing import Any
 
 from stepline import events
@@ -152,18 +153,7 @@ class Writer:
             if not items and not self._stopping:
                 self._wake.wait(POLL_INTERVAL)
                 self._wake.clear()
-            batch: list[dict[str, Any]] = []
-            markers: list[threading.Event] = []
-            while items and len(batch) < MAX_BATCH:
-                item = items.popleft()
-                if type(item) is tuple:
-                    batch.append(self._metrics_record(item))
-                elif isinstance(item, threading.Event):
-                    markers.append(item)
-                else:
-                    item["seq"] = self._next_seq
-                    self._next_seq += 1
-                    batch.append(item)
+            batch, markers = self._next_batch()
             if time.monotonic() >= next_heartbeat:
                 next_heartbeat = time.monotonic() + self._heartbeat_interval
                 batch.append(self._numbered(events.HEARTBEAT))
@@ -175,6 +165,33 @@ class Writer:
                 break
         for sink in list(self._sinks):
             self._close(sink)
+
+    def _next_batch(self) -> tuple[list[dict[str, Any]], list[threading.Event]]:
+        """Up to :data:`MAX_BATCH` queued items: the records numbered, and the flush markers among them."""
+        items = self.items
+        popped = [items.popleft() for _ in range(min(len(items), MAX_BATCH))]
+        seq = self._next_seq
+        if (list(map(type, popped)).count(tuple) == len(popped)
+                and list(map(itemgetter(0), popped)).count(METRICS_TAG) == len(popped)):  # the common batch, at speed
+            self._next_seq = seq + len(popped)
+            return [
+                {"type": events.METRICS, "seq": number, "time": when, "step": step, "values": values}
+                if epoch is None else
+                {"type": events.METRICS, "seq": number, "time": when, "step": step, "epoch": epoch, "values": values}
+                for number, (_, when, step, epoch, values) in zip(range(seq, seq + len(popped)), popped)
+            ], []
+        batch: list[dict[str, Any]] = []
+        markers: list[threading.Event] = []
+        for item in popped:
+            if type(item) is tuple:
+                batch.append(self._metrics_record(item))
+            elif isinstance(item, threading.Event):
+                markers.append(item)
+            else:
+                item["seq"] = self._next_seq
+                self._next_seq += 1
+                batch.append(item)
+        return batch, markers
 
     def _metrics_record(self, item: tuple) -> dict[str, Any]:
         tag, when, step, epoch, values = item

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from stepline import events
 from stepline.logbook.metric_summary import MetricSummary
 from stepline.logbook.reader import RunView
 
 
 def summarise(view: RunView) -> tuple[dict[str, MetricSummary], int]:
-    """``({key: summary}, number of metric records)``, in one pass over the run's metrics."""
-    summaries: dict[str, MetricSummary] = {}
-    records = 0
-    for record in view.records(events.METRICS):
-        records += 1
-        step = record.get("step")
-        for key, value in (record.get("values") or {}).items():
-            summary = summaries.get(key)
-            if summary is None:
-                summary = summaries[key] = MetricSummary()
-            summary.add(step, value)
-    return summaries, records
+    """``({key: summary}, number of metric records)``, from the run's index: what it costs does not grow with
+    the run's points."""
+    index = view.index()
+    return index.summaries(), index.records
 
 
 def main_keys(summaries: dict[str, MetricSummary], limit: int = 3) -> list[str]:

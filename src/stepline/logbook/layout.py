@@ -5,6 +5,7 @@
     <root>/<project>/<run id>/metrics.jsonl    metric points, appended
     <root>/<project>/<run id>/logs.jsonl       log lines, appended
     <root>/<project>/<run id>/files/           files saved by the run
+    <root>/<project>/<run id>/index/           derived from metrics.jsonl, rebuildable (logbook/index.py)
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from stepline import events
 from stepline.errors import LogbookError
 from stepline.names import check_name, check_project, check_relative_path
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: runs keep an index of their metrics; readers take format-1 runs (without one) alike
 META_FILE = "meta.json"
 FILES_DIR = "files"
+INDEX_DIR = "index"
 RECORD_FILES = {
     events.METRICS: "metrics.jsonl",
     events.PARAMS: "params.jsonl",

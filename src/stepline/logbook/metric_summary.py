@@ -1,15 +1,19 @@
 """What an overview shows of one metric: its point count, its last value and its extremes, with their steps.
-Kept up point by point, the same way by `stepline list` / `show` and by both of the server's stores.
+The same figures for `stepline list` / `show`, the logbook's index and both of the server's stores.
 
     summary = MetricSummary()
     summary.add(step=3, value=0.25)
     summary.as_dict()   # {"count": 1, "last": 0.25, "last_step": 3, "min": 0.25, "min_step": 3, ...}
+
+A NaN counts for ``count`` and ``last`` but never for ``min`` and ``max``; of equal extremes, the first is kept.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 
 @dataclass(slots=True)
@@ -26,11 +30,51 @@ class MetricSummary:
     def add(self, step: int | None, value: Any) -> None:
         self.count += 1
         self.last, self.last_step = value, step
-        if value != value:  # NaN counts for last, not for min and max
+        if value != value:
             self.nan_count += 1
             return
+        self._take_min(value, step)
+        self._take_max(value, step)
+
+    def add_many(self, steps: np.ndarray, values: np.ndarray) -> None:
+        """:meth:`add` for each point, in order, at numpy's speed (``values`` keeps the logged type: bool,
+        int or float, so the figures do too)."""
+        if not len(values):
+            return
+        self.count += len(values)
+        self.last, self.last_step = values[-1].item(), int(steps[-1])
+        positions = np.arange(len(values))
+        if values.dtype.kind == "f":
+            nan = np.isnan(values)
+            nans = int(np.count_nonzero(nan))
+            self.nan_count += nans
+            if nans == len(values):
+                return
+            if nans:
+                positions = np.flatnonzero(~nan)
+        real = values[positions] if len(positions) < len(values) else values
+        low, high = positions[int(np.argmin(real))], positions[int(np.argmax(real))]
+        self._take_min(values[low].item(), int(steps[low]))
+        self._take_max(values[high].item(), int(steps[high]))
+
+    def merge(self, later: MetricSummary) -> MetricSummary:
+        """This summary followed by ``later``'s points, as one."""
+        merged = MetricSummary(self.count, self.nan_count, self.last, self.last_step, self.min, self.min_step,
+                               self.max, self.max_step)
+        if later.count:
+            merged.count += later.count
+            merged.nan_count += later.nan_count
+            merged.last, merged.last_step = later.last, later.last_step
+            if later.min is not None:
+                merged._take_min(later.min, later.min_step)
+                merged._take_max(later.max, later.max_step)
+        return merged
+
+    def _take_min(self, value: Any, step: int | None) -> None:
         if self.min is None or value < self.min:
             self.min, self.min_step = value, step
+
+    def _take_max(self, value: Any, step: int | None) -> None:
         if self.max is None or value > self.max:
             self.max, self.max_step = value, step
 

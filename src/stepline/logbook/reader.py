@@ -6,6 +6,10 @@
 
 Torn lines (a process killed mid-write) are skipped and counted in ``run.problems``; a record whose
 ``seq`` was already read (a write retried after an error) is read once.
+
+A run's metric keys, summaries and series are read from its index (``logbook/index.py``) and the lines past
+it, so they cost what the index does not cover, not the whole file; the index is written back for the next
+reader when a large part was missing (a run from before it, or one whose writer could not keep it).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stepline import events
 from stepline.config import heartbeat_timeout as configured_heartbeat_timeout
@@ -28,6 +32,10 @@ from stepline.names import check_project
 from stepline.optional import optional_import
 from stepline.params import apply_operation
 from stepline.values import decode_params
+
+if TYPE_CHECKING:
+    from stepline.logbook.index import MetricIndex
+    from stepline.logbook.metric_summary import MetricSummary
 
 
 @dataclass
@@ -187,14 +195,39 @@ class RunView:
 
     def metric_keys(self) -> list[str]:
         """Every metric key the run logged, in first-seen order."""
-        keys: dict[str, None] = {}
-        for record in self.records(events.METRICS):
-            keys.update(dict.fromkeys(record.get("values") or ()))
-        return list(keys)
+        return list(self.index().columns)
+
+    def summaries(self) -> dict[str, MetricSummary]:
+        """Per metric: its point count, NaN count, last value and its extremes, with their steps."""
+        return self.index().summaries()
+
+    def metric_records(self) -> int:
+        """How many ``run.log`` calls (metrics records) the run holds."""
+        return self.index().records
 
     def series(self, key: str) -> Series:
         """The points of one metric: ``run.series("train/loss").values``. A key the run never logged raises
         :class:`MetricNotFoundError`, which names the closest keys it has."""
+        from stepline.logbook.columns import missing_epochs
+        from stepline.logbook.index import TornIndexError
+
+        index = self.index()
+        column = index.columns.get(key)
+        if column is None:
+            raise metric_not_found(key, list(index.columns), f"run {self.id}")
+        if column.exact:
+            try:
+                steps, values, times, epochs = index.series(key)
+            except TornIndexError:
+                pass
+            else:
+                missing = missing_epochs(epochs).tolist()
+                return Series(key, steps.tolist(), column.typed(values), times.tolist(),
+                              [None if gone else epoch for epoch, gone in zip(epochs.tolist(), missing)])
+        return self._parsed_series(key)
+
+    def _parsed_series(self, key: str) -> Series:
+        """One metric read from the whole file: values the index cannot hold exactly, or a torn index."""
         series = Series(key)
         for record in self.records(events.METRICS):
             values = record.get("values") or {}
@@ -203,11 +236,19 @@ class RunView:
                 series.values.append(values[key])
                 series.times.append(record.get("time"))
                 series.epochs.append(record.get("epoch"))
-        if not series.steps:
-            known = self.metric_keys()
-            if key not in known:
-                raise metric_not_found(key, known, f"run {self.id}")
         return series
+
+    def index(self) -> MetricIndex:
+        """The run's metrics index, current as of this call (numpy arrays; see stepline/logbook/index.py)."""
+        optional_import("numpy", "reading a run's metrics", "pip install numpy")
+        from stepline.logbook.index import read_index
+
+        index = read_index(self.path)
+        # A last line without its newline is torn too, unless a live writer is finishing it: the index leaves it
+        torn = index.tail.torn_lines + (index.unread_bytes() > 0)
+        self.problems["torn_lines"] = max(self.problems["torn_lines"], torn)
+        self.problems["duplicate_records"] = max(self.problems["duplicate_records"], index.tail.duplicate_records)
+        return index
 
     def logs(self, level: str | None = None) -> list[dict[str, Any]]:
         """Log lines (``time``, ``level``, ``message``, ``context``), optionally of one level."""

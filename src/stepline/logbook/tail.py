@@ -34,6 +34,20 @@ class LineCounts:
         self.torn_lines = 0
         self.duplicate_records = 0
 
+    def takes(self, record: dict[str, Any]) -> bool:
+        """Whether a reader takes this record, next in its file: not when its ``seq`` was read already (counted)."""
+        seq = record.get("seq")
+        if type(seq) is int:
+            if seq <= self.last_seq:
+                self.duplicate_records += 1
+                return False
+            self.last_seq = seq
+        return True
+
+    def fresh(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records a reader of the file they were written to will read (:meth:`takes`)."""
+        return [record for record in records if self.takes(record)]
+
 
 def decode_lines(lines: Iterable[bytes], counts: LineCounts) -> Iterator[dict[str, Any]]:
     """The records of a record file's lines, in order, by the one reading rule (see the module's docstring)."""
@@ -45,13 +59,8 @@ def decode_lines(lines: Iterable[bytes], counts: LineCounts) -> Iterator[dict[st
         except orjson.JSONDecodeError:
             counts.torn_lines += 1
             continue
-        seq = record.get("seq")
-        if type(seq) is int:
-            if seq <= counts.last_seq:
-                counts.duplicate_records += 1
-                continue
-            counts.last_seq = seq
-        yield record
+        if counts.takes(record):
+            yield record
 
 
 class RecordTail(LineCounts):

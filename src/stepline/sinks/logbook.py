@@ -1,23 +1,32 @@
-"""The default sink: appends records to the run's folder in the embedded logbook."""
+"""The default sink: appends records to the run's folder in the embedded logbook, and keeps its index."""
 
 from __future__ import annotations
 
 import errno
 import os
 import shutil
+import time
+import traceback
+from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from stepline import events
+from stepline.config import logbook_index_enabled
 from stepline.errors import warn
 from stepline.logbook import layout
 from stepline.sinks.base import Sink
 
+if TYPE_CHECKING:
+    from stepline.logbook.index import MetricIndex
+
 _BUFFER_BYTES = 1 << 20
 # Errors that come from a file's name, which no retry mends: a file where a folder must be, or the reverse.
 _NAME_ERRORS = frozenset((errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG))
+# Seconds between two writes of the index's state: readers take in from the JSONL what was written since.
+INDEX_STATE_INTERVAL = 1.0
 
 
 class LogbookSink(Sink):
@@ -35,33 +44,59 @@ class LogbookSink(Sink):
         self._files: dict[str, IO[bytes]] = {}
         self._warned_escapes = False
         self._warned_meta = False
+        # The index of metrics.jsonl, kept by this sink once it opens the file (None: not kept).
+        self._index: MetricIndex | None = None
+        self._keep_index = logbook_index_enabled()
+        self._next_index_state = 0.0
 
     def write(self, records: list[dict[str, Any]]) -> None:
         done = 0
         try:
-            for done, record in enumerate(records):  # noqa: B007 (done is read when a write fails)
-                kind = record["type"]
-                if kind in layout.RECORD_FILES:
-                    line = self._encoded(record)
-                    if line is None:
-                        continue
-                    handle = self._file(kind)
-                    handle.write(line)
-                    if kind == events.PARAMS:  # out before the records after it: the shipper relies on this order
-                        handle.flush()
-                elif kind == events.HEARTBEAT:
-                    self._meta["heartbeat_at"] = record["time"]
-                    self._meta_dirty = True
-                elif kind == events.STATUS:
-                    self._apply_status(record)
-                elif kind == events.SUMMARY:
-                    self._meta["summary"] = {**(self._meta.get("summary") or {}), **record["data"]}
-                    self._meta_dirty = True
-                elif kind == events.FILE:
-                    self._save_file(record)
+            while done < len(records):
+                end = _end_of_metrics(records, done)
+                if end > done:
+                    self._write_metrics(records[done:end])
+                    done = end
+                else:
+                    self._write_other(records[done])
+                    done += 1
         except OSError as err:
             err.records_written = done  # type: ignore[attr-defined]  # the records before it need no retry
+            self._drop_index()
             raise
+
+    def _write_metrics(self, records: list[dict[str, Any]]) -> None:
+        """Metrics records, written (and indexed) together: most of what a run writes."""
+        try:
+            lines = events.encode_many(records)
+        except orjson.JSONEncodeError:  # one of them holds text JSON cannot: each on its own
+            encoded = [(record, self._encoded(record)) for record in records]
+            # indexed as written: text JSON cannot hold is escaped in the file, so in the index too
+            records = [events.escaped(record) for record, line in encoded if line is not None]
+            lines = b"".join(line for _, line in encoded if line is not None)
+        self._file(events.METRICS).write(lines)
+        if self._index is not None:
+            self._indexing(self._index.add, records)
+
+    def _write_other(self, record: dict[str, Any]) -> None:
+        kind = record["type"]
+        if kind in layout.RECORD_FILES:
+            line = self._encoded(record)
+            if line is not None:
+                handle = self._file(kind)
+                handle.write(line)
+                if kind == events.PARAMS:  # out before the records after it: the shipper relies on this order
+                    handle.flush()
+        elif kind == events.HEARTBEAT:
+            self._meta["heartbeat_at"] = record["time"]
+            self._meta_dirty = True
+        elif kind == events.STATUS:
+            self._apply_status(record)
+        elif kind == events.SUMMARY:
+            self._meta["summary"] = {**(self._meta.get("summary") or {}), **record["data"]}
+            self._meta_dirty = True
+        elif kind == events.FILE:
+            self._save_file(record)
 
     def _encoded(self, record: dict[str, Any]) -> bytes | None:
         """The record's line; one record that cannot be written is never a reason to stop writing the run."""
@@ -93,10 +128,16 @@ class LogbookSink(Sink):
         self._meta_dirty = True
 
     def flush(self) -> None:
-        for handle in self._files.values():
-            handle.flush()
+        try:
+            for handle in self._files.values():
+                handle.flush()
+        except OSError:
+            self._drop_index()
+            raise
         if any(os.fstat(handle.fileno()).st_nlink == 0 for handle in self._files.values()):
             self._recreate()
+        if self._index is not None:
+            self._indexing(self._store_index, time.monotonic() >= self._next_index_state)
         if self._meta_dirty:
             try:
                 layout.write_meta(self._path, self._meta)
@@ -112,6 +153,7 @@ class LogbookSink(Sink):
     def _recreate(self) -> None:
         """The run's files were deleted while open (the folder removed, say): what they held is gone, and new
         records would go to files nobody can read. Make the folder again and write on there."""
+        self._drop_index()
         for handle in self._files.values():
             handle.close()
         self._files.clear()
@@ -122,6 +164,11 @@ class LogbookSink(Sink):
 
     def close(self) -> None:
         self.flush()
+        if self._index is not None:
+            self._indexing(self._store_index, True)
+            if self._index is not None:
+                self._index.release()
+                self._index = None
         for handle in self._files.values():
             handle.close()
         self._files.clear()
@@ -138,7 +185,53 @@ class LogbookSink(Sink):
             if handle.tell() > 0 and not _ends_with_newline(path):
                 handle.write(b"\n")
             self._files[kind] = handle
+            if kind == events.METRICS and self._keep_index:
+                handle.flush()
+                self._indexing(self._open_index)
         return handle
+
+    # The index (stepline/logbook/index.py): kept beside the file, never at the cost of the file.
+
+    def _open_index(self) -> None:
+        try:
+            from stepline.logbook.index import LOCK_PATIENCE, MetricIndex  # numpy, imported on the writer's thread
+        except ImportError:  # numpy is a dependency, but gone: readers read metrics.jsonl, and index it
+            self._keep_index = False
+            return
+
+        index = MetricIndex(self._path)
+        if not index.own(LOCK_PATIENCE):
+            return  # another process keeps it (a reader catching up), or the folder is read-only: readers cope
+        self._index = index
+        index.take_in(store=True)  # what a killed writer left past the index (all of a run from before it)
+        index.write_state()
+        self._next_index_state = time.monotonic() + INDEX_STATE_INTERVAL
+
+    def _store_index(self, with_state: bool) -> None:
+        assert self._index is not None
+        self._index.covered_to(self._files[events.METRICS].tell())
+        if not with_state:
+            self._index.write_rows(settle=False)
+        else:
+            self._index.write_state()
+            self._next_index_state = time.monotonic() + INDEX_STATE_INTERVAL
+
+    def _indexing(self, step: Any, *args: Any) -> None:
+        """Run one step of keeping the index; if it fails, stop keeping it for this run, and say so."""
+        try:
+            step(*args)
+        except Exception as err:
+            detail = str(err) if isinstance(err, OSError) else f"please report this bug:\n{traceback.format_exc()}"
+            warn(f"stepline: the index of {self._path / layout.INDEX_DIR} cannot be kept ({detail}); the run's "
+                 "records are still written, and readers read them from metrics.jsonl (slower on large runs; "
+                 "`stepline reindex` rebuilds the index)")
+            self._drop_index()
+
+    def _drop_index(self) -> None:
+        if self._index is not None:
+            self._index.abandon()
+            self._index = None
+        self._keep_index = False
 
     def _apply_status(self, record: dict[str, Any]) -> None:
         status = record["status"]
@@ -174,6 +267,16 @@ class LogbookSink(Sink):
             shutil.copy2(record["source"], target)
         else:  # gone before the writer got to it (a rotated checkpoint): retrying would not bring it back
             warn(f"stepline: {record['source']} was removed before it could be copied into the run")
+
+
+def _end_of_metrics(records: list[dict[str, Any]], start: int) -> int:
+    """Where the metrics records from ``start`` on end."""
+    if start == 0 and list(map(itemgetter("type"), records)).count(events.METRICS) == len(records):
+        return len(records)  # the common batch: nothing but metrics, found at C speed
+    end = start
+    while end < len(records) and records[end]["type"] == events.METRICS:
+        end += 1
+    return end
 
 
 def _ends_with_newline(path: Path) -> bool:

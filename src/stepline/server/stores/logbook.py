@@ -1,7 +1,8 @@
 """The default store: a logbook folder, the same one training processes write into.
 
-Runs are read through per-run caches that parse only appended bytes; runs pushed over HTTP are written
-with the logbook's own sink, so a served folder and a local one look alike (docs/format.md).
+Runs are read through per-run caches that parse only appended bytes, and their points from each run's
+index; both are kept in one cache bounded by bytes (``STEPLINE_SERVER_CACHE_MB``). Runs pushed over HTTP are
+written with the logbook's own sink, so a served folder and a local one look alike (docs/format.md).
 
     store = LogbookStore("stepline_logs")
     store.runs("mnist")                      # every run's overview, current as of this call
@@ -16,11 +17,15 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from stepline import events
 from stepline.config import heartbeat_timeout as configured_heartbeat_timeout
-from stepline.config import logbook_root
+from stepline.config import logbook_root, server_cache_bytes
 from stepline.errors import ConflictError, RunNotFoundError
 from stepline.logbook import layout
+from stepline.logbook.columns import missing_epochs
+from stepline.logbook.index import TornIndexError
 from stepline.logbook.reader import derived_status
 from stepline.logbook.tail import RecordTail
 from stepline.names import check_project
@@ -39,6 +44,7 @@ from stepline.server.stores.base import (
     opened_meta,
     overview,
 )
+from stepline.server.stores.byte_lru import ByteLRU
 from stepline.server.stores.logbook_cache import RunCache
 from stepline.sinks.logbook import LogbookSink
 
@@ -48,10 +54,12 @@ _CHUNK = 1 << 20
 class LogbookStore:
     """Runs of one logbook folder."""
 
-    def __init__(self, root: str | Path | None = None, *, heartbeat_timeout: float | None = None) -> None:
+    def __init__(self, root: str | Path | None = None, *, heartbeat_timeout: float | None = None,
+                 cache_mb: int | None = None) -> None:
         self.root = logbook_root(root)
         self.heartbeat_timeout = heartbeat_timeout or configured_heartbeat_timeout()
-        self._caches: dict[Path, RunCache] = {}
+        # ("run", path) -> RunCache, ("series", path, key) -> (token, arrays): what the server holds in memory
+        self._cache = ByteLRU(server_cache_bytes(cache_mb))
         self._writers: dict[Path, LogbookRunWriter] = {}
         self._metas: dict[str, dict[str, dict[str, Any]]] = {}  # project -> run id -> meta as made (runs_named)
         self._lock = threading.Lock()
@@ -88,7 +96,7 @@ class LogbookStore:
         return oldest_first(overviews)
 
     def run(self, project: str, run_id: str) -> dict[str, Any]:
-        cache = self._cache(project, run_id)
+        cache = self._run_cache(project, run_id)
         return {**self._overview(cache), "meta": dict(cache.meta)}
 
     def runs_named(self, project: str, name: str) -> list[dict[str, Any]]:
@@ -112,45 +120,60 @@ class LogbookStore:
         return oldest_first(named)
 
     def metric_keys(self, project: str, run_id: str) -> list[str]:
-        return list(self._cache(project, run_id).series)
+        return list(self._run_cache(project, run_id).index.columns)
 
     def series(self, project: str, run_id: str, keys: list[str], x: str, points: int | None,
                after: int) -> list[SeriesPoints]:
         check_axis(x)
-        cache = self._cache(project, run_id)
+        cache = self._run_cache(project, run_id)
         found = []
         for key in keys:
-            series = cache.series.get(key)
-            if series is None:
+            if key not in cache.index.columns:
                 found.append(SeriesPoints.empty(key))
                 continue
-            steps, values, times, epochs = (column[after:] for column in series.arrays())
+            steps, values, times, epochs = (column[after:] for column in self._series_arrays(cache, key))
             xs = {"step": steps, "epoch": epochs, "time": times}[x]
             downsampled = False
             if points is not None:
                 keep = keep_extremes(values, points)
                 if len(keep) < len(values):
                     xs, values, steps, downsampled = xs[keep], values[keep], steps[keep], True
-            found.append(SeriesPoints(key, len(series.steps), downsampled, xs, values, steps))
+            found.append(SeriesPoints(key, cache.index.columns[key].count, downsampled, xs, values, steps))
         return found
 
+    def _series_arrays(self, cache: RunCache, key: str) -> tuple[np.ndarray, ...]:
+        """(steps, values, times, epochs) of one metric, as floats: from the cache while the run is unchanged."""
+        token = (cache.index.stamp, cache.index.covered)
+        held = self._cache.get(("series", cache.path, key))
+        if held is not None and held[0] == token:
+            return held[1]
+        try:
+            steps, values, times, epochs = cache.index.series(key)
+        except TornIndexError:
+            cache.rebuild_index()
+            steps, values, times, epochs = cache.index.series(key)
+        epochs = np.where(missing_epochs(epochs), np.nan, epochs)
+        arrays = (steps.astype(np.float64), values, times, epochs)
+        self._cache.put(("series", cache.path, key), (token, arrays), sum(a.nbytes for a in arrays))
+        return arrays
+
     def metric_rows(self, project: str, run_id: str) -> list[tuple[int, dict[str, float]]]:
-        path = self._cache(project, run_id).path
+        path = self._run_cache(project, run_id).path
         records = RecordTail(layout.record_path(path, events.METRICS)).read_new() or []
         return [(r.get("step", 0), r.get("values") or {}) for r in records]
 
     def logs(self, project: str, run_id: str, level: str | None, offset: int,
              limit: int) -> tuple[int, list[dict[str, Any]]]:
-        lines = self._cache(project, run_id).logs
+        lines = self._run_cache(project, run_id).logs
         if level:
             lines = [line for line in lines if line.get("level") == level.upper()]
         return len(lines), lines[offset: offset + limit]
 
     def files(self, project: str, run_id: str) -> dict[str, int]:
-        return _files(self._cache(project, run_id).path)
+        return _files(self._run_cache(project, run_id).path)
 
     def read_file(self, project: str, run_id: str, path: str) -> tuple[int, Iterator[bytes]]:
-        run_path = self._cache(project, run_id).path
+        run_path = self._run_cache(project, run_id).path
         target = layout.file_path(run_path, path)  # validated: no '..', no absolute path
         base = (run_path / layout.FILES_DIR).resolve()
         resolved = target.resolve()
@@ -159,10 +182,10 @@ class LogbookStore:
         return resolved.stat().st_size, _chunks(resolved)
 
     def delete_run(self, project: str, run_id: str, *, force: bool = False) -> None:
-        cache = self._cache(project, run_id)
+        cache = self._run_cache(project, run_id)
         check_run_deletable(run_id, self._status(cache), force)
         with self._lock:
-            self._caches.pop(cache.path, None)
+            self._cache.discard(lambda entry: entry[1] == cache.path)
             self._writers.pop(cache.path, None)
         shutil.rmtree(cache.path)
 
@@ -173,9 +196,9 @@ class LogbookStore:
         check_project_deletable(project, runs, force)
         path = layout.project_dir(self.root, project)
         with self._lock:
-            for table in (self._caches, self._writers):
-                for run_path in [p for p in table if p.parent == path]:
-                    del table[run_path]
+            self._cache.discard(lambda entry: entry[1].parent == path)
+            for run_path in [p for p in self._writers if p.parent == path]:
+                del self._writers[run_path]
         shutil.rmtree(path)
         return len(runs)
 
@@ -219,7 +242,7 @@ class LogbookStore:
                 writer.sink.close()
             self._writers.clear()
 
-    def _cache(self, project: str, run_id: str) -> RunCache:
+    def _run_cache(self, project: str, run_id: str) -> RunCache:
         cache = self._refreshed(layout.run_dir(self.root, project, run_id))
         if cache is None or not cache.meta:
             raise RunNotFoundError(f"no run {run_id!r} in project {project!r}")
@@ -230,17 +253,18 @@ class LogbookStore:
 
     def _overview(self, cache: RunCache) -> dict[str, Any]:
         meta = {"id": cache.path.name, "project": cache.path.parent.name, **cache.meta}
-        metrics = {key: series.stats.as_dict() for key, series in cache.series.items()}
-        return overview(meta, self._status(cache), cache.params, cache.metric_records, metrics)
+        metrics = {key: summary.as_dict() for key, summary in cache.index.summaries().items()}
+        return overview(meta, self._status(cache), cache.params, cache.index.records, metrics)
 
     def _refreshed(self, path: Path) -> RunCache | None:
-        with self._lock:  # one refresh at a time: each parses only what was appended, so it is quick
-            cache = self._caches.get(path)
+        with self._lock:  # one refresh at a time: each reads only what was appended, so it is quick
+            cache = self._cache.get(("run", path))
             if cache is None:
-                cache = self._caches[path] = RunCache(path)
+                cache = RunCache(path)
             if not cache.refresh():
-                self._caches.pop(path, None)
+                self._cache.discard(lambda entry: entry[1] == path)
                 return None
+            self._cache.put(("run", path), cache, cache.nbytes())
         return cache
 
 

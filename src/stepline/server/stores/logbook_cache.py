@@ -1,60 +1,29 @@
-"""What the server keeps of one run between requests, read incrementally: each refresh parses only the
-bytes appended to the run's files since the last one, never whole files again.
+"""What the server keeps of one run between requests, read incrementally: its metadata, params and logs, and
+its metrics index (stepline/logbook/index.py), each refresh reading only what was written since the last.
 
     cache = RunCache(run_path)
     cache.refresh()
-    steps, values = cache.series["train/loss"].arrays()
+    cache.index.summaries()["train/loss"].last
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from stepline import events
 from stepline.logbook import layout
-from stepline.logbook.metric_summary import MetricSummary
+from stepline.logbook.index import WRITE_BACK_BYTES, MetricIndex, read_index
 from stepline.logbook.tail import RecordTail
 from stepline.params import apply_operation
 
+# What the cache counts for one log line and one metric, beside the rows it holds: estimates, to bound memory.
+_LOG_LINE_BYTES = 400
+_METRIC_BYTES = 400
 
-class SeriesCache:
-    """One metric's points, in logged order, appended to as the file grows."""
-
-    __slots__ = ("steps", "values", "times", "epochs", "_arrays", "stats")
-
-    def __init__(self) -> None:
-        self.steps: list[int] = []
-        self.values: list[float] = []
-        self.times: list[float] = []
-        self.epochs: list[float] = []
-        self._arrays: tuple[np.ndarray, ...] | None = None
-        self.stats = MetricSummary()
-
-    def add(self, step: int, value: float, when: float, epoch: float) -> None:
-        self.steps.append(step)
-        self.values.append(value)
-        self.times.append(when)
-        self.epochs.append(epoch)
-        self.stats.add(step, value)
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(steps, values, times, epochs) as float arrays; converts only what was added since the last call."""
-        done = 0 if self._arrays is None else len(self._arrays[0])
-        if done != len(self.steps):
-            tails = [np.asarray(column[done:], dtype=float) for column in (self.steps, self.values, self.times,
-                                                                           self.epochs)]
-            self._arrays = tuple(tails) if self._arrays is None else tuple(  # type: ignore[assignment]
-                np.concatenate([old, new]) for old, new in zip(self._arrays, tails))
-        if self._arrays is None:
-            return tuple(np.empty(0) for _ in range(4))  # type: ignore[return-value]
-        return self._arrays  # type: ignore[return-value]
 
 class RunCache:
-    """One run's metadata, params, metric series and logs, kept current by :meth:`refresh`."""
+    """One run's metadata, params, logs and metrics index, kept current by :meth:`refresh`."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -64,10 +33,10 @@ class RunCache:
         self.meta: dict[str, Any] = {}
         self._meta_mtime = -1.0
         self.params: dict[str, Any] = {}
-        self.series: dict[str, SeriesCache] = {}
-        self.metric_records = 0
         self.logs: list[dict[str, Any]] = []
-        self._tails = {kind: RecordTail(layout.record_path(self.path, kind)) for kind in layout.RECORD_FILES}
+        self.index = MetricIndex(self.path)
+        self._fresh_index = True
+        self._tails = {kind: RecordTail(layout.record_path(self.path, kind)) for kind in (events.PARAMS, events.LOG)}
 
     def refresh(self) -> bool:
         """Take in what was written since the last refresh; False when the run's folder is gone."""
@@ -82,24 +51,32 @@ class RunCache:
                 self.meta, self._meta_mtime = meta, mtime
         for kind, tail in self._tails.items():
             records = tail.read_new()
-            if records is None:
+            if records is None:  # rewritten: start again
                 self._reset()
                 return self.refresh()
             for record in records:
-                self._take(kind, record)
+                if kind == events.PARAMS:
+                    apply_operation(self.params, record)
+                else:
+                    self.logs.append(record)
+        self._refresh_index()
         return True
 
-    def _take(self, kind: str, record: dict[str, Any]) -> None:
-        if kind == events.METRICS:
-            self.metric_records += 1
-            step, when = record.get("step", 0), record.get("time", math.nan)
-            epoch = record.get("epoch", math.nan)
-            for key, value in (record.get("values") or {}).items():
-                series = self.series.get(key)
-                if series is None:
-                    series = self.series[key] = SeriesCache()
-                series.add(step, float(value), when, math.nan if epoch is None else epoch)
-        elif kind == events.PARAMS:
-            apply_operation(self.params, record)
-        else:
-            self.logs.append(record)
+    def _refresh_index(self) -> None:
+        # Its keeper wrote a newer state: start from it, which holds what this cache read past the old one.
+        if self._fresh_index or self.index.changed_on_disk() or not self.index.take_in():
+            self.index, self._fresh_index = read_index(self.path), False
+        elif self.index.covered - self.index.stored_bytes >= WRITE_BACK_BYTES:
+            self.index.write_back()
+
+    def rebuild_index(self) -> None:
+        """The index's files do not hold what its state says (changed behind it): read the JSONL whole."""
+        self.index = MetricIndex(self.path)
+        self.index.take_in()
+
+    def nbytes(self) -> int:
+        """About how much memory the cache holds."""
+        self.index.columns.settle()
+        pending = self.index.columns.pending_records().nbytes + sum(
+            column.pending_points().nbytes for column in self.index.columns.values())
+        return 4096 + len(self.logs) * _LOG_LINE_BYTES + len(self.index.columns) * _METRIC_BYTES + pending
