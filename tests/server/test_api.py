@@ -156,6 +156,27 @@ def test_the_logbook_store_leaves_a_line_being_written_for_the_next_refresh(logd
     run.finish()
 
 
+def test_the_logbook_store_keeps_no_more_than_its_cache_bound_and_still_answers(logdir):
+    runs = []
+    for r in range(6):
+        run = stepline.init(project="big", dir=logdir)
+        for step in range(20_000):  # each series, as the store holds it: 4 columns x 8 bytes x 20,000 = 640 KB
+            run.log({"loss": step + r * 0.5, "acc": step % 10}, step=step)
+        run.finish()
+        runs.append(run)
+    store = LogbookStore(logdir, cache_mb=1)
+    client = TestClient(create_app(store))
+    for _ in range(2):
+        for r, run in enumerate(runs):
+            url = f"/api/v1/projects/big/runs/{run.id}/series?keys=loss,acc&points=100"
+            loss, acc = client.get(url).json()["series"]
+            assert loss["count"] == 20_000 and loss["y"][-1] == 19_999 + r * 0.5 and max(acc["y"]) == 9
+            held, limit = store.memory_held()
+            assert held <= limit == 1 << 20
+    listed = client.get("/api/v1/projects/big/runs").json()["runs"]
+    assert [run["metrics"]["loss"]["count"] for run in listed] == [20_000] * 6
+
+
 def test_logs_paged_and_by_level(client, book):
     run = book["resnet-1"]
     url = f"/api/v1/projects/vision/runs/{run.id}/logs"

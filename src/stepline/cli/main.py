@@ -5,6 +5,7 @@
     stepline export RUN --format csv|jsonl [-o FILE]
     stepline serve [DIR] [--host 127.0.0.1] [--port 8683] [--open] [--require-token]
     stepline sync [RUN ...|--all] --remote URL
+    stepline reindex [RUN ...|--all]
     stepline server user add NAME | token create --user NAME | token revoke ID | token list
 """
 
@@ -14,7 +15,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from stepline.cli import export, listing, serve, server_admin, show, sync
+from stepline.cli import export, listing, reindex, serve, server_admin, show, sync
 from stepline.errors import SteplineError
 from stepline.version import __version__
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(handler=export.run)
     serve.add_parser(commands)
     sync.add_parser(commands)
+    reindex.add_parser(commands)
     server_admin.add_parser(commands)
     return parser
 

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise ConfigError(f"stepline serve needs the server extra ({err.name} is missing): "
                           "pip install 'stepline[server]'") from None
-    store = open_store(args.store or str(logbook_root(args.logbook or args.dir)))
+    store = open_store(args.store or str(logbook_root(args.logbook or args.dir)), cache_mb=args.cache_mb)
     auth = AuthStore(store.accounts())
     require_token = args.require_token or not is_loopback(args.host)
     if require_token and not auth.has_tokens():
@@ -69,6 +69,13 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     print("stepline serve stopped.", file=sys.stderr)
     return 0
+
+
+def megabytes(text: str) -> int:
+    """``--cache-mb``, checked: a positive whole number."""
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: use a whole number of MB, 1 or more")
+    return int(text)
 
 
 def port_number(text: str) -> int:
@@ -131,4 +138,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("--cors-origin", action="append", help="allow cross-origin requests from this origin")
     sub.add_argument("--require-token", action="store_true",
                      help="every API request needs a token, on loopback too (always so on other addresses)")
+    sub.add_argument("--cache-mb", type=megabytes, default=None,
+                     help="memory for runs and points kept between requests (default $STEPLINE_SERVER_CACHE_MB "
+                          "or 256)")
     sub.set_defaults(handler=run)

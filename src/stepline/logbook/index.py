@@ -19,8 +19,6 @@ holds an advisory lock on ``index/lock``, so a killed owner releases it.
 from __future__ import annotations
 
 import os
-import time
-import zlib
 from itertools import repeat
 from pathlib import Path
 from typing import IO, Any
@@ -30,21 +28,24 @@ import orjson
 
 from stepline import events
 from stepline.logbook import layout
-from stepline.logbook.columns import POINT, RECORD, Column, Columns
+from stepline.logbook.columns import POINT, RECORD, Columns
+from stepline.logbook.index_files import (
+    LOCK_FILE,
+    RECORDS_FILE,
+    STATE_FILE,
+    TornIndexError,
+    columns_of,
+    head_of,
+    locked,
+    points_file,
+    points_number,
+    state_of,
+)
 from stepline.logbook.metric_summary import MetricSummary
 from stepline.logbook.tail import RecordTail
-from stepline.values import NON_FINITE_NAMES
 
-try:
-    import fcntl
-except ImportError:  # Windows: the writer keeps its index without a lock; readers never write one
-    fcntl = None  # type: ignore[assignment]
+__all__ = ["MetricIndex", "TornIndexError", "read_index", "rebuild_index"]
 
-VERSION = 1
-STATE_FILE = "state.json"
-LOCK_FILE = "lock"
-RECORDS_FILE = "records.rows"
-HEAD_BYTES = 4096  # the start of metrics.jsonl the state checksums: a file replaced by another is noticed
 READ_BYTES = 16 << 20  # the JSONL is taken in this many bytes at a time, so a rebuild's memory is bounded
 OPEN_FILES = 64  # row files an owner keeps open at once
 LOCK_PATIENCE = 2.0  # seconds a writer waits for a reader that is writing the index to finish
@@ -61,8 +62,24 @@ def read_index(run_path: Path) -> MetricIndex:
     return index
 
 
-class TornIndexError(Exception):
-    """The index's files do not hold what its state says: it is rebuilt from the JSONL."""
+def rebuild_index(run_path: Path) -> MetricIndex | None:
+    """Build the run's index anew from its metrics.jsonl (``stepline reindex``); None when another process
+    keeps it (the run's writer, which keeps it current)."""
+    index = MetricIndex(run_path)
+    index.folder.mkdir(exist_ok=True)
+    index._lock = locked(index.folder / LOCK_FILE, 0.0)
+    if index._lock is None:
+        return None
+    try:
+        index._remove_state()
+        for entry in os.scandir(index.folder):
+            if entry.name == RECORDS_FILE or points_number(entry.name) is not None:
+                os.unlink(entry.path)
+        index.take_in(store=True)
+        index.write_state()
+    finally:
+        index.release()
+    return index
 
 
 class MetricIndex:
@@ -103,7 +120,7 @@ class MetricIndex:
         try:
             stat = os.stat(self.folder / STATE_FILE)
             state = orjson.loads((self.folder / STATE_FILE).read_bytes())
-            columns = _columns(state)
+            columns = columns_of(state)
             self._check(state, columns)
         except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, TornIndexError):
             return False
@@ -115,10 +132,8 @@ class MetricIndex:
         return True
 
     def _check(self, state: dict[str, Any], columns: Columns) -> None:
-        if state.get("index") != VERSION:
-            raise TornIndexError("another version")
         covered = state["covered"]
-        if os.stat(self.tail.path).st_size < covered or _head(self.tail.path, covered) != state["head"]:
+        if os.stat(self.tail.path).st_size < covered or head_of(self.tail.path, covered) != state["head"]:
             raise TornIndexError("metrics.jsonl is not the file the index was made from")
         if _size(self.folder / RECORDS_FILE) < columns.stored_records * RECORD.itemsize:
             raise TornIndexError("records are missing")
@@ -207,7 +222,7 @@ class MetricIndex:
         another process keeps it, or the folder cannot be written."""
         try:
             self.folder.mkdir(exist_ok=True)
-            self._lock = _locked(self.folder / LOCK_FILE, wait)
+            self._lock = locked(self.folder / LOCK_FILE, wait)
         except OSError:
             return False
         if self._lock is None:
@@ -217,7 +232,7 @@ class MetricIndex:
                 self._remove_state()
             known = {column.number: column.stored for column in self.columns.values()}
             for entry in os.scandir(self.folder):
-                number = _points_number(entry.name)
+                number = points_number(entry.name)
                 if number in known:
                     os.truncate(entry.path, known[number] * POINT.itemsize)
                 elif number is not None:
@@ -255,7 +270,7 @@ class MetricIndex:
         for column in self.columns.values():
             if column.pending:
                 points = column.pending_points()
-                self._file(f"{column.number}.points").write(points.data)
+                self._file(points_file(column.number)).write(points.data)
                 column.stored += len(points)
                 column.pending = []
 
@@ -265,16 +280,7 @@ class MetricIndex:
         self.write_rows()
         for handle in self._open.values():
             handle.flush()
-        state = {
-            "index": VERSION,
-            "covered": self.covered,
-            "head": _head(self.tail.path, self.covered),
-            "records": self.columns.stored_records,
-            "last_seq": self.tail.last_seq,
-            "torn_lines": self.tail.torn_lines,
-            "duplicate_records": self.tail.duplicate_records,
-            "columns": [_column_state(column) for column in self.columns.values()],
-        }
+        state = state_of(self.columns, self.covered, head_of(self.tail.path, self.covered), self.tail)
         target = self.folder / STATE_FILE
         temporary = self.folder / layout.temporary_name(STATE_FILE)
         temporary.write_bytes(orjson.dumps(state))
@@ -308,7 +314,7 @@ class MetricIndex:
         self.stamp = None
 
     def _points_path(self, number: int) -> Path:
-        return self.folder / f"{number}.points"
+        return self.folder / points_file(number)
 
     def _file(self, name: str) -> IO[bytes]:
         handle = self._open.pop(name, None)
@@ -333,55 +339,8 @@ def _stored_and(path: Path, stored: int, pending: np.ndarray, dtype: np.dtype) -
     return np.concatenate([rows, pending]) if len(pending) else rows
 
 
-def _locked(path: Path, wait: float) -> IO[bytes] | None:
-    handle = open(path, "ab")
-    if fcntl is None:
-        return handle
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return handle
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                handle.close()
-                return None
-            time.sleep(0.01)
-
-
-def _head(path: Path, covered: int) -> list[int]:
-    length = min(covered, HEAD_BYTES)
-    with open(path, "rb") as handle:
-        return [length, zlib.crc32(handle.read(length))]
-
-
 def _size(path: Path) -> int:
     try:
         return os.stat(path).st_size
     except FileNotFoundError:
         return 0
-
-
-def _points_number(name: str) -> int | None:
-    stem, dot, suffix = name.partition(".")
-    return int(stem) if dot and suffix == "points" and stem.isdigit() else None
-
-
-def _column_state(column: Column) -> dict[str, Any]:
-    s = column.summary
-    figures = [s.count, s.nan_count, events.json_number(s.last), s.last_step, events.json_number(s.min),
-               s.min_step, events.json_number(s.max), s.max_step]
-    return {"key": column.key, "file": column.number, "rows": column.stored, "kind": column.kind,
-            "exact": column.exact, "summary": figures}
-
-
-def _columns(state: dict[str, Any]) -> Columns:
-    columns = Columns(int(state["records"]))
-    for entry in state["columns"]:
-        figures: list[Any] = [NON_FINITE_NAMES.get(v, v) if type(v) is str else v for v in entry["summary"]]
-        column = Column(entry["key"], int(entry["file"]), int(entry["rows"]), MetricSummary(*figures),
-                        entry["kind"], bool(entry["exact"]))
-        if column.stored != column.count:
-            raise TornIndexError(f"{column.key!r}: {column.stored} rows for {column.count} points")
-        columns[column.key] = column
-    return columns

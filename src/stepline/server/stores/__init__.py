@@ -15,10 +15,11 @@ __all__ = ["LogbookStore", "RunWriter", "SeriesPoints", "Store", "open_store"]
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def open_store(where: str) -> Store:
-    """A logbook folder's path, or a PostgreSQL URL (needs the ``postgres`` extra)."""
+def open_store(where: str, *, cache_mb: int | None = None) -> Store:
+    """A logbook folder's path, or a PostgreSQL URL (needs the ``postgres`` extra). ``cache_mb`` bounds what a
+    logbook store keeps in memory (PostgreSQL keeps its own)."""
     if not where.startswith(POSTGRES_SCHEMES):
-        return LogbookStore(where)
+        return LogbookStore(where, cache_mb=cache_mb)
     try:
         from stepline.server.stores.postgres import PostgresStore
     except ImportError as err:

@@ -68,6 +68,10 @@ class LogbookStore:
     def describe(self) -> str:
         return str(self.root.resolve())
 
+    def memory_held(self) -> tuple[int, int]:
+        """(bytes the store keeps between requests, the most it may keep)."""
+        return self._cache.size, self._cache.limit
+
     def accounts(self) -> AuthFile:
         return AuthFile(self.root)
 
