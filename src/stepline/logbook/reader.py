@@ -269,15 +269,21 @@ class RunView:
         return layout.file_path(self.path, relative)
 
     def positions(self) -> tuple[int, int | None]:
-        """``(largest seq, largest step)`` written so far: where a resumed run carries on."""
-        max_seq, max_step = 0, None
-        for record_type in layout.RECORD_FILES:
-            for record in self.records(record_type):
-                max_seq = max(max_seq, record.get("seq") or 0)
-                step = record.get("step")
-                if record_type == events.METRICS and type(step) is int and (max_step is None or step > max_step):
-                    max_step = step
-        return max_seq, max_step
+        """``(largest seq, largest step)`` written so far: where a resumed run carries on. The metrics' are
+        read from the index: resuming a long run does not parse it."""
+        import numpy as np
+
+        from stepline.logbook.index import TornIndexError
+
+        max_seq = max((record.get("seq") or 0 for kind in (events.PARAMS, events.LOG)
+                       for record in self.records(kind)), default=0)
+        index = self.index()
+        try:
+            steps = index.record_rows()["step"]
+        except TornIndexError:
+            steps = np.array([r["step"] for r in self.records(events.METRICS) if type(r.get("step")) is int])
+        max_step = int(steps.max()) if len(steps) else None
+        return max(max_seq, index.tail.last_seq), max_step
 
     def to_pandas(self) -> Any:
         """The metrics as a pandas DataFrame, one row per log call (``pip install 'stepline[pandas]'``)."""
