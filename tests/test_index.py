@@ -146,7 +146,7 @@ def test_a_resumed_run_keeps_one_index_and_a_format_1_run_gets_one(logdir):
     log_a_mixed_run(run, 50)
     run.finish()
     # A writer killed between writing rows and the state that counts them leaves rows past the state.
-    for name in ("records.rows", "0.points", "3.points"):
+    for name in ("records.step", "records.epoch", "0.record", "0.value", "3.value"):
         with open(run.path / "index" / name, "ab") as handle:
             handle.write(b"\x7f" * 100)
     assert_index_matches_the_file(run.path)
@@ -178,8 +178,8 @@ def test_a_torn_index_is_never_served_and_is_rebuilt(logdir, damage):
     run.finish()
     index_dir, metrics = run.path / "index", run.path / "metrics.jsonl"
     if damage == "rows cut":
-        with open(index_dir / "0.points", "r+b") as handle:
-            handle.truncate(os.path.getsize(index_dir / "0.points") - 7)
+        with open(index_dir / "0.value", "r+b") as handle:
+            handle.truncate(os.path.getsize(index_dir / "0.value") - 7)
     elif damage == "state garbage":
         (index_dir / "state.json").write_bytes(b'{"index": 1, "cov')
     elif damage == "state ahead of the file":

@@ -1,7 +1,9 @@
 """A run's metric points in columns, taken in from metrics records a batch at a time at numpy's speed:
 
-- one row per metrics record (:data:`RECORD`: step, time, epoch), numbered from 0 in logged order;
-- per metric, one row per point (:data:`POINT`: the record's number, the value), and its summary.
+- per metrics record (:data:`RECORD_FIELDS`): its step, time and epoch, records numbered from 0 in logged order;
+- per metric, per point (:data:`POINT_FIELDS`): the record's number and the value; and the metric's summary.
+
+Each field is its own array (and, on disk, its own file), so a reader reads only the fields it needs.
 
     columns = Columns()
     columns.add(records)                  # metrics records, in logged order
@@ -24,9 +26,9 @@ import numpy as np
 
 from stepline.logbook.metric_summary import MetricSummary
 
-RECORD = np.dtype([("step", "<i8"), ("time", "<f8"), ("epoch", "<f8")])
-POINT = np.dtype([("record", "<u4"), ("value", "<f8")])  # packed: 12 bytes a point
-MAX_RECORDS = 2**32  # a record's number must fit POINT's field
+RECORD_FIELDS: dict[str, np.dtype] = {"step": np.dtype("<i8"), "time": np.dtype("<f8"), "epoch": np.dtype("<f8")}
+POINT_FIELDS: dict[str, np.dtype] = {"record": np.dtype("<u4"), "value": np.dtype("<f8")}
+MAX_RECORDS = 2**32  # a record's number must fit its field
 SETTLE_RECORDS = 1 << 16
 EXACT_INTEGERS = 2**53  # a float64 holds every integer below this exactly
 KINDS = ("bool", "int", "float")  # what a metric's values were, widening left to right
@@ -38,6 +40,38 @@ NO_EPOCH = np.array([0x7FF8_0000_0E90_C000], dtype=np.int64).view(np.float64)[0]
 def missing_epochs(epochs: np.ndarray) -> np.ndarray:
     """Where the records had no epoch."""
     return epochs.view(np.int64) == NO_EPOCH.view(np.int64)
+
+
+class Pending:
+    """Rows not on disk yet: per field, the arrays taken in, joined when read."""
+
+    __slots__ = ("fields", "parts", "count")
+
+    def __init__(self, fields: dict[str, np.dtype]) -> None:
+        self.fields = fields
+        self.parts: dict[str, list[np.ndarray]] = {field: [] for field in fields}
+        self.count = 0
+
+    def append(self, **arrays: np.ndarray) -> None:
+        for field, array in arrays.items():
+            self.parts[field].append(array)
+        self.count += len(array)
+
+    def field(self, name: str) -> np.ndarray:
+        parts = self.parts[name]
+        if len(parts) != 1:
+            parts[:] = [np.concatenate(parts).astype(self.fields[name], copy=False) if parts
+                        else np.empty(0, self.fields[name])]
+        return parts[0]
+
+    def clear(self) -> None:
+        for parts in self.parts.values():
+            parts.clear()
+        self.count = 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(array.nbytes for parts in self.parts.values() for array in parts)
 
 
 class Column:
@@ -53,7 +87,7 @@ class Column:
         self.summary = summary or MetricSummary()
         self.kind = kind
         self.exact = exact  # False: a value the rows cannot hold as logged (an integer beyond 2**53, text)
-        self.pending: list[np.ndarray] = []  # POINT rows, settled
+        self.pending = Pending(POINT_FIELDS)  # settled
         self.waiting: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (numbers, steps, values) taken in
 
     @property
@@ -80,12 +114,7 @@ class Column:
                                   for part in zip(*self.waiting))
         self.waiting = []
         self.summary.add_many(steps, values)
-        points = np.empty(len(values), POINT)
-        points["record"], points["value"] = numbers, values
-        self.pending.append(points)
-
-    def pending_points(self) -> np.ndarray:
-        return _joined(self.pending, POINT)
+        self.pending.append(record=numbers, value=values.astype(np.float64, copy=False))
 
     def typed(self, values: np.ndarray) -> list[Any]:
         """Values read from the rows as the types they were logged as."""
@@ -103,7 +132,7 @@ class Columns(dict[str, Column]):
         super().__init__()
         self.records = records  # taken in, stored or pending
         self.stored_records = records
-        self.pending: list[np.ndarray] = []  # RECORD rows not yet stored
+        self.pending = Pending(RECORD_FIELDS)
         self.unsettled = 0  # records taken in, not yet settled
 
     def column(self, key: str) -> Column:
@@ -111,9 +140,6 @@ class Columns(dict[str, Column]):
         if found is None:
             found = self[key] = Column(key, len(self))
         return found
-
-    def pending_records(self) -> np.ndarray:
-        return _joined(self.pending, RECORD)
 
     def settle(self) -> None:
         """Every point taken in, in rows and summaries."""
@@ -133,18 +159,16 @@ class Columns(dict[str, Column]):
             steps = np.fromiter(map(itemgetter("step"), records), dtype=np.int64, count=n)
         except (KeyError, TypeError, ValueError, OverflowError):
             steps = np.array([_step(r.get("step")) for r in records], dtype=np.int64)
-        rows = np.empty(n, RECORD)
-        rows["step"] = steps
-        rows["time"] = _floats(list(map(dict.get, records, repeat("time"))))
+        times = _floats(list(map(dict.get, records, repeat("time"))))
         epochs = list(map(dict.get, records, repeat("epoch")))
         if epochs.count(None) == n:
-            rows["epoch"] = NO_EPOCH
+            epoch_array = np.full(n, NO_EPOCH)
         else:
-            rows["epoch"] = _floats([NO_EPOCH if epoch is None else epoch for epoch in epochs])
+            epoch_array = _floats([NO_EPOCH if epoch is None else epoch for epoch in epochs])
         numbers = np.arange(self.records, self.records + n, dtype=np.uint32)
         if not self._add_alike(records, numbers, steps):
             self._add_grouped(records, numbers, steps)
-        self.pending.append(rows)
+        self.pending.append(step=steps, time=times, epoch=epoch_array)
         self.records += n
         self.unsettled += n
         if self.unsettled >= SETTLE_RECORDS:
@@ -180,12 +204,6 @@ class Columns(dict[str, Column]):
         for key, where in positions.items():
             values, exact = _values([records[p]["values"][key] for p in where])
             self.column(key).take(numbers[where], steps[where], values, exact)
-
-
-def _joined(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
-    if len(parts) != 1:
-        parts[:] = [np.concatenate(parts) if parts else np.empty(0, dtype)]
-    return parts[0]
 
 
 def _fast_values(values: Any, n: int, floats: bool) -> tuple[np.ndarray, bool]:

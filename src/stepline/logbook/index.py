@@ -3,14 +3,15 @@ the JSON to answer (docs/format.md, "The index").
 
     index = MetricIndex.read(run_path)     # the index on disk, and the file's lines past what it covers
     index.columns["train/loss"].summary    # count, last, min and max with their steps
-    index.series("train/loss")             # every point: numpy arrays of steps, values, times and epochs
+    index.series("train/loss")             # every point: {"step": array, "value": array, "time": ..., ...}
 
 ``metrics.jsonl`` stays the source of truth. ``index/state.json`` says how many bytes of it the index covers
-(and a checksum of its head), how many rows of ``index/records.rows`` (one per metrics record) and of each
-metric's ``index/<n>.points`` are valid; it is replaced atomically after the rows it counts are written, so a
-process killed at any moment leaves an index that is valid up to its state, and rows past what the state
-counts are ignored. What lies past the covered bytes is read from the JSONL. An index that does not match its
-file is rebuilt, never served.
+(and a checksum of its head), and how many rows are valid of each field's file: the records' (one row per
+metrics record: ``index/records.step``, ``.time``, ``.epoch``) and each metric's (``index/<n>.record``,
+``index/<n>.value``). It is replaced atomically after the rows it counts are written, so a process killed at
+any moment leaves an index that is valid up to its state, and rows past what the state counts are ignored.
+What lies past the covered bytes is read from the JSONL. An index that does not match its file is rebuilt,
+never served.
 
 One process at a time keeps a run's index (the run's writer, else a reader catching up on a large tail): it
 holds an advisory lock on ``index/lock``, so a killed owner releases it.
@@ -28,17 +29,17 @@ import orjson
 
 from stepline import events
 from stepline.logbook import layout
-from stepline.logbook.columns import POINT, RECORD, Columns
+from stepline.logbook.columns import POINT_FIELDS, RECORD_FIELDS, Columns, Pending
 from stepline.logbook.index_files import (
     LOCK_FILE,
-    RECORDS_FILE,
+    RECORDS,
     STATE_FILE,
     TornIndexError,
     columns_of,
+    field_file,
     head_of,
     locked,
-    points_file,
-    points_number,
+    parse_field_file,
     state_of,
 )
 from stepline.logbook.metric_summary import MetricSummary
@@ -73,7 +74,7 @@ def rebuild_index(run_path: Path) -> MetricIndex | None:
     try:
         index._remove_state()
         for entry in os.scandir(index.folder):
-            if entry.name == RECORDS_FILE or points_number(entry.name) is not None:
+            if parse_field_file(entry.name) is not None:
                 os.unlink(entry.path)
         index.take_in(store=True)
         index.write_state()
@@ -135,11 +136,13 @@ class MetricIndex:
         covered = state["covered"]
         if os.stat(self.tail.path).st_size < covered or head_of(self.tail.path, covered) != state["head"]:
             raise TornIndexError("metrics.jsonl is not the file the index was made from")
-        if _size(self.folder / RECORDS_FILE) < columns.stored_records * RECORD.itemsize:
-            raise TornIndexError("records are missing")
+        for field, dtype in RECORD_FIELDS.items():
+            if _size(self.folder / field_file(RECORDS, field)) < columns.stored_records * dtype.itemsize:
+                raise TornIndexError(f"records' {field} rows are missing")
         for column in columns.values():
-            if _size(self._points_path(column.number)) < column.stored * POINT.itemsize:
-                raise TornIndexError(f"points of {column.key!r} are missing")
+            for field, dtype in POINT_FIELDS.items():
+                if _size(self.folder / field_file(column.number, field)) < column.stored * dtype.itemsize:
+                    raise TornIndexError(f"{column.key!r}'s {field} rows are missing")
 
     def changed_on_disk(self) -> bool:
         """Whether the state file is another than the one read (its owner wrote a newer one, or removed it)."""
@@ -183,23 +186,52 @@ class MetricIndex:
         self.columns.settle()
         return {key: column.summary for key, column in self.columns.items()}
 
-    def series(self, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every point of ``key`` in logged order: (steps, values, times, epochs); raises
-        :class:`TornIndexError` when the stored rows are missing (the files were changed behind the index)."""
-        points = self.points(key)
-        records = self.record_rows()[points["record"]]
-        return records["step"], points["value"], records["time"], records["epoch"]
-
-    def points(self, key: str) -> np.ndarray:
-        """The stored and pending :data:`POINT` rows of ``key``."""
+    def series(self, key: str, after: int = 0,
+               fields: tuple[str, ...] = ("step", "value", "time", "epoch")) -> dict[str, np.ndarray]:
+        """The points of ``key`` past the first ``after``, in logged order: per field asked for (``value``, and
+        the records' ``step``, ``time``, ``epoch``), an array. Reads those fields' files only, and of them only
+        the rows it needs. Raises :class:`TornIndexError` when the files hold fewer rows than the state says."""
         self.columns.settle()
         column = self.columns[key]
-        return _stored_and(self._points_path(column.number), column.stored, column.pending_points(), POINT)
+        wanted = [field for field in fields if field in RECORD_FIELDS]
+        found = {}
+        if "value" in fields:
+            found["value"] = self._field(column.number, "value", column.stored, column.pending, after, column.count)
+        if wanted:
+            numbers = self._field(column.number, "record", column.stored, column.pending, after, column.count)
+            first, last = (int(numbers[0]), int(numbers[-1]) + 1) if len(numbers) else (0, 0)
+            dense = last - first == len(numbers)  # the metric is in every record of the range: no gather
+            records = self.columns
+            for field in wanted:
+                rows = self._field(RECORDS, field, records.stored_records, records.pending, first, last)
+                found[field] = rows if dense else rows[numbers - first]
+        return found
 
-    def record_rows(self) -> np.ndarray:
-        """The stored and pending :data:`RECORD` rows."""
-        return _stored_and(self.folder / RECORDS_FILE, self.columns.stored_records,
-                           self.columns.pending_records(), RECORD)
+    def record_field(self, field: str) -> np.ndarray:
+        """One field (``step``, ``time``, ``epoch``) of every metrics record."""
+        records = self.columns
+        return self._field(RECORDS, field, records.stored_records, records.pending, 0, records.records)
+
+    def _field(self, owner: str | int, field: str, stored: int, pending: Pending, start: int,
+               stop: int) -> np.ndarray:
+        """Rows ``start`` to ``stop`` of a field: those stored from its file, the rest from ``pending``."""
+        dtype = pending.fields[field]
+        parts = []
+        if start < stored:
+            end = min(stop, stored)
+            try:
+                rows = np.fromfile(self.folder / field_file(owner, field), dtype=dtype, count=end - start,
+                                   offset=start * dtype.itemsize)
+            except (OSError, ValueError) as err:
+                raise TornIndexError(str(err)) from None
+            if len(rows) < end - start:
+                raise TornIndexError(f"{field_file(owner, field)} holds fewer rows than its state counts")
+            parts.append(rows)
+        if stop > stored:
+            parts.append(pending.field(field)[max(start - stored, 0): stop - stored])
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if parts else np.empty(0, dtype)
 
     # Keeping the index on disk: only its owner does.
 
@@ -230,15 +262,18 @@ class MetricIndex:
         try:
             if self.changed_on_disk() and not self._reload():
                 self._remove_state()
-            known = {column.number: column.stored for column in self.columns.values()}
+            keeps: dict[str | int, int] = {column.number: column.stored for column in self.columns.values()}
+            keeps[RECORDS] = self.columns.stored_records
             for entry in os.scandir(self.folder):
-                number = points_number(entry.name)
-                if number in known:
-                    os.truncate(entry.path, known[number] * POINT.itemsize)
-                elif number is not None:
+                parsed = parse_field_file(entry.name)
+                if parsed is None:
+                    continue
+                owner, field = parsed
+                dtype = (RECORD_FIELDS if owner == RECORDS else POINT_FIELDS).get(field)
+                if owner in keeps and dtype is not None:
+                    os.truncate(entry.path, keeps[owner] * dtype.itemsize)
+                else:
                     os.unlink(entry.path)
-            with open(self.folder / RECORDS_FILE, "ab") as records:
-                records.truncate(self.columns.stored_records * RECORD.itemsize)
         except OSError:
             self.release()
             return False
@@ -262,17 +297,21 @@ class MetricIndex:
             self.columns.settle()
         elif self.columns.unsettled:
             return  # they go out with the rest once settled
-        if self.columns.pending:
-            rows = self.columns.pending_records()
-            self._file(RECORDS_FILE).write(rows.data)
-            self.columns.stored_records += len(rows)
-            self.columns.pending = []
+        records = self.columns
+        if records.pending.count:
+            stored = records.pending.count
+            self._write_pending(RECORDS, records.pending)
+            records.stored_records += stored
         for column in self.columns.values():
-            if column.pending:
-                points = column.pending_points()
-                self._file(points_file(column.number)).write(points.data)
-                column.stored += len(points)
-                column.pending = []
+            if column.pending.count:
+                stored = column.pending.count
+                self._write_pending(column.number, column.pending)
+                column.stored += stored
+
+    def _write_pending(self, owner: str | int, pending: Pending) -> None:
+        for field in pending.fields:
+            self._file(field_file(owner, field)).write(pending.field(field).data)
+        pending.clear()
 
     def write_state(self) -> None:
         """Write the rows out, then the state that counts them, atomically (the owner). ``covered`` is what
@@ -313,9 +352,6 @@ class MetricIndex:
             pass
         self.stamp = None
 
-    def _points_path(self, number: int) -> Path:
-        return self.folder / points_file(number)
-
     def _file(self, name: str) -> IO[bytes]:
         handle = self._open.pop(name, None)
         if handle is None:
@@ -325,18 +361,6 @@ class MetricIndex:
             handle = open(self.folder / name, "ab")
         self._open[name] = handle  # most recently used last
         return handle
-
-
-def _stored_and(path: Path, stored: int, pending: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    rows = np.empty(0, dtype)
-    if stored:
-        try:
-            rows = np.fromfile(path, dtype=dtype, count=stored)
-        except (OSError, ValueError) as err:
-            raise TornIndexError(str(err)) from None
-        if len(rows) < stored:
-            raise TornIndexError(f"{path.name} holds {len(rows)} rows of {stored}")
-    return np.concatenate([rows, pending]) if len(pending) else rows
 
 
 def _size(path: Path) -> int:

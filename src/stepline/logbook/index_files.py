@@ -1,6 +1,7 @@
 """The files of the logbook's index (see index.py): their names, its state's form, and the lock on it.
 
     state = state_of(columns, covered=..., head=head_of(path, covered), counts=tail)
+    field_file(3, "value")   # "3.value": metric number 3's values
     columns = columns_of(state)
 """
 
@@ -25,7 +26,7 @@ except ImportError:  # Windows: the writer keeps its index without a lock; reade
 VERSION = 1
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
-RECORDS_FILE = "records.rows"
+RECORDS = "records"  # the name of the record fields' files: records.step, records.time, records.epoch
 HEAD_BYTES = 4096  # the start of metrics.jsonl the state checksums: a file replaced by another is noticed
 
 
@@ -33,14 +34,19 @@ class TornIndexError(Exception):
     """The index's files do not hold what its state says: it is rebuilt from the JSONL."""
 
 
-def points_file(number: int) -> str:
-    return f"{number}.points"
+def field_file(owner: str | int, field: str) -> str:
+    """The file of one field: of the records (``records.step``) or of metric number n (``3.value``)."""
+    return f"{owner}.{field}"
 
 
-def points_number(name: str) -> int | None:
-    """The metric number a file of points is named for; None for another file."""
-    stem, dot, suffix = name.partition(".")
-    return int(stem) if dot and suffix == "points" and stem.isdigit() else None
+def parse_field_file(name: str) -> tuple[str | int, str] | None:
+    """(``"records"`` or a metric's number, field) of a field's file; None for another file."""
+    owner, dot, field = name.partition(".")
+    if not dot or not field.isalpha():
+        return None
+    if owner == RECORDS:
+        return owner, field
+    return (int(owner), field) if owner.isdigit() else None
 
 
 def locked(path: Path, wait: float) -> IO[bytes] | None:

@@ -71,6 +71,18 @@ def derived_status(meta: dict[str, Any], heartbeat_timeout: float) -> str:
     return str(status)
 
 
+def _epochs(epochs: Any) -> list[float | None]:
+    """The epochs of an index's records as a list: None where a record had none."""
+    from stepline.logbook.columns import missing_epochs
+
+    missing = missing_epochs(epochs)
+    if not missing.any():
+        return epochs.tolist()
+    if missing.all():
+        return [None] * len(epochs)
+    return [None if gone else epoch for epoch, gone in zip(epochs.tolist(), missing.tolist())]
+
+
 class Logbook:
     """A logbook folder, read-only: ``Logbook()`` reads ``STEPLINE_DIR`` or ``./stepline_logs``.
 
@@ -208,7 +220,6 @@ class RunView:
     def series(self, key: str) -> Series:
         """The points of one metric: ``run.series("train/loss").values``. A key the run never logged raises
         :class:`MetricNotFoundError`, which names the closest keys it has."""
-        from stepline.logbook.columns import missing_epochs
         from stepline.logbook.index import TornIndexError
 
         index = self.index()
@@ -217,13 +228,12 @@ class RunView:
             raise metric_not_found(key, list(index.columns), f"run {self.id}")
         if column.exact:
             try:
-                steps, values, times, epochs = index.series(key)
+                found = index.series(key)
             except TornIndexError:
                 pass
             else:
-                missing = missing_epochs(epochs).tolist()
-                return Series(key, steps.tolist(), column.typed(values), times.tolist(),
-                              [None if gone else epoch for epoch, gone in zip(epochs.tolist(), missing)])
+                return Series(key, found["step"].tolist(), column.typed(found["value"]), found["time"].tolist(),
+                              _epochs(found["epoch"]))
         return self._parsed_series(key)
 
     def _parsed_series(self, key: str) -> Series:
@@ -279,7 +289,7 @@ class RunView:
                        for record in self.records(kind)), default=0)
         index = self.index()
         try:
-            steps = index.record_rows()["step"]
+            steps = index.record_field("step")
         except TornIndexError:
             steps = np.array([r["step"] for r in self.records(events.METRICS) if type(r.get("step")) is int])
         max_step = int(steps.max()) if len(steps) else None

@@ -30,20 +30,29 @@ def keep_extremes(values: np.ndarray, points: int) -> np.ndarray:
     points = max(points, MIN_POINTS)
     if n <= points:
         return np.arange(n)
-    size = bucket_size(n, points, bool(np.isnan(values).any()))
-    buckets = -(-n // size)  # so that no bucket is padding only
-    padded = np.full(buckets * size, np.nan)
-    padded[:n] = values
-    grid = padded.reshape(buckets, size)
-    is_nan = np.isnan(grid) & (np.arange(buckets * size) < n).reshape(buckets, size)  # padding is no NaN
-    finite_any = ~np.all(np.isnan(grid), axis=1)
-    filled_low = np.where(np.isnan(grid), np.inf, grid)
-    filled_high = np.where(np.isnan(grid), -np.inf, grid)
-    offsets = np.arange(buckets) * size
-    keep = [
-        (offsets + np.argmin(filled_low, axis=1))[finite_any],
-        (offsets + np.argmax(filled_high, axis=1))[finite_any],
-        (offsets + np.argmax(is_nan, axis=1))[is_nan.any(axis=1)],
-        np.array([0, n - 1]),
-    ]
+    nan = np.isnan(values)
+    has_nan = bool(nan.any())
+    size = bucket_size(n, points, has_nan)
+    whole = n // size * size
+    keep = [np.array([0, n - 1])]
+    for start, stop in ((0, whole), (whole, n)):  # the whole buckets, then the last one's rest
+        if stop > start:
+            keep.extend(_bucket_extremes(values[start:stop], nan[start:stop] if has_nan else None,
+                                         stop - start if start else size, start))
     return np.unique(np.concatenate(keep))
+
+
+def _bucket_extremes(values: np.ndarray, nan: np.ndarray | None, size: int, start: int) -> list[np.ndarray]:
+    """Per bucket of ``size`` points (``values`` holds whole buckets): its first minimum, first maximum and
+    first NaN, as positions in the series."""
+    grid = values.reshape(-1, size)
+    offsets = start + np.arange(grid.shape[0]) * size
+    if nan is None:  # the common case: no copies
+        return [offsets + grid.argmin(axis=1), offsets + grid.argmax(axis=1)]
+    nans = nan.reshape(-1, size)
+    finite_any = ~nans.all(axis=1)
+    return [
+        (offsets + np.where(nans, np.inf, grid).argmin(axis=1))[finite_any],
+        (offsets + np.where(nans, -np.inf, grid).argmax(axis=1))[finite_any],
+        (offsets + nans.argmax(axis=1))[nans.any(axis=1)],
+    ]

@@ -58,7 +58,7 @@ class LogbookStore:
                  cache_mb: int | None = None) -> None:
         self.root = logbook_root(root)
         self.heartbeat_timeout = heartbeat_timeout or configured_heartbeat_timeout()
-        # ("run", path) -> RunCache, ("series", path, key) -> (token, arrays): what the server holds in memory
+        # ("run", path) -> RunCache: what the server holds in memory between requests
         self._cache = ByteLRU(server_cache_bytes(cache_mb))
         self._writers: dict[Path, LogbookRunWriter] = {}
         self._metas: dict[str, dict[str, dict[str, Any]]] = {}  # project -> run id -> meta as made (runs_named)
@@ -132,34 +132,29 @@ class LogbookStore:
         cache = self._run_cache(project, run_id)
         found = []
         for key in keys:
-            if key not in cache.index.columns:
+            column = cache.index.columns.get(key)
+            if column is None:
                 found.append(SeriesPoints.empty(key))
                 continue
-            steps, values, times, epochs = (column[after:] for column in self._series_arrays(cache, key))
-            xs = {"step": steps, "epoch": epochs, "time": times}[x]
+            # Read from the run's index, the fields asked for and the points past the cursor only: as fast
+            # as holding them, and the server's memory does not grow with the runs it has served.
+            fields = ("step", "value") if x == "step" else ("step", "value", x)
+            try:
+                arrays = cache.index.series(key, after, fields)
+            except TornIndexError:
+                cache.rebuild_index()
+                arrays = cache.index.series(key, after, fields)
+            steps, values = arrays["step"].astype(np.float64), arrays["value"]
+            xs = steps if x == "step" else arrays[x]
+            if x == "epoch":
+                xs = np.where(missing_epochs(xs), np.nan, xs)
             downsampled = False
             if points is not None:
                 keep = keep_extremes(values, points)
                 if len(keep) < len(values):
                     xs, values, steps, downsampled = xs[keep], values[keep], steps[keep], True
-            found.append(SeriesPoints(key, cache.index.columns[key].count, downsampled, xs, values, steps))
+            found.append(SeriesPoints(key, column.count, downsampled, xs, values, steps))
         return found
-
-    def _series_arrays(self, cache: RunCache, key: str) -> tuple[np.ndarray, ...]:
-        """(steps, values, times, epochs) of one metric, as floats: from the cache while the run is unchanged."""
-        token = (cache.index.stamp, cache.index.covered)
-        held = self._cache.get(("series", cache.path, key))
-        if held is not None and held[0] == token:
-            return held[1]
-        try:
-            steps, values, times, epochs = cache.index.series(key)
-        except TornIndexError:
-            cache.rebuild_index()
-            steps, values, times, epochs = cache.index.series(key)
-        epochs = np.where(missing_epochs(epochs), np.nan, epochs)
-        arrays = (steps.astype(np.float64), values, times, epochs)
-        self._cache.put(("series", cache.path, key), (token, arrays), sum(a.nbytes for a in arrays))
-        return arrays
 
     def metric_rows(self, project: str, run_id: str) -> list[tuple[int, dict[str, float]]]:
         path = self._run_cache(project, run_id).path

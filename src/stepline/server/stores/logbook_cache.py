@@ -77,6 +77,6 @@ class RunCache:
     def nbytes(self) -> int:
         """About how much memory the cache holds."""
         self.index.columns.settle()
-        pending = self.index.columns.pending_records().nbytes + sum(
-            column.pending_points().nbytes for column in self.index.columns.values())
+        pending = self.index.columns.pending.nbytes + sum(
+            column.pending.nbytes for column in self.index.columns.values())
         return 4096 + len(self.logs) * _LOG_LINE_BYTES + len(self.index.columns) * _METRIC_BYTES + pending
