@@ -4,7 +4,8 @@
 
 Baseline: an orjson line appended to an open file, the cheapest synchronous logger there is. Beside
 stepline as it ships, stepline writing the JSONL only (``STEPLINE_LOGBOOK_INDEX=0``: no index), so that what
-the index costs the loop shows.
+the index costs the loop shows; with ``--before-src OTHER/src`` (another checkout's ``src/``, e.g. from ``git
+worktree add``), that code too, so that a change is measured against the code before it in one run.
 Printed, each the median over repeats, each repeat in a fresh child process:
 - p50 / p99 microseconds per call in a loop that does ~20 us of other work per step (a fast training
   step; the writer thread keeps up, as it does in real training);
@@ -105,14 +106,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--before-src", help="another checkout's src/ folder, measured beside this one")
     parser.add_argument("--child", choices=["baseline", "stepline"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.calls)
         return
-    results: dict[str, list[dict[str, float]]] = {kind: [] for kind in KINDS}
+    kinds = dict(KINDS)
+    if args.before_src:
+        kinds["before"] = {"PYTHONPATH": os.path.abspath(args.before_src)}
+    results: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
     for _ in range(args.repeats):
-        for kind, env in KINDS.items():  # interleaved, so drift in the machine's load hits all alike
+        for kind, env in kinds.items():  # interleaved, so drift in the machine's load hits all alike
             child_kind = "baseline" if kind == "baseline" else "stepline"
             out = subprocess.run([sys.executable, __file__, "--child", child_kind, "--calls", str(args.calls)],
                                  check=True, capture_output=True, text=True, env={**os.environ, **env}).stdout
@@ -127,6 +132,12 @@ def main() -> None:
         print(f"{label:<22}{base[key]:>24,.2f}{ours[key]:>14,.2f}{ours[key] / base[key]:>8.2f}{plain[key]:>14,.2f}"
               f"{ours[key] / plain[key]:>24.2f}")
     print(f"{'RSS above baseline MB':<22}{'':>24}{ours['peak_rss_mb'] - base['peak_rss_mb']:>14,.2f}")
+    if "before" in median:
+        before = median["before"]
+        print(f"\n{'figure':<22}{'before':>14}{'stepline':>14}{'stepline / before':>20}")
+        for key, label in (("p50_us", "p50 us/call"), ("p99_us", "p99 us/call"),
+                           ("points_per_s", "points/s drained"), ("peak_rss_mb", "peak RSS MB")):
+            print(f"{label:<22}{before[key]:>14,.2f}{ours[key]:>14,.2f}{ours[key] / before[key]:>20.2f}")
 
 
 if __name__ == "__main__":

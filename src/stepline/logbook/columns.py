@@ -29,7 +29,7 @@ from stepline.logbook.metric_summary import MetricSummary
 RECORD_FIELDS: dict[str, np.dtype] = {"step": np.dtype("<i8"), "time": np.dtype("<f8"), "epoch": np.dtype("<f8")}
 POINT_FIELDS: dict[str, np.dtype] = {"record": np.dtype("<u4"), "value": np.dtype("<f8")}
 MAX_RECORDS = 2**32  # a record's number must fit its field
-SETTLE_RECORDS = 1 << 16
+SETTLE_RECORDS = 1 << 14
 EXACT_INTEGERS = 2**53  # a float64 holds every integer below this exactly
 KINDS = ("bool", "int", "float")  # what a metric's values were, widening left to right
 _KIND_OF_DTYPE = {"b": "bool", "i": "int", "u": "int", "f": "float"}
@@ -56,6 +56,10 @@ class Pending:
         for field, array in arrays.items():
             self.parts[field].append(array)
         self.count += len(array)
+
+    def field_parts(self, name: str) -> list[np.ndarray]:
+        """The arrays of one field as taken in (to write them out without joining them first)."""
+        return self.parts[name]
 
     def field(self, name: str) -> np.ndarray:
         parts = self.parts[name]
@@ -159,7 +163,10 @@ class Columns(dict[str, Column]):
             steps = np.fromiter(map(itemgetter("step"), records), dtype=np.int64, count=n)
         except (KeyError, TypeError, ValueError, OverflowError):
             steps = np.array([_step(r.get("step")) for r in records], dtype=np.int64)
-        times = _floats(list(map(dict.get, records, repeat("time"))))
+        try:
+            times = np.fromiter(map(itemgetter("time"), records), dtype=np.float64, count=n)
+        except (KeyError, TypeError, ValueError):
+            times = _floats(list(map(dict.get, records, repeat("time"))))
         epochs = list(map(dict.get, records, repeat("epoch")))
         if epochs.count(None) == n:
             epoch_array = np.full(n, NO_EPOCH)

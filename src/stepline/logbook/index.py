@@ -309,8 +309,10 @@ class MetricIndex:
                 column.stored += stored
 
     def _write_pending(self, owner: str | int, pending: Pending) -> None:
-        for field in pending.fields:
-            self._file(field_file(owner, field)).write(pending.field(field).data)
+        for field, dtype in pending.fields.items():
+            handle = self._file(field_file(owner, field))
+            for part in pending.field_parts(field):
+                handle.write(part.astype(dtype, copy=False).data)
         pending.clear()
 
     def write_state(self) -> None:
