@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 
 import pytest
@@ -12,7 +13,8 @@ from stepline import Logbook
 from tests.conftest import run_python, start_python
 
 LOGGING_FOREVER = """
-    import sys, time, stepline
+    import faulthandler, signal, sys, time, stepline
+    faulthandler.register(signal.SIGUSR1)  # the test asks for every thread's stack if the process hangs
     run = stepline.init(project="p", name="victim", dir=sys.argv[1] if len(sys.argv) > 1 else {dir!r})
     print(run.id, flush=True)
     step = 0
@@ -21,6 +23,18 @@ LOGGING_FOREVER = """
         step += 1
         time.sleep(0.001)
 """
+
+
+def exited_within(process, seconds: float) -> None:
+    """Wait for ``process`` to exit; if it hangs, fail with every one of its threads' stacks."""
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        process.kill()
+        _, stderr = process.communicate(timeout=30)
+        raise AssertionError(f"the process did not exit within {seconds} s; its threads:\n{stderr}") from None
 
 
 def only_run(logdir):
@@ -97,7 +111,7 @@ def test_signals_end_the_run_as_killed_and_keep_the_points(logdir, signum, statu
     run_id = process.stdout.readline().strip()
     time.sleep(1.5)
     process.send_signal(signum)
-    process.wait(timeout=30)
+    exited_within(process, 30)
     if signum == signal.SIGTERM:
         assert process.returncode == -signal.SIGTERM  # it still dies of the signal, as it would have
     view = Logbook(logdir).run(run_id)

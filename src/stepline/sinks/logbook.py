@@ -46,7 +46,7 @@ class LogbookSink(Sink):
         self._warned_meta = False
         # The index of metrics.jsonl, kept by this sink once it opens the file (None: not kept).
         self._index: MetricIndex | None = None
-        self._keep_index = logbook_index_enabled()
+        self._keep_index = logbook_index_enabled() and _index_module_loads()
         self._next_index_state = 0.0
 
     def write(self, records: list[dict[str, Any]]) -> None:
@@ -193,11 +193,7 @@ class LogbookSink(Sink):
     # The index (stepline/logbook/index.py): kept beside the file, never at the cost of the file.
 
     def _open_index(self) -> None:
-        try:
-            from stepline.logbook.index import LOCK_PATIENCE, MetricIndex  # numpy, imported on the writer's thread
-        except ImportError:  # numpy is a dependency, but gone: readers read metrics.jsonl, and index it
-            self._keep_index = False
-            return
+        from stepline.logbook.index import LOCK_PATIENCE, MetricIndex  # imported by __init__ already
 
         index = MetricIndex(self._path)
         if not index.own(LOCK_PATIENCE):
@@ -267,6 +263,17 @@ class LogbookSink(Sink):
             shutil.copy2(record["source"], target)
         else:  # gone before the writer got to it (a rotated checkpoint): retrying would not bring it back
             warn(f"stepline: {record['source']} was removed before it could be copied into the run")
+
+
+def _index_module_loads() -> bool:
+    """Import the index (and numpy) now, on the thread that makes the sink: a daemon writer thread must never be
+    importing when the interpreter shuts down. False without numpy (a dependency, but gone): readers read
+    metrics.jsonl then, and index it themselves."""
+    try:
+        import stepline.logbook.index  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _end_of_metrics(records: list[dict[str, Any]], start: int) -> int:
