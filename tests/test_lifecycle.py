@@ -15,6 +15,9 @@ from tests.conftest import run_python, start_python
 LOGGING_FOREVER = """
     import faulthandler, signal, sys, time, stepline
     faulthandler.register(signal.SIGUSR1)  # the test asks for every thread's stack if the process hangs
+    # As in a terminal: a shell that starts a job in the background (CI's may) leaves SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt for it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     run = stepline.init(project="p", name="victim", dir=sys.argv[1] if len(sys.argv) > 1 else {dir!r})
     print(run.id, flush=True)
     step = 0
