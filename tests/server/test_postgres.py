@@ -373,3 +373,25 @@ def test_both_stores_downsample_to_the_same_points(database, logdir):
     finally:
         folder.close()
         database_store.close()
+
+
+def test_points_of_a_mixed_batch_land_in_logged_order_even_for_keys_stored_as_one(database):
+    """A batch whose records log different keys, and two keys PostgreSQL stores as one text (NUL is kept as
+    U+2400): every point lands once, in logged order, with its record's step, time and epoch."""
+    store = PostgresStore(database)
+    try:
+        writer = store.open("p", "r", {"name": "mixed"})
+        records = [{"type": "metrics", "seq": 1, "time": 10.0, "step": 0, "values": {"a\0": 1.0}},
+                   {"type": "metrics", "seq": 2, "time": 11.0, "step": 1, "epoch": 0.5, "values": {"a\u2400": 2.0}},
+                   {"type": "metrics", "seq": 3, "time": 12.0, "step": 2, "values": {"a\0": 3.0, "b": True}},
+                   {"type": "metrics", "seq": 4, "time": 13.0, "step": 3, "values": {"b": math.nan}}]
+        assert writer.append(records) == (4, 0)
+        a, b = store.series("p", "r", ["a\u2400", "b"], "step", None, 0)
+        assert a.step.tolist() == [0, 1, 2] and a.y.tolist() == [1.0, 2.0, 3.0]
+        assert b.step.tolist() == [2, 3] and b.y[0] == 1.0 and math.isnan(b.y[1])
+        epochs = store.series("p", "r", ["a\u2400"], "epoch", None, 0)[0].x.tolist()
+        times = store.series("p", "r", ["a\u2400"], "time", None, 0)[0].x.tolist()
+        assert math.isnan(epochs[0]) and epochs[1] == 0.5 and times == [10.0, 11.0, 12.0]
+        assert store.run("p", "r")["metrics"]["b"]["count"] == 2
+    finally:
+        store.close()

@@ -8,23 +8,25 @@ up to date as they arrive.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection
+from operator import itemgetter
 from typing import Any
 
+import numpy as np
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from stepline import events
 from stepline.errors import RunNotFoundError
+from stepline.logbook.columns import Column, Columns, missing_epochs
 from stepline.logbook.metric_summary import MetricSummary
 from stepline.params import apply_operation
-from stepline.server.downsample import BLOCK
 from stepline.server.stores.base import IDEMPOTENCY_KEY, MadeRecords, RunState, not_stored_yet
 from stepline.server.stores.postgres_files import FileReceiver, files_of
+from stepline.server.stores.postgres_points import block_rows, copy_stream, points_of
 from stepline.server.stores.postgres_schema import SUMMARY_COLUMNS, jsonb, stored_text
 
-STANDARD_METRIC_FIELDS = {"type", "seq", "time", "step", "epoch", "values"}
+STANDARD_METRIC_FIELDS = frozenset(("type", "seq", "time", "step", "epoch", "values"))
 
 
 class PostgresRunWriter:
@@ -74,8 +76,8 @@ class PostgresRunWriter:
         if metrics:
             self._append_points(db, metrics)
         kept = [(r["type"], r["seq"], r) for r in fresh if r["type"] in (events.PARAMS, events.LOG)]
-        kept += [(events.METRICS, r["seq"], extra) for r in metrics
-                 if (extra := {k: v for k, v in r.items() if k not in STANDARD_METRIC_FIELDS})]
+        kept += [(events.METRICS, r["seq"], {k: v for k, v in r.items() if k not in STANDARD_METRIC_FIELDS})
+                 for r in metrics if not STANDARD_METRIC_FIELDS.issuperset(r)]
         if kept:
             with db.cursor().copy("COPY records (run, kind, seq, record) FROM STDIN") as copy:
                 for kind, seq, record in kept:
@@ -89,44 +91,38 @@ class PostgresRunWriter:
         return len(fresh), len(records) - len(fresh)
 
     def _append_points(self, db: psycopg.Connection, metrics: list[dict[str, Any]]) -> None:
+        """The batch's points, taken into columns (numpy) and sent as one binary COPY; each series' summary
+        and block summaries updated from the columns."""
         series = {key: SeriesState(pk, MetricSummary(*stats)) for pk, key, *stats in db.execute(
             f"SELECT pk, key, {SUMMARY_COLUMNS} FROM series WHERE run = %s", (self.pk,))}
-        for record in metrics:  # new series first: no other statement may run on the connection during COPY
-            for key in record["values"]:
-                key = stored_text(key)
-                if key not in series:
-                    series[key] = SeriesState.created(db, self.pk, key, len(series))
-        changed: set[str] = set()
-        blocks: dict[tuple[int, int], list[Any]] = {}  # (series, block) -> [lo, lo_i, hi, hi_i, nan_i]
+        columns = Columns()
+        columns.add(metrics)
+        columns.settle()
+        by_key: dict[str, list[Column]] = {}  # text PostgreSQL holds -> the batch's metrics stored under it
+        for column in columns.values():
+            by_key.setdefault(stored_text(column.key), []).append(column)
+        for key in by_key:  # new series first: no other statement may run on the connection during COPY
+            if key not in series:
+                series[key] = SeriesState.created(db, self.pk, key, len(series))
+        seqs = np.fromiter(map(itemgetter("seq"), metrics), dtype=np.int64, count=len(metrics))
+        steps, times = columns.pending.field("step"), columns.pending.field("time")
+        epochs = columns.pending.field("epoch")
+        epochs = np.where(missing_epochs(epochs), np.nan, epochs)
+        parts, blocks = [], []
+        for key, found in by_key.items():
+            numbers, values = _points_of(found)
+            state = series[key]
+            first = state.stats.count
+            parts.append(points_of(state.pk, first, seqs[numbers], steps[numbers], values, times[numbers],
+                                   epochs[numbers]))
+            state.stats.add_many(steps[numbers], values)
+            blocks.extend(block_rows(state.pk, first, values))
         with db.cursor().copy("COPY points (series, i, seq, step, value, time, epoch) FROM STDIN "
                               "(FORMAT BINARY)") as copy:
-            copy.set_types(["int8", "int8", "int8", "int8", "float8", "float8", "float8"])
-            for record in metrics:
-                seq, step, when = record["seq"], record.get("step", 0), record.get("time", math.nan)
-                epoch = record.get("epoch")
-                epoch = math.nan if epoch is None else float(epoch)
-                for key, value in record["values"].items():
-                    key = stored_text(key)
-                    state = series[key]
-                    value = float(value)
-                    i = state.stats.count
-                    copy.write_row((state.pk, i, seq, step, value, when, epoch))
-                    state.stats.add(step, value)
-                    changed.add(key)
-                    block = blocks.get((state.pk, i // BLOCK))
-                    if block is None:
-                        block = blocks[(state.pk, i // BLOCK)] = [None, None, None, None, None]
-                    if value != value:
-                        if block[4] is None:
-                            block[4] = i
-                    else:
-                        if block[0] is None or value < block[0]:
-                            block[0], block[1] = value, i
-                        if block[2] is None or value > block[2]:
-                            block[2], block[3] = value, i
+            copy.write(copy_stream(parts))
         db.cursor().executemany(
             "UPDATE series SET count = %s, nan_count = %s, last = %s, last_step = %s, min = %s, min_step = %s, "
-            "max = %s, max_step = %s WHERE pk = %s", [series[key].row() for key in changed])
+            "max = %s, max_step = %s WHERE pk = %s", [series[key].row() for key in by_key])
         # A block begun by an earlier batch keeps its first extremes: the new points come after them.
         db.cursor().executemany("""
             INSERT INTO blocks (series, block, lo, lo_i, hi, hi_i, nan_i) VALUES (%s, %s, %s, %s, %s, %s, %s)
@@ -135,8 +131,7 @@ class PostgresRunWriter:
                 lo_i = CASE WHEN blocks.lo IS NULL OR excluded.lo < blocks.lo THEN excluded.lo_i ELSE blocks.lo_i END,
                 hi = CASE WHEN blocks.hi IS NULL OR excluded.hi > blocks.hi THEN excluded.hi ELSE blocks.hi END,
                 hi_i = CASE WHEN blocks.hi IS NULL OR excluded.hi > blocks.hi THEN excluded.hi_i ELSE blocks.hi_i END,
-                nan_i = coalesce(blocks.nan_i, excluded.nan_i)""",
-            [(pk, block, *stats) for (pk, block), stats in blocks.items()])
+                nan_i = coalesce(blocks.nan_i, excluded.nan_i)""", blocks)
 
     def files(self) -> dict[str, int]:
         with self.pool.connection() as db:
@@ -165,6 +160,17 @@ class SeriesState:
         stats = self.stats
         return (stats.count, stats.nan_count, stats.last, stats.last_step, stats.min, stats.min_step, stats.max,
                 stats.max_step, self.pk)
+
+
+def _points_of(columns: list[Column]) -> tuple[np.ndarray, np.ndarray]:
+    """(record numbers, values) of the batch's points of one series: of one metric, or, where two keys are
+    stored as one text (a NUL and U+2400), of both, in logged order."""
+    if len(columns) == 1:
+        return columns[0].pending.field("record").astype(np.intp), columns[0].pending.field("value")
+    numbers = np.concatenate([column.pending.field("record") for column in columns])
+    values = np.concatenate([column.pending.field("value") for column in columns])
+    order = np.argsort(numbers, kind="stable")
+    return numbers[order].astype(np.intp), values[order]
 
 
 def stored_keys(db: psycopg.Connection, run: int, keys: Collection[str]) -> set[str]:
