@@ -4,6 +4,7 @@ taking ``served`` runs once over a logbook folder and once over PostgreSQL (test
 from __future__ import annotations
 
 import math
+import os
 import shutil
 
 import numpy as np
@@ -289,3 +290,20 @@ def test_a_misspelled_series_key_is_a_404_naming_the_closest(client, book):
     assert response.status_code == 404 and "did you mean 'train/loss'" in response.json()["detail"]
     answer = client.get(f"/api/v1/projects/vision/runs/{run_id}/series", params={"keys": "train/loss", "after": 100})
     assert answer.status_code == 200 and answer.json()["series"][0]["x"] == []  # a cursor at the end: no new points
+
+
+def test_a_pushed_batch_is_in_the_run_index_at_once(logdir):
+    """The server's own readers read a run it was just sent from the run's index, not from its JSONL."""
+    from stepline.logbook.index import MetricIndex
+
+    store = LogbookStore(logdir)
+    try:
+        writer = store.open("pushed", "abcd1234", {"name": "pushed"})
+        for batch in range(3):
+            writer.append([{"type": "metrics", "seq": batch * 100 + k + 1, "time": 1.0, "step": batch * 100 + k,
+                            "values": {"loss": float(k)}} for k in range(100)])
+            index = MetricIndex(logdir / "pushed" / "abcd1234")
+            assert index.load() and index.covered == os.path.getsize(logdir / "pushed" / "abcd1234" / "metrics.jsonl")
+            assert index.summaries()["loss"].count == (batch + 1) * 100
+    finally:
+        store.close()

@@ -37,7 +37,8 @@ class LogbookSink(Sink):
 
     name = "logbook"
 
-    def __init__(self, run_path: Path, meta: dict[str, Any]) -> None:
+    def __init__(self, run_path: Path, meta: dict[str, Any], *,
+                 index_state_interval: float = INDEX_STATE_INTERVAL) -> None:
         self._path = run_path
         self._meta = dict(meta)
         self._meta_dirty = False
@@ -48,6 +49,7 @@ class LogbookSink(Sink):
         self._index: MetricIndex | None = None
         self._keep_index = logbook_index_enabled() and _index_module_loads()
         self._next_index_state = 0.0
+        self._index_state_interval = index_state_interval
 
     def write(self, records: list[dict[str, Any]]) -> None:
         done = 0
@@ -201,7 +203,7 @@ class LogbookSink(Sink):
         self._index = index
         index.take_in(store=True)  # what a killed writer left past the index (all of a run from before it)
         index.write_state()
-        self._next_index_state = time.monotonic() + INDEX_STATE_INTERVAL
+        self._next_index_state = time.monotonic() + self._index_state_interval
 
     def _store_index(self, with_state: bool) -> None:
         assert self._index is not None
@@ -210,7 +212,7 @@ class LogbookSink(Sink):
             self._index.write_rows(settle=False)
         else:
             self._index.write_state()
-            self._next_index_state = time.monotonic() + INDEX_STATE_INTERVAL
+            self._next_index_state = time.monotonic() + self._index_state_interval
 
     def _indexing(self, step: Any, *args: Any) -> None:
         """Run one step of keeping the index; if it fails, stop keeping it for this run, and say so."""
