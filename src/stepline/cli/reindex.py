@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         index = rebuild_index(view.path)
         if index is None:
-            print(f"{view.project}/{view.id}: skipped, its writer is running and keeps its index")
+            print(f"{view.project}/{view.id}: skipped, its writer is running and keeps its index (or its folder "
+                  "cannot be written)")
             continue
         points = sum(column.count for column in index.columns.values())
         print(f"{view.project}/{view.id}: {index.records} records, {points} points, {len(index.columns)} metrics "

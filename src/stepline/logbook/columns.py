@@ -42,6 +42,11 @@ def missing_epochs(epochs: np.ndarray) -> np.ndarray:
     return epochs.view(np.int64) == NO_EPOCH.view(np.int64)
 
 
+def epochs_or_nan(epochs: np.ndarray) -> np.ndarray:
+    """The epochs, NaN where a record had none (what a store plots and keeps)."""
+    return np.where(missing_epochs(epochs), np.nan, epochs)
+
+
 class Pending:
     """Rows not on disk yet: per field, the arrays taken in, joined when read."""
 

@@ -65,17 +65,12 @@ def read_index(run_path: Path) -> MetricIndex:
 
 def rebuild_index(run_path: Path) -> MetricIndex | None:
     """Build the run's index anew from its metrics.jsonl (``stepline reindex``); None when another process
-    keeps it (the run's writer, which keeps it current)."""
+    keeps it (the run's writer, which keeps it current) or its folder cannot be written."""
     index = MetricIndex(run_path)
-    index.folder.mkdir(exist_ok=True)
-    index._lock = locked(index.folder / LOCK_FILE, 0.0)
-    if index._lock is None:
+    if not index.own():
         return None
     try:
-        index._remove_state()
-        for entry in os.scandir(index.folder):
-            if parse_field_file(entry.name) is not None:
-                os.unlink(entry.path)
+        index._forget()
         index.take_in(store=True)
         index.write_state()
     finally:
@@ -262,22 +257,32 @@ class MetricIndex:
         try:
             if self.changed_on_disk() and not self._reload():
                 self._remove_state()
-            keeps: dict[str | int, int] = {column.number: column.stored for column in self.columns.values()}
-            keeps[RECORDS] = self.columns.stored_records
-            for entry in os.scandir(self.folder):
-                parsed = parse_field_file(entry.name)
-                if parsed is None:
-                    continue
-                owner, field = parsed
-                dtype = (RECORD_FIELDS if owner == RECORDS else POINT_FIELDS).get(field)
-                if owner in keeps and dtype is not None:
-                    os.truncate(entry.path, keeps[owner] * dtype.itemsize)
-                else:
-                    os.unlink(entry.path)
+            self._cut_to_state()
         except OSError:
             self.release()
             return False
         return True
+
+    def _cut_to_state(self) -> None:
+        """Cut each field's file to the rows the state counts; remove the files of metrics it does not know."""
+        keeps: dict[str | int, int] = {column.number: column.stored for column in self.columns.values()}
+        keeps[RECORDS] = self.columns.stored_records
+        for entry in os.scandir(self.folder):
+            parsed = parse_field_file(entry.name)
+            if parsed is None:
+                continue
+            owner, field = parsed
+            dtype = (RECORD_FIELDS if owner == RECORDS else POINT_FIELDS).get(field)
+            if owner in keeps and dtype is not None:
+                os.truncate(entry.path, keeps[owner] * dtype.itemsize)
+            else:
+                os.unlink(entry.path)
+
+    def _forget(self) -> None:
+        """Start from nothing (the owner): no state, no rows, nothing of the JSONL taken in."""
+        self._remove_state()
+        self.columns, self.tail, self.stored_bytes = Columns(), RecordTail(self.tail.path), 0
+        self._cut_to_state()
 
     def _reload(self) -> bool:
         """Start again from the state on disk (a reader that became the owner after another wrote it); with

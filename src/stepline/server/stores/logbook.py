@@ -24,7 +24,7 @@ from stepline.config import heartbeat_timeout as configured_heartbeat_timeout
 from stepline.config import logbook_root, server_cache_bytes
 from stepline.errors import ConflictError, RunNotFoundError
 from stepline.logbook import layout
-from stepline.logbook.columns import missing_epochs
+from stepline.logbook.columns import epochs_or_nan
 from stepline.logbook.index import TornIndexError
 from stepline.logbook.reader import derived_status
 from stepline.logbook.tail import RecordTail
@@ -142,12 +142,12 @@ class LogbookStore:
             try:
                 arrays = cache.index.series(key, after, fields)
             except TornIndexError:
-                cache.rebuild_index()
+                cache.reread_metrics()
                 arrays = cache.index.series(key, after, fields)
             steps, values = arrays["step"].astype(np.float64), arrays["value"]
             xs = steps if x == "step" else arrays[x]
             if x == "epoch":
-                xs = np.where(missing_epochs(xs), np.nan, xs)
+                xs = epochs_or_nan(xs)
             downsampled = False
             if points is not None:
                 keep = keep_extremes(values, points)

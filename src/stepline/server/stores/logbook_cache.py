@@ -69,7 +69,7 @@ class RunCache:
         elif self.index.covered - self.index.stored_bytes >= WRITE_BACK_BYTES:
             self.index.write_back()
 
-    def rebuild_index(self) -> None:
+    def reread_metrics(self) -> None:
         """The index's files do not hold what its state says (changed behind it): read the JSONL whole."""
         self.index = MetricIndex(self.path)
         self.index.take_in()

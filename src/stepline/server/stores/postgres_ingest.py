@@ -18,7 +18,7 @@ from psycopg_pool import ConnectionPool
 
 from stepline import events
 from stepline.errors import RunNotFoundError
-from stepline.logbook.columns import Column, Columns, missing_epochs
+from stepline.logbook.columns import Column, Columns, epochs_or_nan
 from stepline.logbook.metric_summary import MetricSummary
 from stepline.params import apply_operation
 from stepline.server.stores.base import IDEMPOTENCY_KEY, MadeRecords, RunState, not_stored_yet
@@ -107,7 +107,7 @@ class PostgresRunWriter:
         seqs = np.fromiter(map(itemgetter("seq"), metrics), dtype=np.int64, count=len(metrics))
         steps, times = columns.pending.field("step"), columns.pending.field("time")
         epochs = columns.pending.field("epoch")
-        epochs = np.where(missing_epochs(epochs), np.nan, epochs)
+        epochs = epochs_or_nan(epochs)
         parts, blocks = [], []
         for key, found in by_key.items():
             numbers, values = _points_of(found)
