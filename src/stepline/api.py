@@ -184,15 +184,20 @@ def _continue(view: RunView, settings: Settings, tags: list[str], notes: str | N
 
 def _open(settings: Settings, meta: dict[str, Any], path: Any, *, first_seq: int, next_step: int,
           params: dict[str, Any] | None, backends: list[Backend]) -> Run:
-    writer = Writer([LogbookSink(path, meta)], first_seq=first_seq, max_queue=settings.queue_size,
-                    max_backlog_bytes=settings.max_backlog_bytes,
-                    label=meta["id"], heartbeat_interval=heartbeat_interval())
     shippers = []
     if backends:
         # requests is imported only by a process that pushes somewhere
         from stepline.remote.shipper import Shipper, ShipperThread
 
         shippers = [ShipperThread(Shipper(path, b.new_transport()), b) for b in backends]
+
+    def written(count: int) -> None:
+        for shipper in shippers:
+            shipper.written(count)
+
+    writer = Writer([LogbookSink(path, meta)], first_seq=first_seq, max_queue=settings.queue_size,
+                    max_backlog_bytes=settings.max_backlog_bytes, label=meta["id"],
+                    heartbeat_interval=heartbeat_interval(), on_written=written if shippers else None)
     return Run(run_id=meta["id"], name=meta["name"], project=meta["project"], path=path, writer=writer,
                next_step=next_step, params=params, summary=meta.get("summary"), shippers=shippers,
                backends=backends)

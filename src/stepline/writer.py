@@ -18,6 +18,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
@@ -95,6 +96,7 @@ class Writer:
         label: str,
         heartbeat_interval: float,
         max_backlog_bytes: int = 128 << 20,
+        on_written: Callable[[int], None] | None = None,
     ) -> None:
         self.items: deque[Any] = deque()
         self.max_queue = max_queue
@@ -104,6 +106,7 @@ class Writer:
         self.lost = 0  # records a sink could not write by the end
         self._next_seq = first_seq
         self._heartbeat_interval = heartbeat_interval
+        self._on_written = on_written  # told how many records each batch held, once every sink took it
         self._wake = threading.Event()
         self._stopping = False
         self._warned_full = False
@@ -159,6 +162,8 @@ class Writer:
                 batch.append(self._numbered(events.HEARTBEAT))
             if batch or markers:
                 self._deliver(batch)
+                if self._on_written and batch and not any(self._backlogs.values()):
+                    self._on_written(len(batch))
             for marker in markers:
                 marker.set()
             if self._stopping and not items:

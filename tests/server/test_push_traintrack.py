@@ -58,9 +58,9 @@ def test_losses_metrics_hyperparameters_and_status_land(double, logdir):
 
 
 def test_params_written_while_the_shipper_reads_still_create_the_run_with_them(double, logdir, monkeypatch):
-    """The writer may append a params record and the first metrics between two of a ship round's file reads."""
-    from stepline.logbook.tail import RecordTail
-    from stepline.remote.shipper import Shipper
+    """The writer may append a params record and the first metrics between two of a ship round's looks at how
+    far the files go."""
+    from stepline.remote.shipper import FileCursor, Shipper
     from stepline.remote.traintrack import TrainTrackTransport
     from stepline.sinks.logbook import LogbookSink
 
@@ -68,17 +68,17 @@ def test_params_written_while_the_shipper_reads_still_create_the_run_with_them(d
     run.finish()
     sink = LogbookSink(run.path, {})
     shipper = Shipper(run.path, TrainTrackTransport(double.url))
-    first_read = RecordTail.read_new
+    first_read = FileCursor.readable_end
 
-    def read_then_the_writer_runs(tail, *args):
-        records = first_read(tail, *args)
-        monkeypatch.setattr(RecordTail, "read_new", first_read)
+    def read_then_the_writer_runs(cursor):
+        records = first_read(cursor)
+        monkeypatch.setattr(FileCursor, "readable_end", first_read)
         sink.write([{"type": "params", "seq": 1, "time": 1.0, "op": "set", "data": {"lr": 0.1}},
                     {"type": "metrics", "seq": 1, "time": 1.0, "step": 1, "values": {"train/loss": 0.5}}])
         sink.flush()
         return records
 
-    monkeypatch.setattr(RecordTail, "read_new", read_then_the_writer_runs)
+    monkeypatch.setattr(FileCursor, "readable_end", read_then_the_writer_runs)
     shipper.ship()
     shipper.ship()
     [tt_run] = double.app.state.db["runs"].values()

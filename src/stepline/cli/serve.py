@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import os
 import socket
 import sys
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"stepline is serving {store.describe()} at {url}  (Ctrl-C stops it)", flush=True)
     if args.open:
         webbrowser.open(url)
+    tune_garbage_collector()
     try:
         server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"))
         server.run(sockets=[listener])  # the socket bound above: the address printed is the one served
@@ -69,6 +71,16 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     print("stepline serve stopped.", file=sys.stderr)
     return 0
+
+
+def tune_garbage_collector() -> None:
+    """Set this server process's garbage collector for ingest. A batch of records parses into some 100,000
+    objects, alive until stored; at Python's default thresholds the collector scans them, and everything
+    the server had loaded, over and over (half of ingest's time at 20,000 records a batch). What exists now
+    (the app, its modules) is frozen out of collections, and young collections come every 50,000
+    allocations rather than 700."""
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)
 
 
 def megabytes(text: str) -> int:

@@ -2,6 +2,7 @@
 
     tail = RecordTail(run_path / "metrics.jsonl")
     tail.read_new()   # [record, ...]; a line still being written waits for the next call
+    chunk, end = whole_lines(path, offset, stop, limit_bytes, limit_lines)   # lines as written, for a shipper
 
 ``decode_lines`` is the one reading rule, shared by :class:`RecordTail` (the server's run caches and the
 remote shipper, which never read a whole file twice) and ``RunView.records``: a torn line (a process killed
@@ -93,3 +94,27 @@ class RecordTail(LineCounts):
                 records.extend(decode_lines(chunk[:end].splitlines(), self))
                 self.offset += end
         return records
+
+
+def whole_lines(path: Path, offset: int, stop: int, limit_bytes: int, limit_lines: int) -> tuple[bytes, int]:
+    """The lines of a record file that end between ``offset`` and ``stop``, as written, each with its newline:
+    at most about ``limit_bytes`` and at most ``limit_lines`` of them, but at least one; and the offset past
+    the last. A line not finished by ``stop`` waits. Nothing is decoded: what the lines hold is for their
+    reader to check."""
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        return b"", offset
+    with handle:
+        handle.seek(offset)
+        chunk = handle.read(max(0, min(stop - offset, limit_bytes)))
+        end = chunk.rfind(b"\n") + 1
+        while end == 0 and offset + len(chunk) < stop:  # one line longer than the limit
+            more = handle.read(min(stop - offset - len(chunk), limit_bytes))
+            if not more:
+                break
+            chunk += more
+            end = chunk.rfind(b"\n") + 1
+    while chunk.count(b"\n", 0, end) > limit_lines:  # short lines: fewer of them
+        end = chunk.rfind(b"\n", 0, end // 2) + 1 or chunk.find(b"\n") + 1
+    return chunk[:end], offset + end

@@ -18,6 +18,7 @@ import requests
 
 from stepline import events
 from stepline.errors import ConfigError, SteplineError, warn
+from stepline.urls import is_loopback
 
 FORM = "http://host:8683 (a stepline server)"
 
@@ -135,6 +136,8 @@ class RemoteClient:
     def __init__(self, url: str, token: str | None = None, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        # Compressing costs the training process CPU; it pays only where the bytes cross a network.
+        self.compress = not is_loopback(urlsplit(self.url).hostname or "")
         self.session = requests.Session()
         token = token or os.environ.get("STEPLINE_TOKEN")
         if token:
@@ -144,12 +147,16 @@ class RemoteClient:
         return self._call("PUT", self._run(project, run_id), json={"meta": meta})
 
     def send_events(self, project: str, run_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
-        # The logbook's own encoding (NaN as "NaN"), in one orjson call; its lines become the batch's array (a
-        # newline is never inside a JSON line, so each one is a separator).
-        lines = events.encode_many(records)
-        body = b'{"events":[' + lines[:-1].replace(b"\n", b",") + b"]}"
-        return self._call("POST", f"{self._run(project, run_id)}/events", data=gzip.compress(body, 1),
-                          headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+        return self.send_lines(project, run_id, events.encode_many(records))  # the logbook's own lines
+
+    def send_lines(self, project: str, run_id: str, lines: bytes) -> dict[str, Any]:
+        """Send records as the logbook's lines (each ending with a newline), as they are on disk: the server
+        parses and checks them, and may store them as received."""
+        headers = {"Content-Type": "application/x-ndjson"}
+        if self.compress:
+            lines = gzip.compress(lines, 1)
+            headers["Content-Encoding"] = "gzip"
+        return self._call("POST", f"{self._run(project, run_id)}/events", data=lines, headers=headers)
 
     def upload(self, project: str, run_id: str, relative: str, path: Path) -> dict[str, Any]:
         with open(path, "rb") as handle:  # streamed by requests, never read whole into memory

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from stepline import events
 from stepline.config import logbook_root
 from stepline.errors import start_thread, warn
 from stepline.logbook import layout
-from stepline.logbook.tail import RecordTail
+from stepline.logbook.tail import LineCounts, decode_lines, whole_lines
 from stepline.remote.client import RemoteRejected, RemoteUnauthorized, RemoteUnavailable
 from stepline.urls import redacted
 
@@ -30,9 +32,15 @@ if TYPE_CHECKING:
     from stepline.remote.registry import Backend
 
 BATCH_RECORDS = 5000
+READ_BYTES = 8 << 20  # read of a record file at a time, so a large backlog never needs its size in memory
+# A stepline server takes bigger batches (up to 64 MB and 100,000 records): fewer round trips, each of which
+# waits for its answer.
+LINE_BATCH_BYTES = 4 << 20
+LINE_BATCH_RECORDS = 50_000
 # Params before metrics: a peer that keeps one config per run (Trackio) gets it with the first point.
 SHIP_ORDER = (events.PARAMS, events.METRICS, events.LOG)
 POLL_INTERVAL = 0.5
+WAKE_RECORDS = 10_000  # written records that start a round before the poll would
 PATIENCE = 5.0  # seconds finish() waits for a backend that is up before it says that it waits, and how long
 MAX_BACKOFF = 30.0
 
@@ -47,58 +55,141 @@ class Transport(Protocol):
     def upload(self, project: str, run_id: str, relative: str, path: Path) -> dict[str, Any]: ...
 
 
+@runtime_checkable
+class LineTransport(Protocol):
+    """A transport that takes the logbook's lines as they are on disk (a stepline server: it parses, checks and
+    dedupes them itself), so the shipper neither decodes nor encodes them."""
+
+    def send_lines(self, project: str, run_id: str, lines: bytes) -> dict[str, Any]: ...
+
+
+class FileCursor:
+    """How far one record file is shipped: the offset read to, and the records decoded but not yet sent (for a
+    transport that takes records)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.counts = LineCounts()  # the reading rule's state, for records decoded here
+        self.pending: list[dict[str, Any]] = []  # records decoded and not yet sent, in file order
+
+    def readable_end(self) -> int:
+        """The file's size now; a file that shrank was rewritten, and is read again from the start (the server
+        keeps each seq once)."""
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            size = 0
+        if size < self.offset:
+            self.offset, self.counts, self.pending = 0, LineCounts(), []
+        return size
+
+
 class Shipper:
     def __init__(self, run_path: Path, client: Transport) -> None:
         self.path = run_path
         self.client = client
-        self._tails = {kind: RecordTail(layout.record_path(run_path, kind)) for kind in SHIP_ORDER}
-        self._pending: dict[str, list[dict[str, Any]]] = {kind: [] for kind in layout.RECORD_FILES}
+        self._cursors = {kind: FileCursor(layout.record_path(run_path, kind)) for kind in SHIP_ORDER}
         self._acked: dict[str, int] | None = None
         self._remote_files: dict[str, int] = {}
         self._sent_meta: bytes | None = None
         self.records_sent = 0
         self.files_sent = 0
 
-    def ship(self, progress: Callable[[int], None] | None = None) -> None:
-        """Send everything the logbook holds now. Raises RemoteUnavailable / RemoteRejected."""
+    def ship(self, progress: Callable[[int], None] | None = None) -> int:
+        """Send everything the logbook holds now; how many records that was. Raises RemoteUnavailable /
+        RemoteRejected."""
+        sent_before = self.records_sent
         meta = layout.read_meta(self.path) or {}
         project, run_id = meta.get("project", self.path.parent.name), meta.get("id", self.path.name)
         if self._acked is None:
             state = self.client.open_run(project, run_id, _opening(meta))
             self._acked = {kind: int(state["max_seq"].get(kind, 0)) for kind in layout.RECORD_FILES}
             self._remote_files = dict(state.get("files") or {})
-        # Read the params last: the logbook sink writes a params record out before any record after it, so
-        # every params record older than the metrics read here is seen too, and a peer that keeps the config
-        # of the run's creation only (TrainTrack) gets it with the first point.
-        for kind in reversed(SHIP_ORDER):
-            self._pending[kind].extend(r for r in self._read_new(kind) if r["seq"] > self._acked[kind])
+        # Find where the params end last: the logbook sink writes a params record out before any record after
+        # it, so every params record older than the metrics shipped here is shipped too, and a peer that keeps
+        # the config of the run's creation only (TrainTrack) gets it with the first point.
+        stops = {kind: self._cursors[kind].readable_end() for kind in reversed(SHIP_ORDER)}
         for kind in SHIP_ORDER:
-            while self._pending[kind]:
-                batch = self._pending[kind][:BATCH_RECORDS]
-                answer = self.client.send_events(project, run_id, batch)
-                self._acked[kind] = int(answer["max_seq"].get(kind, batch[-1]["seq"]))
-                del self._pending[kind][: len(batch)]
-                self.records_sent += len(batch)
-                if progress:
-                    progress(len(batch))
+            if isinstance(self.client, LineTransport):
+                self._ship_lines(self.client, project, run_id, kind, stops[kind], progress)
+            else:
+                self._ship_records(project, run_id, kind, stops[kind], progress)
         self._ship_files(project, run_id)
         encoded = repr(sorted(meta.items())).encode()
         if encoded != self._sent_meta:  # status, heartbeat and summary, after the records they follow
             self.client.open_run(project, run_id, _opening(meta))
             self._sent_meta = encoded
+        return self.records_sent - sent_before
 
-    def _read_new(self, kind: str) -> list[dict[str, Any]]:
-        tail = self._tails[kind]
-        records = tail.read_new()
-        if records is None:  # the file was rewritten: start over, the server drops what it has
-            self._tails[kind] = tail = RecordTail(tail.path)
-            records = tail.read_new() or []
-        return records
+    def _ship_lines(self, client: LineTransport, project: str, run_id: str, kind: str, stop: int,
+                    progress: Callable[[int], None] | None) -> None:
+        """Send a file's lines up to ``stop`` as they are on disk, in batches of whole lines."""
+        cursor = self._cursors[kind]
+        while cursor.offset < stop:
+            chunk, end = whole_lines(cursor.path, cursor.offset, stop, LINE_BATCH_BYTES, LINE_BATCH_RECORDS)
+            if not chunk:
+                return  # a line not finished yet
+            chunk = _unacked_lines(chunk, kind, self._acked_of(kind))
+            if chunk:
+                self._sent(self._send_lines(client, project, run_id, kind, chunk), progress)
+            cursor.offset = end
+
+    def _send_lines(self, client: LineTransport, project: str, run_id: str, kind: str, chunk: bytes) -> int:
+        """Send lines; how many records they held."""
+        acked = self._acked_of(kind)
+        try:
+            answer = client.send_lines(project, run_id, chunk)
+            sent = chunk.count(b"\n")
+        except RemoteUnauthorized:
+            raise
+        except RemoteRejected:  # a torn line among them, maybe: send what the reading rule takes of them
+            counts = LineCounts()
+            counts.last_seq = acked
+            records = list(decode_lines(chunk.split(b"\n"), counts))
+            if not records:
+                return 0
+            answer = self.client.send_events(project, run_id, records)
+            sent = len(records)
+        self._set_acked(kind, answer["max_seq"].get(kind, acked))
+        return sent
+
+    def _ship_records(self, project: str, run_id: str, kind: str, stop: int,
+                      progress: Callable[[int], None] | None) -> None:
+        """Send a file's records up to ``stop``, decoded by the reading rule, to a transport that needs them so."""
+        cursor = self._cursors[kind]
+        while True:
+            if not cursor.pending:
+                chunk, end = whole_lines(cursor.path, cursor.offset, stop, READ_BYTES, 1 << 62)
+                if not chunk:
+                    return
+                cursor.offset = end
+                acked = self._acked_of(kind)
+                cursor.pending = [r for r in decode_lines(chunk.split(b"\n"), cursor.counts) if r["seq"] > acked]
+                continue
+            batch = cursor.pending[:BATCH_RECORDS]
+            answer = self.client.send_events(project, run_id, batch)
+            self._set_acked(kind, answer["max_seq"].get(kind, batch[-1]["seq"]))
+            del cursor.pending[: len(batch)]
+            self._sent(len(batch), progress)
+
+    def _sent(self, count: int, progress: Callable[[int], None] | None) -> None:
+        self.records_sent += count
+        if progress:
+            progress(count)
+
+    def _set_acked(self, kind: str, seq: int) -> None:
+        assert self._acked is not None
+        self._acked[kind] = int(seq)
+
+    def _acked_of(self, kind: str) -> int:
+        assert self._acked is not None, "ship() opens the run first"
+        return self._acked[kind]
 
     def unsent(self) -> int:
-        """Records and files known not to be on the server: queued here, or still unread in the local files."""
-        pending = sum(len(p) for p in self._pending.values())
-        unread = sum(_lines_after(tail.path, tail.offset) for tail in self._tails.values())
+        """Records and files known not to be on the server: read but not sent, or still unread in the files."""
+        pending = sum(len(cursor.pending) for cursor in self._cursors.values())
+        unread = sum(_lines_after(cursor.path, cursor.offset) for cursor in self._cursors.values())
         local_files = layout.list_files(self.path / layout.FILES_DIR)
         return pending + unread + sum(1 for name in local_files if name not in self._remote_files)
 
@@ -110,6 +201,36 @@ class Shipper:
                 self.client.upload(project, run_id, name, base / name)
                 self._remote_files[name] = size
                 self.files_sent += 1
+
+
+def _unacked_lines(chunk: bytes, kind: str, acked: int) -> bytes:
+    """The lines past the first ones the backend has (by their seq, where a line shows it as stepline writes
+    it; a line whose seq cannot be seen this way is kept, for the backend to judge), and no empty line."""
+    if chunk.startswith(b"\n") or b"\n\n" in chunk:
+        chunk = b"".join(line + b"\n" for line in chunk.split(b"\n") if line)
+    last = _seq_of(chunk[chunk.rfind(b"\n", 0, len(chunk) - 1) + 1:], kind)
+    if last is not None and last <= acked:
+        return b""
+    start = 0
+    while start < len(chunk):
+        seq = _seq_of(chunk[start:chunk.find(b"\n", start)], kind)
+        if seq is None or seq > acked:
+            break
+        start = chunk.find(b"\n", start) + 1
+    return chunk[start:]
+
+
+def _seq_of(line: bytes, kind: str) -> int | None:
+    """The seq of a line as stepline's encoder writes it (``{"type":"<kind>","seq":<n>,...``); None otherwise."""
+    prefix = _SEQ_PREFIXES[kind]
+    if not line.startswith(prefix):
+        return None
+    found = _DIGITS.match(line, len(prefix))
+    return int(found.group()) if found else None
+
+
+_SEQ_PREFIXES = {kind: b'{"type":"%s","seq":' % kind.encode() for kind in SHIP_ORDER}
+_DIGITS = re.compile(rb"[0-9]{1,19}(?=[,}])")
 
 
 def _lines_after(path: Path, offset: int) -> int:
@@ -134,7 +255,10 @@ class ShipperThread:
         self.shown_url = redacted(backend.url)  # messages never show a password
         self._token_given = bool(backend.token or os.environ.get("STEPLINE_TOKEN"))
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by close(), and by written() once a batch's worth is waiting
+        self._written = 0  # records the run's writer wrote since this round began
         self._rejected: RemoteRejected | None = None
+        self._broken = False  # the thread stopped on an unexpected error
         self._away = False  # the last round could not reach the backend
         self._thread = start_thread(self._loop, "stepline-shipper")
 
@@ -142,11 +266,13 @@ class ShipperThread:
         delay, warned = POLL_INTERVAL, False
         while True:
             final = self._stop.is_set()  # decided before the round, so the last round sees the last records
+            self._written = 0
             try:
-                self.shipper.ship()
+                sent = self.shipper.ship()
                 if final:
                     return
-                delay, warned, self._away = POLL_INTERVAL, False, False
+                # Behind a run that logs fast: go on at once, so its backlog never waits on the poll.
+                delay, warned, self._away = (0.0 if sent >= WAKE_RECORDS else POLL_INTERVAL), False, False
             except RemoteRejected as err:
                 self._rejected = err
                 warn(f"stepline: {err}. Nothing more is sent; the run stays complete in the local logbook "
@@ -162,7 +288,21 @@ class ShipperThread:
                 if final:  # finishing: keep trying until close() stops waiting, but never in a tight loop
                     time.sleep(min(delay, 2.0))
                     continue
-            self._stop.wait(delay)
+            except Exception:  # a bug here or in a transport: say so, and let close() count what is not sent
+                self._broken = True
+                warn(f"stepline: shipping run {self.shipper.path.name} to {self.shown_url} failed, and stopped; "
+                     f"training goes on and the local logbook keeps everything (send it later with: "
+                     f"{self.sync_command()}). Please report this bug:\n{traceback.format_exc()}")
+                return
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def written(self, count: int) -> None:
+        """The run's writer wrote ``count`` more records to the logbook: a run logging fast is shipped as soon as
+        a batch's worth waits, not at the next poll. Called on the writer's thread."""
+        self._written += count
+        if self._written >= WAKE_RECORDS and not self._away:
+            self._wake.set()
 
     def sync_command(self) -> str:
         """The command that sends this run later, with the options it needs to find the run and get in."""
@@ -180,6 +320,7 @@ class ShipperThread:
         With the backend away (or slow for PATIENCE seconds), say at once that it waits, for how long, and that
         the run is safe."""
         self._stop.set()
+        self._wake.set()
         started = time.monotonic()
         if not self._away:
             self._thread.join(PATIENCE if timeout is None else min(PATIENCE, timeout))
@@ -191,7 +332,7 @@ class ShipperThread:
                  f"the local logbook ({self.shipper.path}); anything left is sent later with: "
                  f"{self.sync_command()}")
             self._thread.join(None if timeout is None else timeout - waited)
-        unsent = self.shipper.unsent() if self._thread.is_alive() or self._rejected else 0
+        unsent = self.shipper.unsent() if self._thread.is_alive() or self._rejected or self._broken else 0
         if unsent:
             warn(f"stepline: {unsent} records or files of run {self.shipper.path.name} are not on {self.shown_url} "
                  f"yet; they are safe in {self.shipper.path}. Send them with: {self.sync_command()}")

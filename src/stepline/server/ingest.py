@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -33,8 +34,11 @@ MAX_UPLOAD_BYTES = int(os.environ.get("STEPLINE_MAX_UPLOAD_BYTES", 1 << 30))
 _batch = TypeAdapter(EventBatch)
 
 
+NDJSON = "application/x-ndjson"
 _EVENTS_BODY = {"required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EventBatch"}}}}
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EventBatch"}},
+                            NDJSON: {"schema": {"type": "string", "description": "the records, one per line, as "
+                                                "the logbook holds them (an EventBatch's events)"}}}}
 
 
 def openapi_components() -> dict[str, Any]:
@@ -60,8 +64,9 @@ def open_run(request: Request, project: str, run_id: str, opening: RunOpening) -
              responses=answers.documented(answers.Appended), openapi_extra={"requestBody": _EVENTS_BODY})
 async def append_events(request: Request, project: str, run_id: str) -> Response:
     body = await _body(request, MAX_EVENTS_BYTES)
+    lines = body.splitlines() if _media_type(request) == NDJSON else None
     try:
-        raw = orjson.loads(body)
+        raw = {"events": _parsed_lines(lines)} if lines is not None else orjson.loads(body)
         if not plainly_valid(raw):  # every record checked before any is stored; the models say what is wrong
             _batch.validate_python(raw)
     except orjson.JSONDecodeError as err:
@@ -74,7 +79,7 @@ async def append_events(request: Request, project: str, run_id: str) -> Response
 
     def append() -> dict[str, Any]:
         writer = _store(request).writer(project, run_id)
-        accepted, duplicates = writer.append(records)
+        accepted, duplicates = writer.append(records, lines)
         return {"accepted": accepted, "duplicates": duplicates, "max_seq": writer.max_seq}
 
     return json_response(await run_in_threadpool(append))  # the store may block (a database round trip)
@@ -109,6 +114,29 @@ async def _body(request: Request, limit: int) -> bytes:
     if len(body) > limit:
         raise PayloadTooLargeError(f"events body over {limit} bytes once decompressed: send smaller batches")
     return body
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _parsed_lines(lines: list[bytes]) -> list[Any]:
+    """The records of an NDJSON body's lines (which a store may keep as they are: each holds one record, and
+    bytes.splitlines, which readers use, cut it at every line break)."""
+    try:
+        return list(map(orjson.loads, lines))
+    except orjson.JSONDecodeError:
+        number, err = next((number, err) for number, err in _line_errors(lines))
+        raise RequestValidationError([{"loc": ["body", "events", number], "type": "json_invalid",
+                                       "msg": f"line {number + 1} is not JSON: {err}"}]) from None
+
+
+def _line_errors(lines: list[bytes]) -> Iterator[tuple[int, orjson.JSONDecodeError]]:
+    for number, line in enumerate(lines):
+        try:
+            orjson.loads(line)
+        except orjson.JSONDecodeError as err:
+            yield number, err
 
 
 def _restored(record: dict[str, Any]) -> dict[str, Any]:

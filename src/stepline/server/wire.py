@@ -5,6 +5,8 @@ The records are the logbook's own (docs/format.md); docs/wire.md describes the e
 
 from __future__ import annotations
 
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -96,6 +98,9 @@ class EventBatch(BaseModel):
 
 _METRICS_FIELDS = frozenset(MetricsRecord.model_fields)
 _VALUE_NAMES = frozenset(("NaN", "Infinity", "-Infinity"))
+_NUMBER_TYPES = frozenset((float, int, bool))
+_TIME_TYPES = frozenset((float, int))
+_EPOCH_TYPES = frozenset((float, int, type(None)))
 _record = TypeAdapter(Record)
 
 
@@ -106,10 +111,15 @@ def plainly_valid(batch: Any) -> bool:
     records = batch.get("events") if type(batch) is dict else None
     if type(records) is not list or len(records) > MAX_BATCH_EVENTS:
         return False
-    for record in records:
-        if type(record) is not dict:
-            return False
-        if record.get("type") == "metrics":
+    if not records:
+        return True
+    if set(map(type, records)) != {dict}:
+        return False
+    kinds = list(map(dict.get, records, repeat("type")))
+    if kinds.count("metrics") == len(records):  # the common batch
+        return _all_plain_metrics(records)
+    for record, kind in zip(records, kinds):
+        if kind == "metrics":
             if not _plain_metrics(record):
                 return False
         else:
@@ -118,6 +128,26 @@ def plainly_valid(batch: Any) -> bool:
             except ValidationError:
                 return False
     return True
+
+
+def _all_plain_metrics(records: list[dict[str, Any]]) -> bool:
+    """:func:`_plain_metrics` of every record, at C speed: each field's values taken out at once, and the set of
+    their types checked (a value written by name sends the records to the one-by-one check)."""
+    if not all(map(_METRICS_FIELDS.issuperset, records)):
+        return False
+    try:
+        seqs, times, steps, values = (list(map(itemgetter(field), records))
+                                      for field in ("seq", "time", "step", "values"))
+    except KeyError:
+        return False
+    epochs = map(dict.get, records, repeat("epoch"))
+    if (set(map(type, seqs)) != {int} or min(seqs) < 1 or not set(map(type, times)) <= _TIME_TYPES
+            or set(map(type, steps)) != {int} or not set(map(type, epochs)) <= _EPOCH_TYPES
+            or set(map(type, values)) != {dict} or not all(values)
+            or set(map(type, chain.from_iterable(values))) != {str}):
+        return False
+    kinds = set(map(type, chain.from_iterable(map(dict.values, values))))
+    return kinds <= _NUMBER_TYPES or (kinds <= _NUMBER_TYPES | {str} and all(map(_plain_metrics, records)))
 
 
 def _plain_metrics(record: dict[str, Any]) -> bool:

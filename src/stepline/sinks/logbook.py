@@ -51,26 +51,28 @@ class LogbookSink(Sink):
         self._next_index_state = 0.0
         self._index_state_interval = index_state_interval
 
-    def write(self, records: list[dict[str, Any]]) -> None:
+    def write(self, records: list[dict[str, Any]], lines: list[bytes] | None = None) -> None:
+        """Write records; with ``lines``, each record's line as received (checked to hold that record, with no
+        newline), written as it is instead of encoded again (a server storing what a client sent)."""
         done = 0
         try:
             while done < len(records):
                 end = _end_of_metrics(records, done)
                 if end > done:
-                    self._write_metrics(records[done:end])
+                    self._write_metrics(records[done:end], lines[done:end] if lines else None)
                     done = end
                 else:
-                    self._write_other(records[done])
+                    self._write_other(records[done], lines[done] if lines else None)
                     done += 1
         except OSError as err:
             err.records_written = done  # type: ignore[attr-defined]  # the records before it need no retry
             self._drop_index()
             raise
 
-    def _write_metrics(self, records: list[dict[str, Any]]) -> None:
+    def _write_metrics(self, records: list[dict[str, Any]], received: list[bytes] | None) -> None:
         """Metrics records, written (and indexed) together: most of what a run writes."""
         try:
-            lines = events.encode_many(records)
+            lines = b"\n".join(received) + b"\n" if received else events.encode_many(records)
         except orjson.JSONEncodeError:  # one of them holds text JSON cannot: each on its own
             encoded = [(record, self._encoded(record)) for record in records]
             # indexed as written: text JSON cannot hold is escaped in the file, so in the index too
@@ -80,10 +82,10 @@ class LogbookSink(Sink):
         if self._index is not None:
             self._indexing(self._index.add, records)
 
-    def _write_other(self, record: dict[str, Any]) -> None:
+    def _write_other(self, record: dict[str, Any], received: bytes | None) -> None:
         kind = record["type"]
         if kind in layout.RECORD_FILES:
-            line = self._encoded(record)
+            line = received + b"\n" if received else self._encoded(record)
             if line is not None:
                 handle = self._file(kind)
                 handle.write(line)

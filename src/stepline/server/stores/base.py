@@ -84,8 +84,9 @@ class RunWriter(Protocol):
 
     def replace_meta(self, meta: dict[str, Any]) -> None: ...
 
-    def append(self, records: list[dict[str, Any]]) -> tuple[int, int]:
-        """Store the records not stored yet; (accepted, duplicates)."""
+    def append(self, records: list[dict[str, Any]], lines: list[bytes] | None = None) -> tuple[int, int]:
+        """Store the records not stored yet; (accepted, duplicates). ``lines``: each record's line as the client
+        sent it, for a store that keeps lines (stored as they are, not encoded again)."""
         ...
 
     def append_made(self, make: MadeRecords) -> int:

@@ -286,9 +286,9 @@ class LogbookRunWriter:
         with self._lock:
             self._replace_meta(meta)
 
-    def append(self, records: list[dict[str, Any]]) -> tuple[int, int]:
+    def append(self, records: list[dict[str, Any]], lines: list[bytes] | None = None) -> tuple[int, int]:
         with self._lock:
-            return self._append(records)
+            return self._append(records, lines)
 
     def append_made(self, make: MadeRecords) -> int:
         with self._lock:
@@ -301,9 +301,12 @@ class LogbookRunWriter:
         self.sink.replace_meta(meta)
         self.sink.flush()
 
-    def _append(self, records: list[dict[str, Any]]) -> tuple[int, int]:
+    def _append(self, records: list[dict[str, Any]], lines: list[bytes] | None = None) -> tuple[int, int]:
         fresh = not_stored_yet(records, self.max_seq)
-        self.sink.write(fresh)
+        if lines is not None and len(fresh) < len(records):
+            kept = set(map(id, fresh))
+            lines = [line for record, line in zip(records, lines) if id(record) in kept]
+        self.sink.write(fresh, lines)
         self.sink.flush()
         if self._keys is not None:
             self._keys.update(r[IDEMPOTENCY_KEY] for r in fresh if IDEMPOTENCY_KEY in r)

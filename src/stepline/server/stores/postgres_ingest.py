@@ -49,8 +49,8 @@ class PostgresRunWriter:
                 raise RunNotFoundError("the run was deleted")
         self._meta = dict(meta)
 
-    def append(self, records: list[dict[str, Any]]) -> tuple[int, int]:
-        with self.pool.connection() as db:
+    def append(self, records: list[dict[str, Any]], lines: list[bytes] | None = None) -> tuple[int, int]:
+        with self.pool.connection() as db:  # the lines go unused: points are stored in columns
             return self._append(db, records)
 
     def append_made(self, make: MadeRecords) -> int:

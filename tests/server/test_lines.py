@@ -1,0 +1,133 @@
+"""The wire's line form: a client ships its logbook's lines as they are on disk (NDJSON), a logbook server stores
+them as received; torn lines, resumed pushes, bad lines and a bug in shipping, against a real `stepline serve`."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+
+import orjson
+import pytest
+import requests
+
+import stepline
+from stepline import Logbook
+from stepline.remote.client import RemoteClient
+from stepline.remote.shipper import Shipper
+
+NDJSON = {"Content-Type": "application/x-ndjson"}
+
+
+@pytest.fixture
+def serverdir(tmp_path):
+    return tmp_path / "server-logbook"
+
+
+def offline_run(logdir, steps: int = 30):
+    run = stepline.init(project="p", name="later", dir=logdir, config={"lr": 0.1})
+    for step in range(steps):
+        values = {"loss": 1 / (step + 1), "big": 2**40 + step, "flag": step % 2 == 0,
+                  "odd": math.nan if step == 3 else (math.inf if step == 4 else -0.5)}
+        run.log(values, step=step, epoch=step / 10 if step % 3 else None)
+        if step % 10 == 0:
+            run.info(f"step {step}", step=step)
+    run.finish()
+    return run
+
+
+def test_a_pushed_run_s_lines_are_stored_byte_for_byte_as_the_client_wrote_them(server, serverdir, logdir):
+    process = server(root=serverdir)
+    run = offline_run(logdir, steps=5000)
+    shipper = Shipper(run.path, RemoteClient(process.url))
+    shipper.ship()
+    assert shipper.records_sent == 5000 + 500 + 1  # metrics, logs, params
+    remote = Logbook(serverdir).run(run.id)
+    for name in ("metrics.jsonl", "logs.jsonl", "params.jsonl"):
+        assert (remote.path / name).read_bytes() == (run.path / name).read_bytes(), name
+    local = Logbook(logdir).run(run.id)
+    assert [str(row) for row in remote.metrics()] == [str(row) for row in local.metrics()]  # NaN, inf, ints
+    assert remote.summaries()["big"].last == 2**40 + 4999  # the server's index read the lines it stored
+    body = requests.get(f"{process.url}/api/v1/projects/p/runs/{run.id}/series",
+                        params={"keys": "odd", "raw": "true"}, timeout=10).json()
+    assert body["series"][0]["count"] == 5000
+
+
+def test_a_torn_line_in_the_client_logbook_is_skipped_and_every_other_record_lands(server, serverdir, logdir):
+    process = server(root=serverdir)
+    run = offline_run(logdir)
+    metrics = run.path / "metrics.jsonl"
+    lines = metrics.read_bytes().splitlines(keepends=True)
+    metrics.write_bytes(b"".join(lines[:10]) + b'{"type":"metrics","seq":11,"ti\n' + b"".join(lines[10:]))
+    shipper = Shipper(run.path, RemoteClient(process.url))
+    shipper.ship()
+    assert shipper.records_sent == 30 + 3 + 1
+    remote = Logbook(serverdir).run(run.id)
+    assert [row["step"] for row in remote.metrics()] == list(range(30))
+    assert b'"ti\n' not in (remote.path / "metrics.jsonl").read_bytes()
+    assert shipper.ship() == 0  # and nothing twice
+
+
+def test_a_push_resumed_part_way_sends_only_what_the_server_lacks(server, serverdir, logdir):
+    process = server(root=serverdir)
+    run = offline_run(logdir, steps=100)
+    base = f"{process.url}/api/v1/projects/p/runs/{run.id}"
+    assert requests.put(base, json={"meta": {"name": "later"}}, timeout=10).status_code == 200
+    head = b"".join((run.path / "metrics.jsonl").read_bytes().splitlines(keepends=True)[:40])
+    assert requests.post(f"{base}/events", data=head, headers=NDJSON, timeout=10).json()["accepted"] == 40
+    shipper = Shipper(run.path, RemoteClient(process.url))
+    shipper.ship()
+    assert shipper.records_sent == 60 + 10 + 1
+    remote = Logbook(serverdir).run(run.id)
+    assert [row["step"] for row in remote.metrics()] == list(range(100))
+    assert (remote.path / "metrics.jsonl").read_bytes() == (run.path / "metrics.jsonl").read_bytes()
+
+
+def test_bad_lines_are_refused_naming_the_line_and_nothing_of_the_batch_is_stored(server, serverdir):
+    process = server(root=serverdir)
+    base = f"{process.url}/api/v1/projects/p/runs/abcd1234"
+    assert requests.put(base, json={"meta": {"name": "target"}}, timeout=10).status_code == 200
+    # written with spaces, as json.dumps writes them: stored as received, they keep them
+    good = [json.dumps({"type": "metrics", "seq": seq, "time": 1.0, "step": seq, "values": {"x": 1.0}}).encode()
+            for seq in (1, 2, 3)]
+    cases = {
+        b"\n".join([good[0], b"{not json", good[2]]): "line 2 is not JSON",
+        b"\n".join([good[0], b'{"type": "metrics",\n"seq": 2, "time": 1.0, "step": 2, "values": {"x": 1}}']):
+            "line 2 is not JSON",  # a record cut by a line break: it would not be one line in the logbook
+        b"\n".join([good[0], good[1].replace(b'"x": 1.0', b'"x": "high"')]): "values",
+        b"\n".join([good[0], b"", good[1]]): "line 2 is not JSON",
+    }
+    for body, said in cases.items():
+        response = requests.post(f"{base}/events", data=body, headers=NDJSON, timeout=10)
+        assert response.status_code == 422, body
+        assert said in orjson.dumps(response.json()["detail"]).decode(), (said, response.json())
+    assert requests.get(base, timeout=10).json()["steps"] == 0
+    zipped = gzip.compress(b"\n".join(good) + b"\n")
+    answer = requests.post(f"{base}/events", data=zipped, headers={**NDJSON, "Content-Encoding": "gzip"},
+                           timeout=10).json()
+    assert answer["accepted"] == 3 and answer["max_seq"]["metrics"] == 3
+    assert (serverdir / "p" / "abcd1234" / "metrics.jsonl").read_bytes() == b"\n".join(good) + b"\n"
+
+
+def test_a_bug_in_shipping_is_reported_and_finish_says_what_is_not_sent(server, serverdir, logdir, monkeypatch):
+    process = server(root=serverdir)
+
+    def broken(self, project, run_id, lines):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(RemoteClient, "send_lines", broken)
+    with pytest.warns(stepline.SteplineWarning) as said:  # the shipper's thread may say it at any moment
+        run = stepline.init(project="p", dir=logdir, backend=process.url)
+        for step in range(10):
+            run.log({"loss": 1.0}, step=step)
+        assert run.finish(timeout=30) is False
+    text = " ".join(str(w.message) for w in said)
+    assert "Please report this bug" in text and "ValueError: a bug" in text
+    assert "records or files of run" in text and "stepline sync" in text
+    assert Logbook(logdir).run(run.id).metrics()[-1]["step"] == 9  # the local copy keeps everything
+
+
+def test_a_client_compresses_only_what_crosses_a_network():
+    assert RemoteClient("http://127.0.0.1:8683").compress is False
+    assert RemoteClient("http://localhost:8683").compress is False
+    assert RemoteClient("http://10.1.2.3:8683").compress is True
