@@ -108,6 +108,7 @@ class Writer:
         self._heartbeat_interval = heartbeat_interval
         self._on_written = on_written  # told how many records each batch held, once every sink took it
         self._wake = threading.Event()
+        self._room = threading.Event()  # set when the writer has taken items off the queue
         self._stopping = False
         self._warned_full = False
         self._thread = start_thread(self._run, f"stepline-writer-{label}")
@@ -126,7 +127,9 @@ class Writer:
             )
         self._wake.set()
         while len(self.items) >= self.max_queue and self._thread.is_alive():
-            time.sleep(0.001)
+            # woken when the writer takes a batch: polling would take the GIL from it a thousand times a second
+            self._room.wait(0.05)
+            self._room.clear()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything queued before this call reached every sink; False on timeout, or when a sink
@@ -157,6 +160,8 @@ class Writer:
                 self._wake.wait(POLL_INTERVAL)
                 self._wake.clear()
             batch, markers = self._next_batch()
+            if len(items) < self.max_queue:
+                self._room.set()
             if time.monotonic() >= next_heartbeat:
                 next_heartbeat = time.monotonic() + self._heartbeat_interval
                 batch.append(self._numbered(events.HEARTBEAT))
