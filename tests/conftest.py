@@ -19,10 +19,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No STEPLINE_* or rank variable from the developer's shell leaks into a test."""
+    """No STEPLINE_* or rank variable from the developer's shell leaks into a test. The machine's figures are
+    not sampled (a run of a second or more would get a sample of them at finish, and tests count records);
+    tests/test_system_metrics.py turns them on where it tests them."""
     for name in list(os.environ):
         if name.startswith("STEPLINE_") or name in RANK_VARIABLES:
             monkeypatch.delenv(name)
+    monkeypatch.setenv("STEPLINE_SYSTEM_METRICS", "0")
 
 
 @pytest.fixture(autouse=True)

@@ -38,6 +38,8 @@ def init(
     token: str | None = None,
     mode: str | None = None,
     all_ranks: bool = False,
+    system_metrics: bool | None = None,
+    system_interval: float | None = None,
 ) -> Run:
     """Start a run (or continue one) and return its handle.
 
@@ -51,8 +53,12 @@ def init(
     local logbook stays the write-ahead copy.
     ``mode="disabled"`` (or ``STEPLINE_MODE=disabled``) makes every call a no-op, as does a process of
     rank other than zero unless ``all_ranks=True``.
+    A thread records the machine's figures under ``system/`` every ``system_interval`` seconds (10; or
+    ``STEPLINE_SYSTEM_INTERVAL``): CPU, memory, disk, network and each NVIDIA GPU (docs/configuration.md);
+    ``system_metrics=False`` (or ``STEPLINE_SYSTEM_METRICS=0``) turns it off.
     """
-    settings = resolve_settings(project=project, name=name, dir=dir, resume=resume, mode=mode)
+    settings = resolve_settings(project=project, name=name, dir=dir, resume=resume, mode=mode,
+                                system_metrics=system_metrics, system_interval=system_interval)
     backends = resolve_backends(backend, token)
     tag_list = _check_tags(tags)
     if notes is not None and not isinstance(notes, str):
@@ -83,7 +89,8 @@ def reopen(run: Run) -> Run:
         return run
     token = next((b.token for b in run.backends if b.token), None)
     return init(project=run.project, dir=run.path.parent.parent, resume=run.id,
-                backend=[b.url for b in run.backends] or None, token=token)
+                backend=[b.url for b in run.backends] or None, token=token,
+                system_metrics=run.system_interval is not None, system_interval=run.system_interval)
 
 
 def current_run() -> Run | None:
@@ -200,4 +207,4 @@ def _open(settings: Settings, meta: dict[str, Any], path: Any, *, first_seq: int
                     heartbeat_interval=heartbeat_interval(), on_written=written if shippers else None)
     return Run(run_id=meta["id"], name=meta["name"], project=meta["project"], path=path, writer=writer,
                next_step=next_step, params=params, summary=meta.get("summary"), shippers=shippers,
-               backends=backends)
+               backends=backends, system_interval=settings.system_interval)

@@ -22,6 +22,8 @@ HEARTBEAT_TIMEOUT = 60.0
 DEFAULT_PROJECT = "default"
 DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_MAX_BACKLOG_MB = 128
+SYSTEM_INTERVAL = 10.0
+MIN_SYSTEM_INTERVAL = 0.1
 MODES = ("enabled", "disabled")
 _AUTO_RESUME = {"auto", "true", "1", "yes"}
 
@@ -35,6 +37,7 @@ class Settings:
     resume: str | bool | None
     queue_size: int
     max_backlog_bytes: int
+    system_interval: float | None  # seconds between two samples of the machine's figures; None: none taken
 
 
 def resolve_settings(
@@ -44,6 +47,8 @@ def resolve_settings(
     dir: str | os.PathLike[str] | None = None,
     resume: str | bool | None = None,
     mode: str | None = None,
+    system_metrics: bool | None = None,
+    system_interval: float | None = None,
 ) -> Settings:
     project = project if project is not None else os.environ.get("STEPLINE_PROJECT") or DEFAULT_PROJECT
     name = name if name is not None else os.environ.get("STEPLINE_RUN_NAME") or None
@@ -58,7 +63,28 @@ def resolve_settings(
         resume=_resume(resume),
         queue_size=_positive_int("STEPLINE_QUEUE_SIZE", DEFAULT_QUEUE_SIZE),
         max_backlog_bytes=_positive_int("STEPLINE_MAX_BACKLOG_MB", DEFAULT_MAX_BACKLOG_MB) << 20,
+        system_interval=system_sampling(system_metrics, system_interval),
     )
+
+
+def system_sampling(enabled: bool | None = None, interval: float | None = None) -> float | None:
+    """Seconds between two samples of the machine's figures, or None for none: ``enabled`` else
+    ``STEPLINE_SYSTEM_METRICS`` (on by default), ``interval`` else ``STEPLINE_SYSTEM_INTERVAL`` (10)."""
+    if enabled is None:
+        raw = os.environ.get("STEPLINE_SYSTEM_METRICS", "1").strip().lower()
+        if raw not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
+            raise ConfigError(f"STEPLINE_SYSTEM_METRICS={raw!r} must be 1 (record the machine's figures) or 0")
+        enabled = raw in ("1", "true", "yes", "on")
+    elif not isinstance(enabled, bool):
+        raise ConfigError(f"system_metrics must be True or False, got {enabled!r}")
+    if interval is None:
+        interval = _seconds("STEPLINE_SYSTEM_INTERVAL", SYSTEM_INTERVAL, zero_allowed=False)
+    elif isinstance(interval, bool) or not isinstance(interval, (int, float)):
+        raise ConfigError(f"system_interval must be a number of seconds, got {interval!r}")
+    if not interval >= MIN_SYSTEM_INTERVAL:
+        raise ConfigError(f"system_interval / STEPLINE_SYSTEM_INTERVAL must be at least {MIN_SYSTEM_INTERVAL} s, "
+                          f"got {interval!r}")
+    return float(interval) if enabled else None
 
 
 def logbook_root(dir: str | os.PathLike[str] | None = None) -> Path:

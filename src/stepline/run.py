@@ -27,6 +27,7 @@ from stepline.lifecycle import describe_error, status_for_exception
 from stepline.logs import Logs
 from stepline.metrics import MetricsLogger
 from stepline.params import Params
+from stepline.sampler import SystemSampler
 from stepline.summary import Summary
 from stepline.values import INT64_MAX, INT64_MIN, PLAIN_NUMBER_TYPES, UINT64_MAX, DeferredScalar, coerce_metric
 from stepline.writer import DEFERRED_METRICS_TAG, METRICS_TAG, Writer
@@ -60,6 +61,7 @@ class Run:
         summary: dict[str, Any] | None = None,
         shippers: Sequence[ShipperThread] = (),
         backends: Sequence[Backend] = (),
+        system_interval: float | None = None,
     ) -> None:
         self.id = run_id
         self.name = name
@@ -80,6 +82,9 @@ class Run:
         self.summary = Summary(channel, summary)
         self.logs = Logs(channel)
         self.files = Files(channel)
+        self.system_interval = system_interval  # seconds between samples of the machine's figures; None: none
+        self._sampler = SystemSampler(self._record_system, system_interval, label=run_id) \
+            if system_interval is not None and writer is not None else None
         _RUNS.add(self)
 
     def __repr__(self) -> str:
@@ -122,6 +127,11 @@ class Run:
         items.append((tag, _time(), step, epoch, values))
         if len(items) >= self._max_queue:
             self._writer.wait_for_room()  # type: ignore[union-attr]
+
+    def _record_system(self, figures: dict[str, float]) -> None:
+        """Queue a sample of the machine's figures (on the sampler's thread): at the run's current step, which it
+        does not move, so that the training's own steps are as they would be without it."""
+        self._items.append((METRICS_TAG, _time(), max(self._next_step - 1, 0), None, figures))
 
     def _coerce(self, values: dict[Any, Any]) -> tuple[dict[str, Any], str]:
         clean: dict[str, Any] = {}
@@ -212,6 +222,8 @@ class Run:
             return True
         self.status = status
         lifecycle.forget(self)
+        if self._sampler is not None:
+            self._sampler.stop()  # its last sample goes before the status
         writer = self._writer
         if writer is None:
             self._items = _ClosedQueue(self._warn_closed)
@@ -255,6 +267,7 @@ class Run:
         """In a forked child the writer thread does not exist: drop records instead of queueing for ever."""
         self._items = _DiscardQueue()
         self._writer = None
+        self._sampler = None  # its thread is not in the child either
 
     def __enter__(self) -> Run:
         return self
