@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 import os
 import shutil
 
 import pytest
 
 import stepline
-from tests.conftest import start_python
+from tests.conftest import start_python, wait_until
 from tests.server.conftest import ARTIFACTS, BOTH_STORES
 
 pytestmark = pytest.mark.browser
@@ -127,6 +128,27 @@ def test_run_page_charts_have_the_right_points(store_server, page, logdir):
     page.select_option("select >> nth=0", "epoch")  # the x-axis switch refetches and redraws
     page.locator("figure.chart[data-key='train/loss']").wait_for()
     page.check("text=log scale")
+
+
+def test_the_machine_s_figures_are_a_group_of_their_own_plotted_against_time(store_server, page, logdir):
+    run = stepline.init(project="vision", name="sampled", dir=logdir, system_metrics=True, system_interval=0.2)
+    for step in range(20):
+        run.log({"train/loss": 1 / (step + 1)}, step=step, epoch=step / 10)
+    view = stepline.Logbook(logdir).run(run.id)
+    wait_until(lambda: run.flush() and "system/cpu.percent" in view.metric_keys(), 60, "a sample of the machine")
+    run.finish()
+    process = store_server()
+    page.goto(f"{process.url}/#/p/vision/r/{run.id}")
+    system = page.locator("figure.chart[data-key='system/cpu.percent']")
+    system.wait_for()
+    train = page.locator("figure.chart[data-key='train/loss']")
+    assert system.get_attribute("data-axis") == "time" and train.get_attribute("data-axis") == "step"
+    assert [t.lower() for t in page.locator("section.group h2").all_inner_texts()] == ["train", "system"]
+    assert int(system.get_attribute("data-count")) >= 1
+    assert re.search(r"max [0-9.]+ at \d{1,2}:\d{2}:\d{2}", system.inner_text())  # at a time of day
+    page.select_option("select >> nth=0", "epoch")  # the switch moves training's charts, not the machine's
+    page.wait_for_selector("figure.chart[data-key='train/loss'][data-axis='epoch']")
+    assert page.locator("figure.chart[data-key='system/cpu.percent']").get_attribute("data-axis") == "time"
 
 
 def test_a_big_run_is_downsampled_for_the_browser(store_server, page, logdir):

@@ -182,10 +182,14 @@ async function runsPage(project) {
 }
 
 // -- one run -----------------------------------------------------------------------------------
-function chartOptions(state) {
-  return { axis: state.axis, smoothing: state.smoothing, log: state.log,
+function chartOptions(state, axis = state.axis) {
+  return { axis, smoothing: state.smoothing, log: state.log,
     width: CHART_WIDTH };
 }
+
+// The machine's figures (system/...) are sampled on a clock, not at training steps: always against time.
+const SYSTEM = "system/";
+function axisOf(key, state) { return key.startsWith(SYSTEM) ? "time" : state.axis; }
 
 function controls(state, redraw) {
   return el("div", { className: "toolbar" },
@@ -217,9 +221,12 @@ async function runPage(project, runId) {
 
   async function loadSeries() {
     const keys = Object.keys(run.metrics);
-    if (!keys.length) return;
-    const query = `keys=${keys.map(encodeURIComponent).join(",")}&x=${state.axis}&points=1000`;
-    for (const s of (await api(`${base}/series?${query}`)).series) state.series[s.key] = s;
+    const byAxis = {};
+    for (const key of keys) (byAxis[axisOf(key, state)] ??= []).push(key);
+    for (const [axis, some] of Object.entries(byAxis)) {
+      const query = `keys=${some.map(encodeURIComponent).join(",")}&x=${axis}&points=1000`;
+      for (const s of (await api(`${base}/series?${query}`)).series) state.series[s.key] = s;
+    }
   }
 
   function drawCharts() {
@@ -227,9 +234,10 @@ async function runPage(project, runId) {
     if (!keys.length) return fill(charts, el("p", { className: "muted" }, "No metrics logged yet."));
     const groups = {};
     for (const key of keys) (groups[key.includes("/") ? key.split("/")[0] : "other"] ??= []).push(key);
+    if (groups.system) { const system = groups.system; delete groups.system; groups.system = system; } // last
     destroyCharts(charts);
     state.boxes = {};
-    const chart = (key) => (state.boxes[key] = metricChart(state.series[key], chartOptions(state)));
+    const chart = (key) => (state.boxes[key] = metricChart(state.series[key], chartOptions(state, axisOf(key, state))));
     fill(charts, ...Object.entries(groups).map(([group, groupKeys]) => el("section", { className: "group" },
       el("h2", {}, group), el("div", { className: "chart-grid" }, groupKeys.map(chart)))));
   }
@@ -295,10 +303,10 @@ async function runPage(project, runId) {
     for (const key of fresh) {
       const have = state.series[key];
       if (!have || have.downsampled) {
-        const [s] = (await api(`${base}/series?keys=${encodeURIComponent(key)}&x=${state.axis}&points=1000`)).series;
+        const [s] = (await api(`${base}/series?keys=${encodeURIComponent(key)}&x=${axisOf(key, state)}&points=1000`)).series;
         state.series[key] = s;
       } else {
-        const [s] = (await api(`${base}/series?keys=${encodeURIComponent(key)}&x=${state.axis}&raw=true&after=${have.count}`)).series;
+        const [s] = (await api(`${base}/series?keys=${encodeURIComponent(key)}&x=${axisOf(key, state)}&raw=true&after=${have.count}`)).series;
         state.series[key] = { ...have, count: s.count, x: have.x.concat(s.x), y: have.y.concat(s.y), step: have.step.concat(s.step) };
       }
     }

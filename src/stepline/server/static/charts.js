@@ -64,10 +64,12 @@ function metricView(series, options) {
   const { x, y, nan } = plottable(series);
   const shown = smooth(y, options.smoothing);
   const marks = extremes(x, y);
+  // a time is shown as the clock read it, not as seconds since 1970
+  const at = (v) => (options.axis === "time" ? new Date(v * 1000).toLocaleTimeString() : fmt(v));
   const caption = [
     `${series.count} points${series.downsampled ? `, ${x.length} shown (min/max of each bucket kept)` : ""}`,
-    marks.min !== null ? `min ${fmt(y[marks.min])} at ${fmt(x[marks.min])}` : null,
-    marks.max !== null ? `max ${fmt(y[marks.max])} at ${fmt(x[marks.max])}` : null,
+    marks.min !== null ? `min ${fmt(y[marks.min])} at ${at(x[marks.min])}` : null,
+    marks.max !== null ? `max ${fmt(y[marks.max])} at ${at(x[marks.max])}` : null,
     nan ? `${nan} NaN (gaps)` : null,
   ].filter(Boolean).join(" · ");
   return { data: [x, options.log ? shown.map((v) => (v > 0 ? v : null)) : shown], marks, caption, points: x.length };
@@ -79,7 +81,8 @@ export function metricChart(series, options) {
   const marks = { ...shown.marks };
   const captionText = el("span", {}, shown.caption);
   const box = el("figure", { className: "chart", "data-key": series.key, "data-points": shown.points,
-    "data-count": series.count }, el("figcaption", {}, el("strong", {}, series.key), captionText));
+    "data-count": series.count, "data-axis": options.axis },
+  el("figcaption", {}, el("strong", {}, series.key), captionText));
   const opts = {
     width: options.width, height: 220,
     scales: { x: { time: options.axis === "time" }, y: options.log ? { distr: 3 } : {} },
