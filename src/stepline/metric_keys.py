@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+SYSTEM = "system/"  # the machine's figures (sampler.py): sampled on a clock, not at training steps
+
 _UNDERSCORE_PREFIXES = (("eval_", "eval"), ("val_", "eval"), ("validation_", "eval"), ("test_", "test"),
                         ("train_", "train"))
 _SLASH_ALIASES = {"val": "eval", "validation": "eval"}

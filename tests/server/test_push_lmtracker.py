@@ -11,6 +11,7 @@ import pytest
 
 import stepline
 from stepline import Logbook
+from tests.conftest import wait_until
 from tests.server.lmtracker_double import PASSWORD, LMTrackerDouble
 
 
@@ -40,6 +41,21 @@ def test_each_key_set_is_an_lmtracker_run_and_its_schema_check_never_fires(doubl
     assert [p["step"] for p in train] == list(range(1, 21)) and train[0] == {"step": 1, "train/loss": 1.0,
                                                                              "train/lr": 0.1}
     assert evaluation == [{"step": s, "eval/loss": 2 / s} for s in (5, 10, 15, 20)]
+
+
+def test_the_machine_s_figures_are_left_out_with_one_warning(double, logdir):
+    with pytest.warns(stepline.SteplineWarning, match="machine figures") as said:
+        run = stepline.init(project="vision", name="bert", dir=logdir, backend=double.backend,
+                            system_metrics=True, system_interval=0.1)
+        for step in range(1, 6):
+            run.log({"train/loss": 1 / step}, step=step)
+        view = Logbook(logdir).run(run.id)
+        wait_until(lambda: run.flush() and len([r for r in view.metrics() if "system/cpu.percent" in r]) >= 2, 60,
+                   "two samples of the machine")
+        assert run.finish(timeout=30)
+    assert len([w for w in said if "machine figures" in str(w.message)]) == 1
+    assert list(double.app.state.projects["vision"]) == ["bert"]  # no LMTracker run of system keys
+    assert [p["step"] for p in double.app.state.projects["vision"]["bert"]["metrics"]] == [1, 2, 3, 4, 5]
 
 
 def test_sync_after_a_restart_sends_only_what_lmtracker_lacks(double, logdir):

@@ -86,6 +86,20 @@ def test_params_written_while_the_shipper_reads_still_create_the_run_with_them(d
     assert [r["step"] for r in double.app.state.db["loss"]] == [1]
 
 
+def test_the_machine_s_figures_are_left_out_with_one_warning(double, logdir):
+    with pytest.warns(stepline.SteplineWarning, match="machine figures") as said:
+        run = stepline.init(project="vision", dir=logdir, backend=double.backend, system_metrics=True,
+                            system_interval=0.1)
+        for step in range(1, 6):
+            run.log({"train/loss": 1 / step}, step=step)
+        view = stepline.Logbook(logdir).run(run.id)
+        wait_until(lambda: run.flush() and len([r for r in view.metrics() if "system/cpu.percent" in r]) >= 2, 60,
+                   "two samples of the machine")
+        assert run.finish(timeout=30)
+    assert len([w for w in said if "system" in str(w.message)]) == 1  # one for all of them, none per key
+    assert [r["step"] for r in double.app.state.db["loss"]] == [1, 2, 3, 4, 5]
+
+
 def test_a_failed_run_is_failed_there(double, logdir):
     run = stepline.init(project="vision", dir=logdir, backend=double.backend)
     run.log({"train/loss": 1.0}, step=1)

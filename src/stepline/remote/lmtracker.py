@@ -21,6 +21,7 @@ import requests
 
 from stepline import events
 from stepline.errors import ConfigError
+from stepline.metric_keys import SYSTEM
 from stepline.remote.client import RemoteRejected, WarnOnce, json_body, other_server_hint, reachable_response
 from stepline.urls import redacted
 
@@ -74,7 +75,11 @@ class LMTrackerTransport:
             if record["type"] != events.METRICS:
                 self._once(record["type"], f"LMTracker keeps no {record['type']} records")
                 continue
-            values = record["values"]
+            values = {key: value for key, value in record["values"].items() if not key.startswith(SYSTEM)}
+            if len(values) < len(record["values"]):  # as a run of its own per key set, it would be noise
+                self._once("system", "LMTracker gets no machine figures (system/...)")
+                if not values:
+                    continue
             if any(isinstance(v, float) and not math.isfinite(v) for v in values.values()):
                 self._once("nan", "LMTracker's JSON has no NaN or infinity: points holding one are left out")
                 continue

@@ -7,7 +7,8 @@ A model per project (named like it), a run per stepline run with the params as i
 last part names one of TrainTrack's metrics (accuracy, f1-score, recall, precision, balanced accuracy, mse,
 mae; ``acc``, ``f1``, ``balanced_accuracy`` too) to ``/metric/batch``; ``eval/`` and ``val`` keys are the
 ``validation`` split, the rest ``train``. Other keys, test keys, non-finite values and a second value for
-the same (step, split, metric) are skipped with one warning each: TrainTrack answers a bare 500 to a
+the same (step, split, metric) are skipped with one warning each (the machine's figures, ``system/``, with
+one for all): TrainTrack answers a bare 500 to a
 duplicate and cannot read a split back once it holds a NaN. Before sending, the transport reads what the run
 holds, so nothing is sent twice. Params after the run's creation, log lines and files stay local.
 """
@@ -21,6 +22,7 @@ from typing import Any
 import requests
 
 from stepline import events
+from stepline.metric_keys import SYSTEM
 from stepline.params import apply_operation
 from stepline.remote.client import (
     RemoteRejected,
@@ -111,6 +113,9 @@ class TrainTrackTransport:
         pending: set[tuple[Any, ...]] = set()
         for record in records:
             for key, value in record["values"].items():
+                if key.startswith(SYSTEM):
+                    self._once("system", "TrainTrack keeps no machine figures (system/...)")
+                    continue
                 target = destination(key)
                 if target is None:
                     self._once(f"key:{key}", f"TrainTrack cannot keep {key!r} (losses and its seven metrics only)")
