@@ -26,12 +26,16 @@ from stepline.errors import (
     SteplineWarning,
 )
 from stepline.logbook import Logbook, RunView, Series
+from stepline.media import Audio, Histogram, Image, Table, Text
 from stepline.run import Run
 from stepline.version import __version__
 
 __all__ = [
+    "Audio",
     "ConfigError",
     "ConflictError",
+    "Histogram",
+    "Image",
     "InvalidNameError",
     "InvalidValueError",
     "Logbook",
@@ -45,6 +49,8 @@ __all__ = [
     "Series",
     "SteplineError",
     "SteplineWarning",
+    "Table",
+    "Text",
     "__version__",
     "current_run",
     "finish",

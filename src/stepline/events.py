@@ -8,6 +8,8 @@ Every record is a JSON object with ``type`` and a per-run ``seq`` (see docs/form
     {"type": "log", "seq": 9, "time": ..., "level": "INFO", "message": "epoch done", "context": {"epoch": 1}}
     {"type": "summary", "seq": 10, "time": ..., "data": {"train_runtime": 12.5}}
     {"type": "status", "seq": 11, "time": ..., "status": "finished"}
+    {"type": "media", "seq": 12, "time": ..., "step": 3, "key": "samples", "kind": "image",
+     "items": [{"file": "media/12-0.png", "width": 64, "height": 64, "caption": "input"}]}
 
 Metric values and epochs that are NaN or infinite are written as the strings ``"NaN"``, ``"Infinity"`` and
 ``"-Infinity"``: they are numbers otherwise, so a string there is never ambiguous.
@@ -31,6 +33,10 @@ STATUS = "status"
 HEARTBEAT = "heartbeat"
 FILE = "file"
 SUMMARY = "summary"
+MEDIA = "media"
+# The record files a stepline server keeps, each seq once, in the order a shipper sends them (params first: a
+# peer that keeps one config per run gets it with the first point). Media stay local for now.
+WIRE_RECORDS = (PARAMS, METRICS, LOG)
 
 _DUMPS_OPTIONS = orjson.OPT_APPEND_NEWLINE
 

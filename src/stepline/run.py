@@ -25,6 +25,7 @@ from stepline.errors import InvalidValueError, warn
 from stepline.files import Files
 from stepline.lifecycle import describe_error, status_for_exception
 from stepline.logs import Logs
+from stepline.media.types import Media
 from stepline.metrics import MetricsLogger
 from stepline.params import Params
 from stepline.sampler import SystemSampler
@@ -95,22 +96,24 @@ class Run:
     def log(self, metrics: Mapping[str, Any], step: int | None = None, *, epoch: float | None = None) -> None:
         """Log one point per key: ``run.log({"loss": 0.3, "acc": 0.9}, step=10)``.
 
-        Without ``step`` the point goes at the run's largest step + 1. Values that are not numbers are
-        refused with a warning that names the key; the call's other keys still land.
+        Without ``step`` the point goes at the run's largest step + 1. Media (``stepline.Image``,
+        ``Histogram``, ``Table``, ``Text``, ``Audio``, or a list of one kind) go at the same step. Values that are
+        neither are refused with a warning that names the key; the call's other keys still land.
         """
         values = dict(metrics)
         tag = METRICS_TAG
+        media: dict[str, list[Media]] = {}
         for key, value in values.items():
             kind = type(value)
             # floats first: the common case costs one check; ints must fit in 64 bits (what JSON readers keep)
             if (kind is not float and (kind not in PLAIN_NUMBER_TYPES or not INT64_MIN <= value <= UINT64_MAX)
                     or type(key) is not str or not key):
-                values, tag = self._coerce(values)
+                values, tag, media = self._coerce(values)
                 break
         if epoch is not None and type(epoch) is not float and (
                 type(epoch) not in PLAIN_NUMBER_TYPES or not INT64_MIN <= epoch <= UINT64_MAX):
             epoch = self._coerce_epoch(epoch)
-        if not values:
+        if not values and not media:
             return
         if step is None:
             step = self._next_step
@@ -124,21 +127,53 @@ class Run:
             step = self._coerce_step(step)
             self._next_step = step + 1
         items = self._items
-        items.append((tag, _time(), step, epoch, values))
+        if values:
+            items.append((tag, _time(), step, epoch, values))
+        if media:
+            self._put_media(media, step)
         if len(items) >= self._max_queue:
             self._writer.wait_for_room()  # type: ignore[union-attr]
+
+    def _put_media(self, media: dict[str, list[Media]], step: int) -> None:
+        """Queue each key's media, copied now (all the caller pays; the writer thread encodes them)."""
+        for key, pieces in media.items():
+            kinds = sorted({piece.kind for piece in pieces})
+            try:
+                if len(kinds) > 1:
+                    raise InvalidValueError(f"{key!r}: one key takes one kind of media at a time, got {kinds}")
+                payload = [piece.taken(key) for piece in pieces]
+            except InvalidValueError as err:
+                self._warn_once(("media", key, type(err)), f"{err}; it is left out, the call's other keys are kept")
+                continue
+            except Exception as err:  # a figure that cannot draw itself, a tensor that cannot be read ...
+                self._warn_once(("media", key, type(err)), f"{key!r}: the {kinds[0]} cannot be read "
+                                f"({type(err).__name__}: {err}); it is left out, the call's other keys are kept")
+                continue
+            left_out = sum(item.get("left_out", 0) for item in payload)
+            if left_out:
+                self._warn_once(("media", key, "left_out"), f"{key!r}: {left_out} values that are NaN or infinite are "
+                                                            "left out of the histogram")
+            self._items.append({"type": events.MEDIA, "seq": None, "time": _time(), "step": step, "key": key,
+                                "kind": kinds[0], "payload": payload})
 
     def _record_system(self, figures: dict[str, float]) -> None:
         """Queue a sample of the machine's figures (on the sampler's thread): at the run's current step, which it
         does not move, so that the training's own steps are as they would be without it."""
         self._items.append((METRICS_TAG, _time(), max(self._next_step - 1, 0), None, figures))
 
-    def _coerce(self, values: dict[Any, Any]) -> tuple[dict[str, Any], str]:
+    def _coerce(self, values: dict[Any, Any]) -> tuple[dict[str, Any], str, dict[str, list[Media]]]:
         clean: dict[str, Any] = {}
+        media: dict[str, list[Media]] = {}
         tag = METRICS_TAG
         for key, value in values.items():
             if type(key) is not str or not key:
                 self._warn_once(("key", repr(key)), f"metric key {key!r} is refused: keys are non-empty strings")
+                continue
+            if isinstance(value, Media):
+                media[key] = [value]
+                continue
+            if isinstance(value, (list, tuple)) and value and all(isinstance(piece, Media) for piece in value):
+                media[key] = list(value)  # a gallery
                 continue
             try:
                 number = coerce_metric(key, value)
@@ -148,7 +183,7 @@ class Run:
             if isinstance(number, DeferredScalar):
                 tag = DEFERRED_METRICS_TAG
             clean[key] = number
-        return clean, tag
+        return clean, tag, media
 
     def _coerce_step(self, step: Any) -> int:
         try:

@@ -7,7 +7,7 @@ every sink, then flushes them, so a ``kill -9`` loses at most the last moments o
 A sink that cannot write (``OSError``: the disk full, the folder read-only or gone) never stops training:
 the thread keeps draining the queue into that sink's :class:`Backlog` in memory, retries with backoff
 (:data:`RETRY_DELAYS`, at most 30 s apart), and writes the backlog out once the sink can take it. Past
-``STEPLINE_MAX_BACKLOG_MB`` the backlog drops new metrics and log records, counting them; params, status,
+``STEPLINE_MAX_BACKLOG_MB`` the backlog drops new metrics, log and media records, counting them; params, status,
 summary and file records are always kept. ``close`` tries a last few times and then says what is lost:
 it always returns.
 """
@@ -31,7 +31,7 @@ POLL_INTERVAL = 0.05
 MAX_BATCH = 2_000
 RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # seconds between tries of a sink that cannot write
 CLOSING_ATTEMPTS = (0.2, 1.0, 2.0)  # the last tries at close(), seconds apart, before what is left is lost
-_DROPPABLE = frozenset((events.METRICS, events.LOG))
+_DROPPABLE = frozenset((events.METRICS, events.LOG, events.MEDIA))
 
 # The metrics record's compact form on the queue: (tag, time, step, epoch, values); every other record
 # is queued as its dict with ``seq`` still None.
@@ -76,7 +76,17 @@ class Backlog:
 def _estimated_size(record: dict[str, Any]) -> int:
     if record["type"] == events.METRICS:
         return 120 + 48 * len(record["values"])
+    if record["type"] == events.MEDIA:  # its pixels, samples or rows, waiting to be encoded
+        return 400 + sum(_size_of(value) for item in record.get("payload", ()) for value in item.values())
     return 200 + len(record.get("data") or b"") if record["type"] == events.FILE else 400
+
+
+def _size_of(value: Any) -> int:
+    if hasattr(value, "nbytes"):
+        return int(value.nbytes)
+    if isinstance(value, (bytes, str, list)):
+        return len(value) * (1 if not isinstance(value, list) else 64)
+    return 0
 
 
 class Writer:

@@ -1,4 +1,4 @@
-"""``stepline show RUN``: one run's metadata, params and metric summaries."""
+"""``stepline show RUN``: one run's metadata, params, metric summaries and media."""
 
 from __future__ import annotations
 
@@ -47,6 +47,15 @@ def run(args: argparse.Namespace) -> int:
         print(table(["KEY", "POINTS", "LAST", "AT STEP", "MIN", "AT STEP", "MAX", "AT STEP"], rows))
     else:
         print("  (none)")
+    media = view.media()
+    if media:
+        print("\nmedia:")
+        kept: dict[str, list[dict]] = {}
+        for record in media:
+            kept.setdefault(record["key"], []).append(record)
+        rows = [[key, records[0]["kind"], str(len(records)), str(sum(len(r["items"]) for r in records)),
+                 f"{records[0]['step']}-{records[-1]['step']}"] for key, records in kept.items()]
+        print(table(["KEY", "KIND", "LOGGED", "ITEMS", "STEPS"], rows))
     problems = {k: v for k, v in view.problems.items() if v}
     if problems:
         print(f"\nskipped while reading: {problems}")

@@ -4,6 +4,8 @@
     <root>/<project>/<run id>/params.jsonl     params operations, appended
     <root>/<project>/<run id>/metrics.jsonl    metric points, appended
     <root>/<project>/<run id>/logs.jsonl       log lines, appended
+    <root>/<project>/<run id>/media.jsonl      images, histograms, tables, text, audio logged: one record each
+    <root>/<project>/<run id>/media/           their files, named by the record's seq
     <root>/<project>/<run id>/files/           files saved by the run
     <root>/<project>/<run id>/index/           derived from metrics.jsonl, rebuildable (logbook/index.py)
 """
@@ -26,11 +28,13 @@ from stepline.names import check_name, check_project, check_relative_path
 FORMAT_VERSION = 2  # 2: runs keep an index of their metrics; readers take format-1 runs (without one) alike
 META_FILE = "meta.json"
 FILES_DIR = "files"
+MEDIA_DIR = "media"
 INDEX_DIR = "index"
 RECORD_FILES = {
     events.METRICS: "metrics.jsonl",
     events.PARAMS: "params.jsonl",
     events.LOG: "logs.jsonl",
+    events.MEDIA: "media.jsonl",
 }
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits

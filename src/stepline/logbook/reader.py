@@ -270,6 +270,26 @@ class RunView:
             if wanted is None or r.get("level") == wanted
         ]
 
+    def media(self, key: str | None = None) -> list[dict[str, Any]]:
+        """Media logged (of ``key``, or all), in logged order: ``step``, ``time``, ``key``, ``kind`` and
+        ``items``, each item with the ``path`` of its file (a text's ``text`` read in; a histogram's ``counts``
+        and ``edges`` inline). ``run.media("samples")[-1]["items"][0]["path"]``."""
+        found = []
+        for record in self.records(events.MEDIA):
+            if key is not None and record.get("key") != key:
+                continue
+            items = []
+            for item in record.get("items") or []:
+                item = dict(item)
+                if isinstance(item.get("file"), str):
+                    item["path"] = self.path / item["file"]
+                    if record.get("kind") == "text":
+                        item["text"] = item["path"].read_text("utf-8", errors="replace")
+                items.append(item)
+            found.append({"step": record.get("step"), "time": record.get("time"), "key": record.get("key"),
+                          "kind": record.get("kind"), "items": items})
+        return found
+
     def files(self) -> list[str]:
         """The run's files, relative to its ``files/`` folder, sorted."""
         return layout.list_files(self.path / layout.FILES_DIR)
@@ -287,12 +307,15 @@ class RunView:
 
         max_seq = max((record.get("seq") or 0 for kind in (events.PARAMS, events.LOG)
                        for record in self.records(kind)), default=0)
+        media = list(self.records(events.MEDIA))  # a call that logged media only has a step too
+        max_seq = max([max_seq, *(record.get("seq") or 0 for record in media)])
         index = self.index()
         try:
             steps = index.record_field("step")
         except TornIndexError:
             steps = np.array([r["step"] for r in self.records(events.METRICS) if type(r.get("step")) is int])
-        max_step = int(steps.max()) if len(steps) else None
+        media_steps = [r["step"] for r in media if type(r.get("step")) is int]
+        max_step = max([*([int(steps.max())] if len(steps) else []), *media_steps], default=None)
         return max(max_seq, index.tail.last_seq), max_step
 
     def to_pandas(self) -> Any:

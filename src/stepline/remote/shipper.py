@@ -37,8 +37,7 @@ READ_BYTES = 8 << 20  # read of a record file at a time, so a large backlog neve
 # waits for its answer.
 LINE_BATCH_BYTES = 4 << 20
 LINE_BATCH_RECORDS = 50_000
-# Params before metrics: a peer that keeps one config per run (Trackio) gets it with the first point.
-SHIP_ORDER = (events.PARAMS, events.METRICS, events.LOG)
+SHIP_ORDER = events.WIRE_RECORDS
 POLL_INTERVAL = 0.5
 WAKE_RECORDS = 10_000  # written records that start a round before the poll would
 PATIENCE = 5.0  # seconds finish() waits for a backend that is up before it says that it waits, and how long
@@ -104,7 +103,7 @@ class Shipper:
         project, run_id = meta.get("project", self.path.parent.name), meta.get("id", self.path.name)
         if self._acked is None:
             state = self.client.open_run(project, run_id, _opening(meta))
-            self._acked = {kind: int(state["max_seq"].get(kind, 0)) for kind in layout.RECORD_FILES}
+            self._acked = {kind: int(state["max_seq"].get(kind, 0)) for kind in SHIP_ORDER}
             self._remote_files = dict(state.get("files") or {})
         # Find where the params end last: the logbook sink writes a params record out before any record after
         # it, so every params record older than the metrics shipped here is shipped too, and a peer that keeps

@@ -84,6 +84,10 @@ class LogbookSink(Sink):
 
     def _write_other(self, record: dict[str, Any], received: bytes | None) -> None:
         kind = record["type"]
+        if kind == events.MEDIA and "payload" in record:
+            record = self._media_stored(record)
+            if not record:
+                return
         if kind in layout.RECORD_FILES:
             line = received + b"\n" if received else self._encoded(record)
             if line is not None:
@@ -101,6 +105,20 @@ class LogbookSink(Sink):
             self._meta_dirty = True
         elif kind == events.FILE:
             self._save_file(record)
+
+    def _media_stored(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A media record's files written (an OSError goes to the writer, which tries again); the record its
+        line holds, or {} when it cannot be encoded (said, naming the key: the run goes on)."""
+        from stepline.media.encode import stored  # the first media record pays for it, not init
+
+        try:
+            return stored(record, self._path)
+        except OSError:
+            raise
+        except Exception as err:
+            warn(f"stepline: the {record['kind']} logged as {record['key']!r} at step {record['step']} cannot be "
+                 f"stored ({type(err).__name__}: {err}); it is left out")
+            return {}
 
     def _encoded(self, record: dict[str, Any]) -> bytes | None:
         """The record's line; one record that cannot be written is never a reason to stop writing the run."""

@@ -275,7 +275,7 @@ class LogbookRunWriter:
         self._lock = threading.Lock()  # this process is the folder's only writer, so this is the run's lock
         # The index's state at every batch: a server's readers read a run just pushed at once, from its index.
         self.sink = LogbookSink(path, meta, index_state_interval=0.0)
-        self.max_seq = {kind: _last_seq(layout.record_path(path, kind)) for kind in layout.RECORD_FILES}
+        self.max_seq = {kind: _last_seq(layout.record_path(path, kind)) for kind in events.WIRE_RECORDS}
         self._keys: set[str] | None = None  # the idempotency keys held, read from the metrics file at first use
 
     @property
