@@ -176,3 +176,34 @@ def test_tensor_values_from_lightning_are_numbers(logdir):
     logger.finalize("success")
     view = Logbook(logdir).run(logger.version)
     assert view.series("eval/acc").values == [0.5] and view.series("eval/acc").epochs == [1]
+
+
+def test_images_tables_and_text_logged_as_with_lightning_s_wandb_logger(logdir):
+    import numpy as np
+
+    base = module_class()
+
+    class Illustrated(base):
+        def on_validation_epoch_end(self):
+            x = next(iter(self.trainer.val_dataloaders))[0][:2]
+            self.logger.log_image("samples", [x[0].reshape(2, 2), x[1].reshape(2, 2).clamp(0, 1)],
+                                  step=self.global_step, caption=["first", "second"])
+            self.logger.log_table("preds", columns=["id", "pred"], data=[[0, 0.5], [1, 0.25]], step=self.global_step)
+            self.logger.log_text("notes", columns=["text"], data=[[f"epoch {self.current_epoch}"]])
+
+    logger = SteplineLogger(project="pl", dir=str(logdir))
+    fit = trainer(logger=logger, max_epochs=2, num_sanity_val_steps=0)
+    fit.fit(Illustrated(lr=0.05), loader(), loader(16, seed=1))
+    view = Logbook(logdir).run(logger.version)
+    samples = view.media("samples")
+    assert [record["step"] for record in samples] == [8, 16]  # the global step at each validation
+    assert [item["caption"] for item in samples[0]["items"]] == ["first", "second"]
+    assert all(item["path"].is_file() and item["width"] == 2 for record in samples for item in record["items"])
+    preds = view.media("preds")
+    assert [record["step"] for record in preds] == [8, 16] and preds[0]["items"][0]["columns"] == ["id", "pred"]
+    notes = view.media("notes")
+    assert [record["kind"] for record in notes] == ["table", "table"]
+    import json
+
+    assert [json.loads(r["items"][0]["path"].read_text())["rows"] for r in notes] == [[["epoch 0"]], [["epoch 1"]]]
+    assert np.isfinite(view.series("train/loss").values).all()

@@ -15,7 +15,9 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
+from stepline.errors import warn
 from stepline.integrations.tracked_run import TrackedRun, check_checkpoint_choice
+from stepline.media import Image, Table
 from stepline.metric_keys import metric_key
 from stepline.model_facts import parameter_counts
 from stepline.run import Run
@@ -119,6 +121,37 @@ class SteplineLogger(*_bases):  # type: ignore[misc]
         if counts:
             run.params.set(parameters=counts)
         run.files("model").save(repr(model), "structure.txt")
+
+    @rank_zero_only
+    def log_image(self, key: str, images: list[Any], step: int | None = None, **kwargs: Any) -> None:
+        """Images at a step, as Lightning's W&B logger takes them (arrays, tensors, PIL images, figures or
+        paths; each keyword a list as long as ``images``): ``logger.log_image("samples", [x, y],
+        caption=["in", "out"])``."""
+        images = list(images) if isinstance(images, (list, tuple)) else [images]
+        captions = kwargs.pop("caption", None) or [None] * len(images)
+        if len(captions) != len(images):
+            warn(f"stepline: log_image({key!r}) got {len(images)} images and {len(captions)} captions; the images "
+                 "are logged without captions")
+            captions = [None] * len(images)
+        if kwargs:
+            warn(f"stepline: log_image({key!r}) keeps captions only; {sorted(kwargs)} are not kept")
+        self.experiment.log({key: [Image(image, caption=caption) for image, caption in zip(images, captions)]},
+                            step=step)
+
+    @rank_zero_only
+    def log_table(self, key: str, columns: list[str] | None = None, data: list[list[Any]] | None = None,
+                  dataframe: Any = None, step: int | None = None) -> None:
+        """A table at a step, from ``columns`` and ``data`` (rows) or a pandas ``dataframe``, as Lightning's W&B
+        logger takes it: ``logger.log_table("preds", columns=["id", "label"], data=[[1, "cat"]])``."""
+        table = Table(dataframe) if dataframe is not None else Table(rows=data, columns=columns)
+        self.experiment.log({key: table}, step=step)
+
+    @rank_zero_only
+    def log_text(self, key: str, columns: list[str] | None = None, data: list[list[Any]] | None = None,
+                 dataframe: Any = None, step: int | None = None) -> None:
+        """Text as a table, as Lightning's W&B logger logs it: ``logger.log_text("samples", columns=["input",
+        "output"], data=[["2 + 2", "4"]])``."""
+        self.log_table(key, columns=columns, data=data, dataframe=dataframe, step=step)
 
     def save(self) -> None:
         """Lightning calls this after every ``log_metrics``: the writer thread already flushes, so nothing to do."""
