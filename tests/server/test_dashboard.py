@@ -151,6 +151,54 @@ def test_the_machine_s_figures_are_a_group_of_their_own_plotted_against_time(sto
     assert page.locator("figure.chart[data-key='system/cpu.percent']").get_attribute("data-axis") == "time"
 
 
+def test_media_pages_step_through_images_and_show_histograms_tables_text_and_audio(server, page, logdir):
+    import numpy as np
+
+    run = stepline.init(project="vision", name="illustrated", dir=logdir)
+    for step, colour in enumerate(([255, 0, 0], [0, 255, 0], [0, 0, 255])):
+        square = np.zeros((8, 8, 3), dtype=np.uint8) + np.array(colour, dtype=np.uint8)
+        run.log({"samples": [stepline.Image(square, caption=f"square {step}"), stepline.Image(255 - square)],
+                 "weights": stepline.Histogram(np.random.default_rng(step).normal(step, 1, 500)),
+                 "loss": 1.0 / (step + 1)}, step=step)
+    run.log({"preds": stepline.Table(rows=[[1, "cat", 0.9], [2, "dog", 0.4], [10, "cow", 0.7]],
+                                     columns=["id", "label", "score"]),
+             "note": stepline.Text("the end"), "tone": stepline.Audio(np.zeros(800), sample_rate=8000)}, step=3)
+    run.finish()
+    process = server()
+    page.goto(f"{process.url}/#/p/vision/r/{run.id}")
+    images = page.locator("figure.media-view[data-key='samples']")
+    images.locator("img").first.wait_for()
+    assert images.get_attribute("data-step") == "2" and images.locator("img").count() == 2
+    last = images.locator("img").first.get_attribute("data-file")
+    assert "square 2" in images.inner_text()
+    images.locator("input[type=range]").fill("0")  # the slider moves to the first step: another image
+    page.wait_for_selector("figure.media-view[data-key='samples'][data-step='0']")
+    assert images.locator("img").first.get_attribute("data-file") != last and "square 0" in images.inner_text()
+    width = page.evaluate("document.querySelector(\"figure.media-view[data-key='samples'] img\").naturalWidth")
+    assert width == 8  # the PNG decoded in the browser
+    assert page.locator("figure.media-view[data-key='weights'] canvas.heatmap").get_attribute("data-steps") == "3"
+    table = page.locator("figure.media-view[data-key='preds']")
+    table.locator("td").first.wait_for()
+    table.locator("button.sort:has-text('id')").click()
+    table.locator("button.sort:has-text('id')").click()  # twice: descending, numerically
+    assert table.locator("tbody tr").first.inner_text().startswith("10")
+    table.locator("input[type=search]").fill("do")
+    assert table.locator("tbody tr").count() == 1 and "dog" in table.locator("tbody").inner_text()
+    assert page.locator("figure.media-view[data-key='note'] pre").inner_text() == "the end"
+    assert page.locator("figure.media-view[data-key='tone'] audio").count() == 1
+    file = page.evaluate(f"fetch('/api/v1/projects/vision/runs/{run.id}/media/' + "
+                         "document.querySelector(\"figure.media-view[data-key='tone'] audio\").dataset.file"
+                         ".split('/').pop(), {headers: {Range: 'bytes=0-3'}})"
+                         ".then(async (r) => [r.status, await r.text()])")
+    assert file == [206, "RIFF"]  # range requests are served
+    import requests
+
+    base = f"{process.url}/api/v1/projects/vision/runs/{run.id}/media"
+    assert requests.get(f"{base}/..%2Fmeta.json", timeout=10).status_code in (400, 404)  # never a path out
+    assert requests.get(f"{base}/999-0.png", timeout=10).status_code == 404
+    assert [r["step"] for r in requests.get(base, params={"key": "samples"}, timeout=10).json()["media"]] == [0, 1, 2]
+
+
 def test_a_big_run_is_downsampled_for_the_browser(store_server, page, logdir):
     run = stepline.init(project="big", dir=logdir)
     for step in range(20_000):

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import string
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from typing import Any
 import orjson
 
 from stepline import events
-from stepline.errors import LogbookError
+from stepline.errors import InvalidNameError, LogbookError
 from stepline.names import check_name, check_project, check_relative_path
 
 FORMAT_VERSION = 2  # 2: runs keep an index of their metrics; readers take format-1 runs (without one) alike
@@ -55,6 +56,16 @@ def run_dir(root: Path, project: str, run_id: str) -> Path:
 
 def record_path(run_path: Path, record_type: str) -> Path:
     return run_path / RECORD_FILES[record_type]
+
+
+_MEDIA_NAME = re.compile(r"[0-9]{1,20}-[0-9]{1,9}(\.[a-z0-9]{1,10}){1,2}")
+
+
+def media_path(run_path: Path, name: str) -> Path:
+    """The path of a run's media file (``12-0.png``: the names the writer gives, and no other)."""
+    if not _MEDIA_NAME.fullmatch(name):
+        raise InvalidNameError(f"{name!r} is not a media file's name (like 12-0.png)")
+    return run_path / MEDIA_DIR / name
 
 
 def file_path(run_path: Path, relative: str) -> Path:

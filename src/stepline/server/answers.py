@@ -104,6 +104,18 @@ class Files(Answer):
     files: list[File]
 
 
+class MediaRecord(Answer):
+    step: int
+    time: float
+    key: str
+    kind: Literal["image", "histogram", "table", "text", "audio"]
+    items: list[dict[str, Any]] = Field(description="as docs/format.md has them; each file's `url` added")
+
+
+class Media(Answer):
+    media: list[MediaRecord]
+
+
 class Deleted(Answer):
     deleted: str
     runs: int | None = None

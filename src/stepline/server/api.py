@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import numpy as np
 from fastapi import APIRouter, Query, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import FileResponse, Response, StreamingResponse
 
 from stepline.errors import metric_not_found
 from stepline.names import check_relative_path
@@ -107,6 +107,25 @@ def download(request: Request, project: str, run_id: str, path: str) -> Streamin
     return StreamingResponse(chunks, media_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
                              headers={"content-length": str(size),
                                       "content-disposition": f"attachment; filename*=utf-8''{quote(name)}"})
+
+
+@router.get("/projects/{project}/runs/{run_id}/media", summary="Media logged (images, histograms, tables, ...)",
+            responses=answers.documented(answers.Media))
+def media(request: Request, project: str, run_id: str, key: str | None = None) -> Response:
+    base = f"/api/v1/projects/{quote(project, safe='')}/runs/{quote(run_id, safe='')}/media/"
+    found = []
+    for record in _store(request).media(project, run_id, key):
+        items = [{**item, "url": base + item["file"].rsplit("/", 1)[-1]} if isinstance(item.get("file"), str) else item
+                 for item in record.get("items") or []]
+        found.append({"step": record.get("step"), "time": record.get("time"), "key": record.get("key"),
+                      "kind": record.get("kind"), "items": items})
+    return json_response({"media": found})
+
+
+@router.get("/projects/{project}/runs/{run_id}/media/{name}", summary="One media file (range requests served)")
+def media_file(request: Request, project: str, run_id: str, name: str) -> FileResponse:
+    path = _store(request).media_path(project, run_id, name)
+    return FileResponse(path, media_type=mimetypes.guess_type(name)[0] or "application/octet-stream")
 
 
 @router.delete("/projects/{project}/runs/{run_id}", summary="Delete a run (force=true for a running one)",

@@ -1,6 +1,7 @@
 // The dashboard: projects -> runs -> one run, and compare. Hash routes, live by polling with cursors.
 import { api, badge, duration, el, fill, flatten, fmt, show, when } from "./util.js";
 import { compareChart, destroyCharts, metricChart } from "./charts.js";
+import { mediaSection } from "./media.js";
 
 const view = document.getElementById("view");
 const crumbs = document.getElementById("crumbs");
@@ -210,6 +211,7 @@ async function runPage(project, runId) {
   const header = el("div", { className: "run-head" });
   const logsBox = el("section", {});
   const filesBox = el("section", {});
+  const mediaBox = el("div", {});
 
   function drawHeader(current) {
     fill(header, el("h1", {}, current.name, " ", badge(current.status)),
@@ -281,13 +283,13 @@ async function runPage(project, runId) {
 
   drawHeader(run);
   await loadSeries();
-  fill(view, header, el("div", { className: "toolbar" }, controls(state, redraw), deleteButton), charts,
+  fill(view, header, el("div", { className: "toolbar" }, controls(state, redraw), deleteButton), charts, mediaBox,
     el("section", {}, el("h2", {}, "Params"), paramsTable),
     summary.length ? el("section", {}, el("h2", {}, "Summary"), el("table", { className: "grid params" },
       el("tbody", {}, summary.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, show(v))))))) : null,
     logsBox, filesBox);
   drawCharts();
-  await Promise.all([drawLogs(), drawFiles()]);
+  await Promise.all([drawLogs(), drawFiles(), mediaSection(base).then((section) => fill(mediaBox, section))]);
 
   // Live: while the run is running, fetch only the points after what the page already has, and update the
   // charts in place; once it has ended, one last update and no more polling.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
@@ -148,6 +149,14 @@ class Store(Protocol):
 
     def read_file(self, project: str, run_id: str, path: str) -> tuple[int, Iterator[bytes]]:
         """(size, chunks) of a run's file; raises RunNotFoundError when there is no such file."""
+        ...
+
+    def media(self, project: str, run_id: str, key: str | None) -> list[dict[str, Any]]:
+        """The run's media records (of ``key``, or all), in logged order, as docs/format.md has them."""
+        ...
+
+    def media_path(self, project: str, run_id: str, name: str) -> Path:
+        """Where a media file of the run is; raises RunNotFoundError when there is none of that name."""
         ...
 
     def delete_run(self, project: str, run_id: str, *, force: bool = False) -> None: ...

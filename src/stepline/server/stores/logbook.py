@@ -180,6 +180,17 @@ class LogbookStore:
             raise RunNotFoundError(f"run {run_id} has no file {path!r}")
         return resolved.stat().st_size, _chunks(resolved)
 
+    def media(self, project: str, run_id: str, key: str | None) -> list[dict[str, Any]]:
+        run_path = self._run_cache(project, run_id).path
+        records = RecordTail(layout.record_path(run_path, events.MEDIA)).read_new() or []
+        return [record for record in records if key is None or record.get("key") == key]
+
+    def media_path(self, project: str, run_id: str, name: str) -> Path:
+        target = layout.media_path(self._run_cache(project, run_id).path, name)
+        if not target.is_file():
+            raise RunNotFoundError(f"run {run_id} has no media file {name!r}")
+        return target
+
     def delete_run(self, project: str, run_id: str, *, force: bool = False) -> None:
         cache = self._run_cache(project, run_id)
         check_run_deletable(run_id, self._status(cache), force)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -181,6 +182,13 @@ class PostgresStore:
                 yield chunk[0]
 
         return size, read()
+
+    def media(self, project: str, run_id: str, key: str | None) -> list[dict[str, Any]]:
+        self._pk(project, run_id)  # the run must exist
+        return []  # media are not shipped to a server yet (docs/format.md): a database holds none
+
+    def media_path(self, project: str, run_id: str, name: str) -> Path:
+        raise RunNotFoundError(f"run {run_id} has no media file {name!r}: a PostgreSQL store keeps no media yet")
 
     def delete_run(self, project: str, run_id: str, *, force: bool = False) -> None:
         with self.pool.connection() as db:
