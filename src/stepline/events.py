@@ -35,8 +35,9 @@ FILE = "file"
 SUMMARY = "summary"
 MEDIA = "media"
 # The record files a stepline server keeps, each seq once, in the order a shipper sends them (params first: a
-# peer that keeps one config per run gets it with the first point). Media stay local for now.
-WIRE_RECORDS = (PARAMS, METRICS, LOG)
+# peer that keeps one config per run gets it with the first point; media after their files).
+WIRE_RECORDS = (PARAMS, METRICS, LOG, MEDIA)
+MEDIA_KINDS = ("image", "histogram", "table", "text", "audio")
 
 _DUMPS_OPTIONS = orjson.OPT_APPEND_NEWLINE
 

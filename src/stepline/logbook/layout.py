@@ -61,9 +61,14 @@ def record_path(run_path: Path, record_type: str) -> Path:
 _MEDIA_NAME = re.compile(r"[0-9]{1,20}-[0-9]{1,9}(\.[a-z0-9]{1,10}){1,2}")
 
 
+def is_media_name(name: str) -> bool:
+    """Whether ``name`` is one the writer gives a media file (``12-0.png``), and so never a path elsewhere."""
+    return bool(_MEDIA_NAME.fullmatch(name))
+
+
 def media_path(run_path: Path, name: str) -> Path:
     """The path of a run's media file (``12-0.png``: the names the writer gives, and no other)."""
-    if not _MEDIA_NAME.fullmatch(name):
+    if not is_media_name(name):
         raise InvalidNameError(f"{name!r} is not a media file's name (like 12-0.png)")
     return run_path / MEDIA_DIR / name
 

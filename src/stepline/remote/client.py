@@ -163,6 +163,12 @@ class RemoteClient:
             return self._call("PUT", f"{self._run(project, run_id)}/files/{quote(relative)}", data=handle,
                               headers={"Content-Type": "application/octet-stream"})
 
+    def upload_media(self, project: str, run_id: str, name: str, path: Path) -> dict[str, Any]:
+        """A media file (``12-0.png``), sent before the record that names it."""
+        with open(path, "rb") as handle:
+            return self._call("PUT", f"{self._run(project, run_id)}/media/{quote(name)}", data=handle,
+                              headers={"Content-Type": "application/octet-stream"})
+
     def _run(self, project: str, run_id: str) -> str:
         return f"{self.url}/api/v1/projects/{quote(project, safe='')}/runs/{quote(run_id, safe='')}"
 

@@ -16,7 +16,7 @@ import re
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -62,6 +62,13 @@ class LineTransport(Protocol):
     def send_lines(self, project: str, run_id: str, lines: bytes) -> dict[str, Any]: ...
 
 
+@runtime_checkable
+class MediaTransport(Protocol):
+    """A transport that keeps media (a stepline server, a store): each file is uploaded before its record."""
+
+    def upload_media(self, project: str, run_id: str, name: str, path: Path) -> dict[str, Any]: ...
+
+
 class FileCursor:
     """How far one record file is shipped: the offset read to, and the records decoded but not yet sent (for a
     transport that takes records)."""
@@ -88,7 +95,12 @@ class Shipper:
     def __init__(self, run_path: Path, client: Transport) -> None:
         self.path = run_path
         self.client = client
-        self._cursors = {kind: FileCursor(layout.record_path(run_path, kind)) for kind in SHIP_ORDER}
+        # Media go to a transport that keeps them; for the others they stay in the local logbook (said once).
+        self._kinds = tuple(kind for kind in SHIP_ORDER
+                            if kind != events.MEDIA or isinstance(client, MediaTransport))
+        self._cursors = {kind: FileCursor(layout.record_path(run_path, kind)) for kind in self._kinds}
+        self._media_sent: set[str] = set()
+        self._said_no_media = False
         self._acked: dict[str, int] | None = None
         self._remote_files: dict[str, int] = {}
         self._sent_meta: bytes | None = None
@@ -103,13 +115,14 @@ class Shipper:
         project, run_id = meta.get("project", self.path.parent.name), meta.get("id", self.path.name)
         if self._acked is None:
             state = self.client.open_run(project, run_id, _opening(meta))
-            self._acked = {kind: int(state["max_seq"].get(kind, 0)) for kind in SHIP_ORDER}
+            self._acked = {kind: int(state["max_seq"].get(kind, 0)) for kind in self._kinds}
             self._remote_files = dict(state.get("files") or {})
         # Find where the params end last: the logbook sink writes a params record out before any record after
         # it, so every params record older than the metrics shipped here is shipped too, and a peer that keeps
         # the config of the run's creation only (TrainTrack) gets it with the first point.
-        stops = {kind: self._cursors[kind].readable_end() for kind in reversed(SHIP_ORDER)}
-        for kind in SHIP_ORDER:
+        stops = {kind: self._cursors[kind].readable_end() for kind in reversed(self._kinds)}
+        self._say_if_media_stay()
+        for kind in self._kinds:
             if isinstance(self.client, LineTransport):
                 self._ship_lines(self.client, project, run_id, kind, stops[kind], progress)
             else:
@@ -131,6 +144,8 @@ class Shipper:
                 return  # a line not finished yet
             chunk = _unacked_lines(chunk, kind, self._acked_of(kind))
             if chunk:
+                if kind == events.MEDIA:
+                    self._upload_media(project, run_id, decode_lines(chunk.split(b"\n"), LineCounts()))
                 self._sent(self._send_lines(client, project, run_id, kind, chunk), progress)
             cursor.offset = end
 
@@ -167,10 +182,35 @@ class Shipper:
                 cursor.pending = [r for r in decode_lines(chunk.split(b"\n"), cursor.counts) if r["seq"] > acked]
                 continue
             batch = cursor.pending[:BATCH_RECORDS]
+            if kind == events.MEDIA:
+                self._upload_media(project, run_id, batch)
             answer = self.client.send_events(project, run_id, batch)
             self._set_acked(kind, answer["max_seq"].get(kind, batch[-1]["seq"]))
             del cursor.pending[: len(batch)]
             self._sent(len(batch), progress)
+
+    def _upload_media(self, project: str, run_id: str, records: Iterable[dict[str, Any]]) -> None:
+        """Upload the files of media records not uploaded yet, before the records that name them."""
+        assert isinstance(self.client, MediaTransport)
+        for record in records:
+            for item in record.get("items") or ():
+                file = item.get("file")
+                if not isinstance(file, str) or not file.startswith(f"{layout.MEDIA_DIR}/"):
+                    continue
+                name = file[len(layout.MEDIA_DIR) + 1:]
+                path = self.path / layout.MEDIA_DIR / name
+                if name not in self._media_sent and layout.is_media_name(name) and path.is_file():
+                    self.client.upload_media(project, run_id, name, path)
+                    self._media_sent.add(name)
+
+    def _say_if_media_stay(self) -> None:
+        if self._said_no_media or events.MEDIA in self._kinds:
+            return
+        media = layout.record_path(self.path, events.MEDIA)
+        if media.is_file() and media.stat().st_size:
+            self._said_no_media = True
+            warn(f"stepline: {type(self.client).__name__} gets no media (images, histograms, tables, text, audio) "
+                 f"yet; they stay in the local logbook ({self.path})")
 
     def _sent(self, count: int, progress: Callable[[int], None] | None) -> None:
         self.records_sent += count

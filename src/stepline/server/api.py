@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import mimetypes
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -123,9 +124,13 @@ def media(request: Request, project: str, run_id: str, key: str | None = None) -
 
 
 @router.get("/projects/{project}/runs/{run_id}/media/{name}", summary="One media file (range requests served)")
-def media_file(request: Request, project: str, run_id: str, name: str) -> FileResponse:
-    path = _store(request).media_path(project, run_id, name)
-    return FileResponse(path, media_type=mimetypes.guess_type(name)[0] or "application/octet-stream")
+def media_file(request: Request, project: str, run_id: str, name: str) -> Response:
+    found = _store(request).media_file(project, run_id, name)
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if isinstance(found, Path):
+        return FileResponse(found, media_type=kind)
+    size, chunks = found
+    return StreamingResponse(chunks, media_type=kind, headers={"content-length": str(size)})
 
 
 @router.delete("/projects/{project}/runs/{run_id}", summary="Delete a run (force=true for a running one)",

@@ -48,7 +48,7 @@ def create_app(store: Store, *, auth: AuthStore | None = None, cors_origins: Seq
     def body_limit(path: str, method: str) -> int:
         if path.endswith("/events"):
             return ingest.MAX_EVENTS_BYTES
-        if "/files/" in path and method == "PUT":
+        if ("/files/" in path or "/media/" in path) and method == "PUT":
             return ingest.MAX_UPLOAD_BYTES
         return max_request_bytes
 

@@ -3,6 +3,7 @@
     PUT  /api/v1/projects/{p}/runs/{id}                create the run, or update its metadata
     POST /api/v1/projects/{p}/runs/{id}/events         append records; each seq is stored once
     PUT  /api/v1/projects/{p}/runs/{id}/files/{path}   upload a file, streamed
+    PUT  /api/v1/projects/{p}/runs/{id}/media/{name}   upload a media file, streamed, before its record
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
 from stepline import events
-from stepline.errors import ConfigError, PayloadTooLargeError
+from stepline.errors import ConfigError, InvalidNameError, PayloadTooLargeError
+from stepline.logbook.layout import is_media_name
 from stepline.names import check_name, check_project, check_relative_path
 from stepline.server import answers
 from stepline.server.responses import json_response
@@ -91,6 +93,22 @@ async def append_events(request: Request, project: str, run_id: str) -> Response
 async def upload_file(request: Request, project: str, run_id: str, path: str) -> Response:
     check_relative_path(path, "file name")
     receiver = await run_in_threadpool(lambda: _store(request).writer(project, run_id).receive_file(path))
+    return json_response({"path": path, "size": await _streamed(request, receiver)})
+
+
+@router.put("/projects/{project}/runs/{run_id}/media/{name}", summary="Upload a media file (streamed), before "
+            "the media record that names it", openapi_extra={"requestBody": {"content": {"application/octet-stream":
+                                                                                         {}}}},
+            responses=answers.documented(answers.Uploaded))
+async def upload_media(request: Request, project: str, run_id: str, name: str) -> Response:
+    if not is_media_name(name):
+        raise InvalidNameError(f"{name!r} is not a media file's name: stepline names them <seq>-<n>.<ext>")
+    receiver = await run_in_threadpool(lambda: _store(request).writer(project, run_id).receive_media(name))
+    return json_response({"path": f"media/{name}", "size": await _streamed(request, receiver)})
+
+
+async def _streamed(request: Request, receiver: Any) -> int:
+    """Write the request's body into a store's receiver as it arrives; its size."""
     size = 0
     try:
         async for chunk in request.stream():  # the request guard stops a body over MAX_UPLOAD_BYTES
@@ -100,7 +118,7 @@ async def upload_file(request: Request, project: str, run_id: str, path: str) ->
     except BaseException:
         await run_in_threadpool(receiver.abort)
         raise
-    return json_response({"path": path, "size": size})
+    return size
 
 
 async def _body(request: Request, limit: int) -> bytes:

@@ -39,7 +39,12 @@ class StoreTransport:
         return {"max_seq": writer.max_seq}
 
     def upload(self, project: str, run_id: str, relative: str, path: Path) -> dict[str, Any]:
-        receiver = self.store.writer(project, run_id).receive_file(relative)
+        return self._copy(self.store.writer(project, run_id).receive_file(relative), path, relative)
+
+    def upload_media(self, project: str, run_id: str, name: str, path: Path) -> dict[str, Any]:
+        return self._copy(self.store.writer(project, run_id).receive_media(name), path, f"media/{name}")
+
+    def _copy(self, receiver: Any, path: Path, relative: str) -> dict[str, Any]:
         try:
             with open(path, "rb") as handle:
                 shutil.copyfileobj(handle, receiver)

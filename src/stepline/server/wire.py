@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from stepline.logbook.layout import is_media_name
+
 Number = StrictInt | StrictFloat | StrictBool | Literal["NaN", "Infinity", "-Infinity"]
 Seq = Annotated[StrictInt, Field(ge=1, description="the run's sequence number: each record is stored once")]
 Time = StrictFloat | StrictInt
@@ -83,8 +85,30 @@ class SummaryRecord(_Record):
     data: dict[str, Any]
 
 
-Record = Annotated[MetricsRecord | ParamsRecord | LogRecord | StatusRecord | HeartbeatRecord | SummaryRecord,
-                   Field(discriminator="type")]
+class MediaRecord(_Record):
+    """Images, histograms, tables, text or audio logged under one key at one step (docs/format.md); an item's
+    ``file`` is ``media/<name>``, uploaded with ``PUT .../media/<name>`` before its record."""
+
+    type: Literal["media"]
+    seq: Seq
+    time: Time
+    step: StrictInt
+    key: StrictStr = Field(min_length=1)
+    kind: Literal["image", "histogram", "table", "text", "audio"]
+    items: list[dict[str, Any]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _files_are_media(self) -> MediaRecord:
+        for item in self.items:
+            name = item.get("file")
+            if name is not None and (not isinstance(name, str) or not name.startswith("media/")
+                                     or not is_media_name(name[len("media/"):])):
+                raise ValueError(f"an item's file must be media/<seq>-<n>.<ext>, as stepline names them, got {name!r}")
+        return self
+
+
+Record = Annotated[MetricsRecord | ParamsRecord | LogRecord | StatusRecord | HeartbeatRecord | SummaryRecord
+                   | MediaRecord, Field(discriminator="type")]
 
 
 MAX_BATCH_EVENTS = 100_000

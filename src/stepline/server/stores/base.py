@@ -98,6 +98,10 @@ class RunWriter(Protocol):
 
     def receive_file(self, path: str) -> FileReceiver: ...
 
+    def receive_media(self, name: str) -> FileReceiver:
+        """Where a media file (``12-0.png``, a name checked by the caller) is written, before its record."""
+        ...
+
 
 class Store(Protocol):
     """Projects, runs, their records and their files: read by the query API, written by the ingest API. The
@@ -155,8 +159,9 @@ class Store(Protocol):
         """The run's media records (of ``key``, or all), in logged order, as docs/format.md has them."""
         ...
 
-    def media_path(self, project: str, run_id: str, name: str) -> Path:
-        """Where a media file of the run is; raises RunNotFoundError when there is none of that name."""
+    def media_file(self, project: str, run_id: str, name: str) -> Path | tuple[int, Iterator[bytes]]:
+        """A media file of the run: its path (served with range requests), or (size, chunks); raises
+        RunNotFoundError when there is none of that name."""
         ...
 
     def delete_run(self, project: str, run_id: str, *, force: bool = False) -> None: ...

@@ -185,7 +185,7 @@ class LogbookStore:
         records = RecordTail(layout.record_path(run_path, events.MEDIA)).read_new() or []
         return [record for record in records if key is None or record.get("key") == key]
 
-    def media_path(self, project: str, run_id: str, name: str) -> Path:
+    def media_file(self, project: str, run_id: str, name: str) -> Path:
         target = layout.media_path(self._run_cache(project, run_id).path, name)
         if not target.is_file():
             raise RunNotFoundError(f"run {run_id} has no media file {name!r}")
@@ -331,6 +331,9 @@ class LogbookRunWriter:
 
     def files(self) -> dict[str, int]:
         return _files(self.path)
+
+    def receive_media(self, name: str) -> _FileReceiver:
+        return _FileReceiver(layout.media_path(self.path, name))
 
     def receive_file(self, path: str) -> _FileReceiver:
         try:

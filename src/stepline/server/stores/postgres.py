@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ import psycopg
 from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool
 
+from stepline import events
 from stepline.config import heartbeat_timeout as configured_heartbeat_timeout
 from stepline.errors import ConfigError, RunNotFoundError
 from stepline.logbook import layout
@@ -38,7 +38,7 @@ from stepline.server.stores.base import (
     overview,
 )
 from stepline.server.stores.postgres_accounts import PostgresAccounts
-from stepline.server.stores.postgres_files import files_of
+from stepline.server.stores.postgres_files import MEDIA_PREFIX, files_of
 from stepline.server.stores.postgres_ingest import PostgresRunWriter
 from stepline.server.stores.postgres_queries import LAST_ACTIVITY, downsampled_rows, meta_time, series_summaries
 from stepline.server.stores.postgres_schema import jsonb, stored_text, upgrade
@@ -165,11 +165,23 @@ class PostgresStore:
             return files_of(db, self._pk(project, run_id))
 
     def read_file(self, project: str, run_id: str, path: str) -> tuple[int, Iterator[bytes]]:
+        return self._file(self._pk(project, run_id), path, f"run {run_id}'s file {path!r}")
+
+    def media(self, project: str, run_id: str, key: str | None) -> list[dict[str, Any]]:
         pk = self._pk(project, run_id)
+        with self.pool.connection() as db:
+            rows = db.execute("SELECT record FROM records WHERE run = %s AND kind = %s ORDER BY seq",
+                              (pk, events.MEDIA)).fetchall()
+        return [record for (record,) in rows if key is None or record.get("key") == key]
+
+    def media_file(self, project: str, run_id: str, name: str) -> tuple[int, Iterator[bytes]]:
+        return self._file(self._pk(project, run_id), MEDIA_PREFIX + name, f"run {run_id}'s media file {name!r}")
+
+    def _file(self, pk: int, path: str, what: str) -> tuple[int, Iterator[bytes]]:
         with self.pool.connection() as db:
             row = db.execute("SELECT size, chunks FROM files WHERE run = %s AND path = %s", (pk, path)).fetchone()
         if row is None:
-            raise RunNotFoundError(f"run {run_id} has no file {path!r}")
+            raise RunNotFoundError(f"there is no {what}")
         size, chunks = row
 
         def read() -> Iterator[bytes]:  # a chunk a query, so a large file never sits in memory whole
@@ -178,17 +190,10 @@ class PostgresStore:
                     chunk = db.execute("SELECT data FROM file_chunks WHERE run = %s AND path = %s AND n = %s",
                                        (pk, path, n)).fetchone()
                 if chunk is None:
-                    raise RunNotFoundError(f"run {run_id}'s file {path!r} was replaced while being read")
+                    raise RunNotFoundError(f"{what} was replaced while being read")
                 yield chunk[0]
 
         return size, read()
-
-    def media(self, project: str, run_id: str, key: str | None) -> list[dict[str, Any]]:
-        self._pk(project, run_id)  # the run must exist
-        return []  # media are not shipped to a server yet (docs/format.md): a database holds none
-
-    def media_path(self, project: str, run_id: str, name: str) -> Path:
-        raise RunNotFoundError(f"run {run_id} has no media file {name!r}: a PostgreSQL store keeps no media yet")
 
     def delete_run(self, project: str, run_id: str, *, force: bool = False) -> None:
         with self.pool.connection() as db:

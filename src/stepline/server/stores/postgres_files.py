@@ -52,6 +52,12 @@ class FileReceiver:
         self.chunks += 1
 
 
+# Media files share the files table under this prefix: a user's file name never holds ':' (names.py), so the two
+# never meet, and the run's files list leaves them out.
+MEDIA_PREFIX = ":media/"
+
+
 def files_of(db: psycopg.Connection, run: int) -> dict[str, int]:
-    rows = db.execute("SELECT path, size FROM files WHERE run = %s ORDER BY path", (run,)).fetchall()
+    rows = db.execute("SELECT path, size FROM files WHERE run = %s AND path NOT LIKE ':%%' ORDER BY path",
+                      (run,)).fetchall()
     return dict(rows)

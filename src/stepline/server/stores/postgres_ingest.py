@@ -22,7 +22,7 @@ from stepline.logbook.columns import Column, Columns, epochs_or_nan
 from stepline.logbook.metric_summary import MetricSummary
 from stepline.params import apply_operation
 from stepline.server.stores.base import IDEMPOTENCY_KEY, MadeRecords, RunState, not_stored_yet
-from stepline.server.stores.postgres_files import FileReceiver, files_of
+from stepline.server.stores.postgres_files import MEDIA_PREFIX, FileReceiver, files_of
 from stepline.server.stores.postgres_points import block_rows, copy_stream, points_of
 from stepline.server.stores.postgres_schema import SUMMARY_COLUMNS, jsonb, stored_text
 
@@ -71,11 +71,12 @@ class PostgresRunWriter:
         if row is None:
             raise RunNotFoundError("the run was deleted while records for it arrived")
         max_seq, params, metric_records = row
+        max_seq.setdefault(events.MEDIA, 0)  # a run made before media were shipped
         fresh = not_stored_yet(records, max_seq)
         metrics = [r for r in fresh if r["type"] == events.METRICS]
         if metrics:
             self._append_points(db, metrics)
-        kept = [(r["type"], r["seq"], r) for r in fresh if r["type"] in (events.PARAMS, events.LOG)]
+        kept = [(r["type"], r["seq"], r) for r in fresh if r["type"] in (events.PARAMS, events.LOG, events.MEDIA)]
         kept += [(events.METRICS, r["seq"], {k: v for k, v in r.items() if k not in STANDARD_METRIC_FIELDS})
                  for r in metrics if not STANDARD_METRIC_FIELDS.issuperset(r)]
         if kept:
@@ -139,6 +140,9 @@ class PostgresRunWriter:
 
     def receive_file(self, path: str) -> FileReceiver:
         return FileReceiver(self.pool, self.pk, path)
+
+    def receive_media(self, name: str) -> FileReceiver:
+        return FileReceiver(self.pool, self.pk, MEDIA_PREFIX + name)
 
 
 class SeriesState:
