@@ -258,6 +258,31 @@ def test_compare_view_overlays_runs_and_diffs_params(store_server, page, logdir)
     assert "lr" in diff.inner_text() and "depth" not in diff.inner_text()
 
 
+def test_compare_shows_a_media_key_of_each_run_side_by_side_at_one_step(server, page, logdir):
+    import numpy as np
+
+    ids = []
+    for name, colour in (("red", [255, 0, 0]), ("blue", [0, 0, 255])):
+        run = stepline.init(project="vision", name=name, dir=logdir)
+        for step in range(2):
+            square = np.zeros((4, 4, 3), dtype=np.uint8) + np.array(colour, dtype=np.uint8) // (step + 1)
+            run.log({"samples": stepline.Image(square, caption=f"{name} {step}"),
+                     "weights": stepline.Histogram(np.arange(10.0) * (step + 1))}, step=step)
+        run.finish()
+        ids.append(run.id)
+    process = server()
+    page.goto(f"{process.url}/#/p/vision/compare?runs={','.join(ids)}")
+    compared = page.locator("figure.media-view[data-key='samples'][data-compare]")
+    compared.locator("img").nth(1).wait_for()
+    assert compared.get_attribute("data-step") == "1"
+    assert [compared.locator(f".media-column[data-run='{i}']").inner_text().split("\n")[-1] for i in ids] == [
+        "red 1", "blue 1"]
+    compared.locator("input[type=range]").fill("0")
+    page.wait_for_selector("figure.media-view[data-key='samples'][data-compare][data-step='0']")
+    assert "red 0" in compared.inner_text() and "blue 0" in compared.inner_text()
+    assert page.locator(".media-compare-row[data-key='weights'] canvas.heatmap").count() == 2
+
+
 def test_delete_asks_first(server, page, logdir):
     runs = make_runs(logdir, count=2)
     process = server()

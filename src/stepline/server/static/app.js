@@ -1,7 +1,7 @@
 // The dashboard: projects -> runs -> one run, and compare. Hash routes, live by polling with cursors.
 import { api, badge, duration, el, fill, flatten, fmt, show, when } from "./util.js";
 import { compareChart, destroyCharts, metricChart } from "./charts.js";
-import { mediaSection } from "./media.js";
+import { compareMediaSection, mediaSection } from "./media.js";
 
 const view = document.getElementById("view");
 const crumbs = document.getElementById("crumbs");
@@ -325,6 +325,7 @@ async function comparePage(project, runIds) {
   const state = { axis: "step", smoothing: 0, log: false, data: null };
   const charts = el("div", { className: "charts chart-grid" });
   const diffBox = el("section", {});
+  const mediaBox = el("div", {});
 
   async function load() { state.data = await api(`${path}&x=${state.axis}`); }
   function draw() {
@@ -343,6 +344,7 @@ async function comparePage(project, runIds) {
   async function redraw(refetch) { if (refetch) await load(); draw(); }
   await load();
   fill(view, el("h1", {}, `Compare ${state.data.runs.map((r) => r.name).join(", ")}`),
-    controls(state, redraw), charts, diffBox);
+    controls(state, redraw), charts, mediaBox, diffBox);
   draw();
+  fill(mediaBox, await compareMediaSection(project, state.data.runs));
 }

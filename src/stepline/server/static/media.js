@@ -25,6 +25,51 @@ export async function mediaSection(base) {
     [...byKey].map(([key, records]) => (records[0].kind === "histogram" ? heatmap(key, records) : stepped(key, records))));
 }
 
+// Compare: each key's media of several runs side by side, at one step the slider picks.
+export async function compareMediaSection(project, runs) {
+  const lists = await Promise.all(runs.map((run) => api(`/projects/${encodeURIComponent(project)}/runs/${run.id}/media`)));
+  const keys = [...new Set(lists.flatMap((list) => list.media.map((record) => record.key)))];
+  if (!keys.length) return null;
+  return el("section", { className: "media" }, el("h2", {}, "Media"), keys.map((key) => {
+    const perRun = runs.map((run, i) => ({ run, records: lists[i].media.filter((record) => record.key === key) }));
+    const kind = perRun.find((p) => p.records.length).records[0].kind;
+    if (kind === "histogram") {
+      return el("div", { className: "media-compare-row", "data-key": key }, perRun.filter((p) => p.records.length)
+        .map((p) => el("div", { className: "media-column", "data-run": p.run.id }, el("h3", {}, p.run.name), heatmap(key, p.records))));
+    }
+    return comparedSteps(key, kind, perRun);
+  }));
+}
+
+function comparedSteps(key, kind, perRun) {
+  const steps = [...new Set(perRun.flatMap((p) => p.records.map((record) => record.step)))].sort((a, b) => a - b);
+  const columns = el("div", { className: "media-compare-row" });
+  const label = el("span", { className: "muted" });
+  const box = el("figure", { className: "media-view", "data-key": key, "data-kind": kind, "data-compare": "" });
+  const urls = [];
+  let ticket = 0;
+  async function show(index) {
+    const mine = ++ticket;
+    const step = steps[index];
+    const parts = await Promise.all(perRun.map(async ({ run, records }) => {
+      const record = records.filter((r) => r.step === step).at(-1); // the last logged at this step
+      return { run, shown: record ? await Promise.all(record.items.map((item) => RENDER[kind](item, key))) : [] };
+    }));
+    if (mine !== ticket) return;
+    urls.splice(0).forEach((url) => URL.revokeObjectURL(url));
+    urls.push(...parts.flatMap((part) => part.shown.map((p) => p.url)).filter(Boolean));
+    label.textContent = `step ${step}`;
+    box.dataset.step = step;
+    fill(columns, parts.map(({ run, shown }) => el("div", { className: "media-column", "data-run": run.id },
+      el("h3", {}, run.name), shown.length ? shown.map((p) => p.node) : el("p", { className: "muted" }, "nothing at this step"))));
+  }
+  const slider = steps.length > 1 ? el("input", { type: "range", min: 0, max: steps.length - 1, value: steps.length - 1,
+    "aria-label": `${key} step`, oninput: (e) => show(Number(e.target.value)) }) : null;
+  fill(box, el("figcaption", {}, el("strong", {}, key), " ", label), slider, columns);
+  show(steps.length - 1);
+  return box;
+}
+
 // One key's records, one step at a time; the last step first.
 function stepped(key, records) {
   const body = el("div", { className: "media-body" });
