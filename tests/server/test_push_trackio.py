@@ -85,6 +85,27 @@ def test_a_run_lands_in_a_real_trackio_server(trackio_server, logdir):
     assert Logbook(logdir).run(run.id).series("loss").steps == [s * 2 for s in range(50)]  # local copy kept
 
 
+def test_the_machine_s_figures_land_in_trackio_s_system_metrics(trackio_server, logdir):
+    peer = trackio_server()
+    run = stepline.init(project="tp", name="sampled", dir=logdir, backend=f"trackio+{peer.url}?write_token={TOKEN}",
+                        system_metrics=True, system_interval=0.1)
+    view = Logbook(logdir).run(run.id)
+    for step in range(5):
+        run.log({"loss": 1.0 / (step + 1)}, step=step)
+    wait_until(lambda: run.flush() and len([r for r in view.metrics() if "system/cpu.percent" in r]) >= 2, 60,
+               "two samples of the machine")
+    assert run.finish(timeout=30)
+    samples = [r for r in Logbook(logdir).run(run.id).metrics() if "system/cpu.percent" in r]
+    deadline = time.time() + 20
+    while len(logs := peer.call("get_system_logs", project="tp", run="sampled") or []) < len(samples):
+        assert time.time() < deadline, logs
+        time.sleep(0.2)
+    assert len(logs) == len(samples) and all("system/cpu.percent" in entry for entry in logs)
+    assert [p["step"] for p in peer.values("tp", "sampled", "loss", expected=5)] == [0, 1, 2, 3, 4]
+    stepped = peer.call("get_metric_values", project="tp", run="sampled", metric_name="system/cpu.percent")
+    assert not stepped  # not among the stepped metrics
+
+
 def test_a_trackio_server_stopped_mid_run_costs_nothing_once_back(trackio_server, logdir):
     peer = trackio_server()
     writer = start_python(f"""

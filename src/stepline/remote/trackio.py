@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -20,6 +21,7 @@ import requests
 
 from stepline import events
 from stepline.errors import ConfigError
+from stepline.metric_keys import SYSTEM
 from stepline.params import apply_operation
 from stepline.remote.client import RemoteRejected, WarnOnce, json_body, other_server_hint, reachable_response
 
@@ -64,21 +66,31 @@ class TrackioTransport:
         return {"max_seq": {}, "files": {}}
 
     def send_events(self, project: str, run_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
-        logs = []
+        logs, system = [], []
         for record in records:
             kind = record["type"]
             if kind == events.PARAMS:
                 apply_operation(self._params, record)
             elif kind == events.METRICS:
-                logs.append({"project": project, "run": self._name, "run_id": None,
-                             # Trackio's client writes NaN and infinities as "NaN", "Infinity": so does the logbook.
-                             "metrics": {k: events.json_number(v) for k, v in record["values"].items()},
-                             "step": record["step"], "config": copy.deepcopy(self._params) or None,
-                             "log_id": f"stepline-{run_id}-{record['seq']}"})
+                # Trackio's client writes NaN and infinities as "NaN", "Infinity": so does the logbook.
+                values = {k: events.json_number(v) for k, v in record["values"].items()}
+                machine = {k: v for k, v in values.items() if k.startswith(SYSTEM)}
+                trained = {k: v for k, v in values.items() if not k.startswith(SYSTEM)}
+                log_id = f"stepline-{run_id}-{record['seq']}"
+                if trained:
+                    logs.append({"project": project, "run": self._name, "run_id": None, "metrics": trained,
+                                 "step": record["step"], "config": copy.deepcopy(self._params) or None,
+                                 "log_id": log_id})
+                if machine:  # on Trackio's own clock axis, as its client sends the machine's figures
+                    system.append({"project": project, "run": self._name, "run_id": None, "metrics": machine,
+                                   "timestamp": datetime.fromtimestamp(record["time"], timezone.utc).isoformat(),
+                                   "log_id": log_id + "-system"})
             else:
                 self._lost(kind, "Trackio keeps no log lines")
         if logs:
             self._post("bulk_log", {"logs": logs, "hf_token": None})
+        if system:
+            self._post("bulk_log_system", {"logs": system, "hf_token": None})
         return {"max_seq": {records[-1]["type"]: records[-1]["seq"]}}
 
     def upload(self, project: str, run_id: str, relative: str, path: Any) -> dict[str, Any]:
