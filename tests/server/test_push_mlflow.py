@@ -165,6 +165,43 @@ def test_infinities_read_back_as_the_largest_double_and_say_so(mlflow_server, lo
     assert Logbook(logdir).run(run.id).series("x").values == [math.inf]  # kept whole locally
 
 
+def test_images_and_tables_land_as_mlflow_s_own_log_image_and_log_table_lay_them_out(mlflow_server, logdir, tmp_path):
+    import json
+    import re
+
+    import numpy as np
+    from PIL import Image
+
+    server = mlflow_server()
+    run = stepline.init(project="vision", name="media", dir=logdir, backend=f"mlflow+{server.url}")
+    with pytest.warns(stepline.SteplineWarning, match="histogram media stay in the local logbook"):
+        for step in range(2):
+            run.log({"val/samples": stepline.Image(np.full((4, 6, 3), 40 * (step + 1), dtype=np.uint8)),
+                     "preds": stepline.Table(rows=[[step, "cat"]], columns=["id", "label"]),
+                     "weights": stepline.Histogram([1.0, 2.0])}, step=step)
+        assert run.finish(timeout=60)
+    client = server.client()
+    found = the_run(client, "vision", "media")
+    assert found.data.tags["mlflow.loggedImages"] == "true"
+    names = sorted(a.path for a in client.list_artifacts(found.info.run_id, "images"))
+    pattern = r"images/val~samples\+step\+(\d)\+timestamp\+\d+\+[0-9a-f-]{36}(\.png|\+compressed\.webp)"
+    files = {re.fullmatch(pattern, name).groups(): name for name in names}
+    assert sorted(files) == [("0", "+compressed.webp"), ("0", ".png"), ("1", "+compressed.webp"), ("1", ".png")]
+    png = client.download_artifacts(found.info.run_id, files["1", ".png"], str(tmp_path))
+    assert np.asarray(Image.open(png)).tolist() == np.full((4, 6, 3), 80, dtype=np.uint8).tolist()
+    webp = client.download_artifacts(found.info.run_id, files["1", "+compressed.webp"], str(tmp_path))
+    assert Image.open(webp).format == "WEBP"
+    logged = json.loads(found.data.tags["mlflow.loggedArtifacts"])
+    assert logged == [{"path": "tables/preds/step_0.json", "type": "table"},
+                      {"path": "tables/preds/step_1.json", "type": "table"}]
+    mlflow.set_tracking_uri(server.url)  # load_table searches runs through the module's tracking URI
+    try:  # MLflow's own reader of log_table's tables finds the table by the tag, and reads it
+        table = client.load_table(found.info.experiment_id, "tables/preds/step_1.json", run_ids=[found.info.run_id])
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert table[["id", "label"]].values.tolist() == [[1, "cat"]]
+
+
 def test_files_land_where_the_run_s_artifact_uri_says(mlflow_server, tmp_path, logdir):
     """With --default-artifact-root, the run's artifact_uri is that folder, not the proxy's destination; MLflow's
     own client and UI list the run's files from there."""

@@ -8,16 +8,21 @@ The project is the experiment, the run is found again by its tag ``stepline.run_
 restart the shipper reads those tags and sends only what MLflow lacks, so nothing is doubled. Params are
 flattened (``model.layers``); MLflow keeps a param's first value, so a later change is kept as a tag
 ``stepline.param.<key>`` with a warning, and a value over MLflow's length limit goes as an artifact
-``params/<key>.json`` (never truncated). Files go as artifacts; log lines stay local; the run ends
-FINISHED, FAILED or KILLED.
+``params/<key>.json`` (never truncated). Files go as artifacts; images and tables as MLflow's own
+``log_image(key=, step=)`` and ``log_table`` lay them out (``images/<key>+step+<n>+timestamp+<ms>+<id>.png``
+with its WebP thumbnail, ``tables/<key>/step_<n>.json``), with the tags its UI reads; other media and log
+lines stay local; the run ends FINISHED, FAILED or KILLED.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import re
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +48,8 @@ MAX_ITEMS = 1000
 MAX_PARAMS = 100
 MAX_PARAM_VALUE = 6000
 MAX_KEY = 250
+LOGGED_IMAGES, LOGGED_ARTIFACTS = "mlflow.loggedImages", "mlflow.loggedArtifacts"  # MLflow's UI reads these
+COMPRESSED_SIZE = 256  # MLflow's image grid
 _STATUS = {"running": "RUNNING", "finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
 
 
@@ -64,6 +71,8 @@ class MLflowTransport:
         self._params: dict[str, Any] = {}
         self._sent_params: dict[str, str] = {}
         self._artifact_uri = ""  # where MLflow keeps this run's files: its UI lists them from there
+        self._media_files: dict[str, Path] = {}  # media file name -> its local path, until its record goes
+        self._logged_artifacts: list[dict[str, str]] = []  # the tables MLflow's UI lists (its tag, kept whole)
         self._once = WarnOnce(url)
 
     # -- the shipper's calls ---------------------------------------------------------------------
@@ -89,7 +98,9 @@ class MLflowTransport:
                              *({"key": f"stepline.tag.{t}", "value": "true"} for t in meta.get("tags") or [])]})
                 self._run_id = created["run"]["info"]["run_id"]
                 self._artifact_uri = created["run"]["info"].get("artifact_uri", "")
-            max_seq = {kind: int(tags.get(f"stepline.seq.{kind}", 0)) for kind in (events.METRICS, events.PARAMS)}
+            self._logged_artifacts = json.loads(tags.get(LOGGED_ARTIFACTS, "[]"))
+            max_seq = {kind: int(tags.get(f"stepline.seq.{kind}", 0))
+                       for kind in (events.METRICS, events.PARAMS, events.MEDIA)}
             return {"max_seq": max_seq, "files": {}}
         status = _STATUS.get(str(meta.get("status")), "RUNNING")
         update: dict[str, Any] = {"run_id": self._run_id, "status": status}
@@ -123,6 +134,9 @@ class MLflowTransport:
             for record in records:
                 apply_operation(self._params, record)
             self._send_params(records[-1]["seq"])
+        elif kind == events.MEDIA:
+            tags = [tag for record in records for tag in self._send_media(run_id, record)]
+            self._log_batch(tags=[*{t["key"]: t for t in tags}.values(), _seq_tag(kind, records[-1]["seq"])])
         else:
             self._once(kind, f"MLflow keeps no {kind} records; they stay in the local logbook")
         return {"max_seq": {kind: records[-1]["seq"]}}
@@ -130,6 +144,51 @@ class MLflowTransport:
     def upload(self, project: str, run_id: str, relative: str, path: Path) -> dict[str, Any]:
         self._artifact(relative, path.read_bytes())
         return {}
+
+    def upload_media(self, project: str, run_id: str, name: str, path: Path) -> dict[str, Any]:
+        """Where a media file is: it goes up with its record, named as MLflow names its own."""
+        self._media_files[name] = path
+        return {}
+
+    def _send_media(self, run_id: str, record: dict[str, Any]) -> list[dict[str, str]]:
+        """Images and tables laid out as MLflow's log_image(key=, step=) and log_table lay them out, so its UI
+        shows them; the tags that tell its UI so. Artifact names derive from the record, so a record sent again
+        after a lost answer replaces its artifacts rather than adding more."""
+        kind, key, step = record["kind"], _image_key(record["key"]), record["step"]
+        if kind == "image":
+            for number, item in enumerate(record["items"]):
+                data = self._media_bytes(item)
+                if data is None:
+                    continue
+                identity = uuid.uuid5(uuid.NAMESPACE_URL, f"stepline:{run_id}:{record['seq']}:{number}")
+                name = f"images/{key}+step+{step}+timestamp+{int(record['time'] * 1000)}+{identity}"
+                self._artifact(f"{name}.png", data)
+                small = _compressed(data)
+                if small is not None:
+                    self._artifact(f"{name}+compressed.webp", small)
+                else:
+                    self._once("webp", "MLflow's image grid wants a small WebP beside each image; without Pillow "
+                                       "(pip install pillow) only the PNG is sent")
+            return [{"key": LOGGED_IMAGES, "value": "true"}]
+        if kind == "table":
+            for item in record["items"]:
+                data = self._media_bytes(item)
+                if data is None:
+                    continue
+                table = json.loads(data)
+                path = f"tables/{key.replace('~', '/')}/step_{step}.json"
+                self._artifact(path, json.dumps({"columns": table["columns"], "data": table["rows"]}).encode())
+                entry = {"path": path, "type": "table"}
+                if entry not in self._logged_artifacts:
+                    self._logged_artifacts.append(entry)
+            return [{"key": LOGGED_ARTIFACTS, "value": json.dumps(self._logged_artifacts)}]
+        self._once(f"media:{kind}", f"MLflow shows images and tables; {kind} media stay in the local logbook")
+        return []
+
+    def _media_bytes(self, item: dict[str, Any]) -> bytes | None:
+        name = str(item.get("file", "")).rsplit("/", 1)[-1]
+        path = self._media_files.get(name)
+        return path.read_bytes() if path is not None and path.is_file() else None
 
     def _warn_infinities(self, record: dict[str, Any]) -> None:
         for key, value in record["values"].items():
@@ -211,6 +270,26 @@ class MLflowTransport:
             hint = other_server_hint(response, self.session, self.url, "mlflow", self.timeout)
             raise RemoteRejected(f"{self.url} refused {route}: {response.status_code} {answer.get('message')}{hint}")
         return answer
+
+
+def _image_key(key: str) -> str:
+    """A key as MLflow's log_image takes it (letters, digits, ``_-. /``), its ``/`` as ``~``, as MLflow writes it."""
+    return re.sub(r"[^a-zA-Z0-9_\-. ~]", "_", key.replace("/", "~"))
+
+
+def _compressed(png: bytes) -> bytes | None:
+    """The WebP MLflow shows in its image grid: the image within a 256-pixel square; None without Pillow."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    with Image.open(io.BytesIO(png)) as image:
+        width, height = image.size
+        scale = COMPRESSED_SIZE / max(width, height)
+        small = image.resize((max(1, int(width * scale)), max(1, int(height * scale))))
+        buffer = io.BytesIO()
+        small.save(buffer, format="webp")
+    return buffer.getvalue()
 
 
 def _seq_tag(kind: str, seq: int) -> dict[str, str]:
