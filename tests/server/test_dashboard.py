@@ -199,6 +199,41 @@ def test_media_pages_step_through_images_and_show_histograms_tables_text_and_aud
     assert [r["step"] for r in requests.get(base, params={"key": "samples"}, timeout=10).json()["media"]] == [0, 1, 2]
 
 
+def test_a_live_run_s_new_media_appear_without_a_reload(store_server, page, logdir, tmp_path):
+    process = store_server()
+    backend = process.url if store_server.pushes else None  # a team server: training pushes to it
+    stop = tmp_path / "stop"
+    writer = start_python(f"""
+        import os, time, numpy as np, stepline
+        run = stepline.init(project="live", name="drawing", dir={str(logdir)!r}, backend={backend!r})
+        print(run.id, flush=True)
+        step, deadline = 0, time.time() + 120
+        while not os.path.exists({str(stop)!r}) and time.time() < deadline:
+            run.log({{"samples": stepline.Image(np.full((4, 4), step % 256, dtype=np.uint8)), "loss": 1.0}},
+                    step=step)
+            step += 1
+            time.sleep(0.2)
+        run.finish()
+    """)
+    try:
+        run_id = writer.stdout.readline().strip()
+        import requests
+
+        wait_until(lambda: requests.get(f"{process.url}/api/v1/projects/live/runs/{run_id}", timeout=10).ok, 60,
+                   "the run on the server")  # a pushed run exists there once its shipper opened it
+        page.goto(f"{process.url}/?poll_ms=200#/p/live/r/{run_id}")
+        view = page.locator("figure.media-view[data-key='samples']")
+        view.wait_for(timeout=60_000)
+        first = int(view.get_attribute("data-step"))
+        shown = "document.querySelector(\"figure.media-view[data-key='samples']\").dataset.step"
+        page.wait_for_function(f"() => Number({shown}) > {first + 2}", timeout=60_000)  # while the page stays open
+    finally:
+        stop.write_text("")
+        writer.wait(timeout=60)
+    page.locator(".run-head .badge.finished").wait_for(timeout=60_000)  # and the page stops polling:
+    page.wait_for_load_state("networkidle")  # its last answers are in before the server's store goes away
+
+
 def test_a_big_run_is_downsampled_for_the_browser(store_server, page, logdir):
     run = stepline.init(project="big", dir=logdir)
     for step in range(20_000):

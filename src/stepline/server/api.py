@@ -112,10 +112,12 @@ def download(request: Request, project: str, run_id: str, path: str) -> Streamin
 
 @router.get("/projects/{project}/runs/{run_id}/media", summary="Media logged (images, histograms, tables, ...)",
             responses=answers.documented(answers.Media))
-def media(request: Request, project: str, run_id: str, key: str | None = None) -> Response:
+def media(request: Request, project: str, run_id: str, key: str | None = None,
+          after: int = Query(0, ge=0, le=MAX_POSITION)) -> Response:
+    """``after=N``: only the records past the first N (a live page's cursor)."""
     base = f"/api/v1/projects/{quote(project, safe='')}/runs/{quote(run_id, safe='')}/media/"
     found = []
-    for record in _store(request).media(project, run_id, key):
+    for record in _store(request).media(project, run_id, key)[after:]:
         items = [{**item, "url": base + item["file"].rsplit("/", 1)[-1]} if isinstance(item.get("file"), str) else item
                  for item in record.get("items") or []]
         found.append({"step": record.get("step"), "time": record.get("time"), "key": record.get("key"),

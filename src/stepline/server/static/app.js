@@ -289,7 +289,14 @@ async function runPage(project, runId) {
       el("tbody", {}, summary.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, show(v))))))) : null,
     logsBox, filesBox);
   drawCharts();
-  await Promise.all([drawLogs(), drawFiles(), mediaSection(base).then((section) => fill(mediaBox, section))]);
+  let mediaCount = 0;
+  async function drawMedia() {
+    const { count, node } = await mediaSection(base);
+    if (!charts.isConnected) return;
+    mediaCount = count;
+    fill(mediaBox, node);
+  }
+  await Promise.all([drawLogs(), drawFiles(), drawMedia()]);
 
   // Live: while the run is running, fetch only the points after what the page already has, and update the
   // charts in place; once it has ended, one last update and no more polling.
@@ -299,6 +306,7 @@ async function runPage(project, runId) {
     if (!charts.isConnected) return; // the page moved on while the answer was on its way
     drawHeader(current);
     if (current.status !== "running") stop();
+    if ((await api(`${base}/media?after=${mediaCount}`)).media.length) await drawMedia(); // new media: the newest shown
     const keys = Object.keys(current.metrics);
     const fresh = keys.filter((k) => !state.series[k] || state.series[k].count !== current.metrics[k].count);
     if (!fresh.length) return;

@@ -13,9 +13,13 @@ async function fetched(url) {
   return response;
 }
 
+// The run page's media section, and how many records it shows (a live page asks for those after them).
 export async function mediaSection(base) {
   const { media } = await api(`${base}/media`);
-  if (!media.length) return null;
+  return { count: media.length, node: media.length ? mediaViews(media) : null };
+}
+
+function mediaViews(media) {
   const byKey = new Map();
   for (const record of media) {
     if (!byKey.has(record.key)) byKey.set(record.key, []);
