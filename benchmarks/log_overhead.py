@@ -11,7 +11,9 @@ Printed, each the median over repeats, each repeat in a fresh child process:
   step; the writer thread keeps up, as it does in real training);
 - points per second drained into the logbook: log calls back to back, then finish(), wall clock (here
   the writer is the bottleneck and the bounded queue makes the caller wait);
-- peak RSS of the child.
+- peak RSS of the child;
+and, below the table, the floor of this design: the writer's work done in the caller's own thread, with no
+queue and no second thread to share the GIL with (what the drain could reach at best).
 """
 
 from __future__ import annotations
@@ -88,13 +90,39 @@ def measure_stepline(calls: int, folder: str) -> dict[str, float]:
     return {"p50_us": p50, "p99_us": p99, "points_per_s": calls * len(KEYS) / elapsed}
 
 
+def measure_serial(calls: int, folder: str) -> dict[str, float]:
+    """The writer's work (records built, encoded in one call a batch, indexed, written) done in the caller's
+    thread, with no queue and no second thread: the floor of this design, against which the drain is bounded."""
+    from pathlib import Path
+
+    from stepline.sinks.logbook import LogbookSink
+
+    path = Path(folder) / "serial"
+    path.mkdir()
+    sink = LogbookSink(path, {"id": "serial"})
+    batch: list[dict] = []
+    start = time.perf_counter()
+    for step in range(calls):
+        values = {key: step * 0.001 + i for i, key in enumerate(KEYS)}
+        batch.append({"type": "metrics", "seq": step + 1, "time": time.time(), "step": step, "values": values})
+        if len(batch) == 2000:  # the writer's batch
+            sink.write(batch)
+            sink.flush()
+            batch = []
+    sink.write(batch)
+    sink.close()
+    return {"points_per_s": calls * len(KEYS) / (time.perf_counter() - start)}
+
+
 def child(kind: str, calls: int) -> None:
     import resource
     import warnings
 
     warnings.simplefilter("ignore")  # the queue-full warning is expected in the back-to-back loop
+    os.environ["STEPLINE_SYSTEM_METRICS"] = "0"  # the loop's cost alone (and the code before knows no sampler)
+    measure = {"baseline": measure_baseline, "stepline": measure_stepline, "serial": measure_serial}[kind]
     with tempfile.TemporaryDirectory() as folder:
-        figures = (measure_baseline if kind == "baseline" else measure_stepline)(calls, folder)
+        figures = measure(calls, folder)
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(figures))
 
@@ -107,22 +135,23 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--before-src", help="another checkout's src/ folder, measured beside this one")
-    parser.add_argument("--child", choices=["baseline", "stepline"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["baseline", "stepline", "serial"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.calls)
         return
-    kinds = dict(KINDS)
+    kinds = {**KINDS, "serial": {}}
     if args.before_src:
         kinds["before"] = {"PYTHONPATH": os.path.abspath(args.before_src)}
     results: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
     for _ in range(args.repeats):
         for kind, env in kinds.items():  # interleaved, so drift in the machine's load hits all alike
-            child_kind = "baseline" if kind == "baseline" else "stepline"
+            child_kind = kind if kind in ("baseline", "serial") else "stepline"
             out = subprocess.run([sys.executable, __file__, "--child", child_kind, "--calls", str(args.calls)],
                                  check=True, capture_output=True, text=True, env={**os.environ, **env}).stdout
             results[kind].append(json.loads(out.strip().splitlines()[-1]))
     median = {kind: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for kind, runs in results.items()}
+    serial = median.pop("serial")
     base, ours, plain = median["baseline"], median["stepline"], median["jsonl only"]
     print(f"run.log of {len(KEYS)} metrics, {args.calls} calls, median of {args.repeats} repeats")
     print(f"{'figure':<22}{'baseline (orjson line)':>24}{'stepline':>14}{'ratio':>8}{'jsonl only':>14}"
@@ -132,6 +161,8 @@ def main() -> None:
         print(f"{label:<22}{base[key]:>24,.2f}{ours[key]:>14,.2f}{ours[key] / base[key]:>8.2f}{plain[key]:>14,.2f}"
               f"{ours[key] / plain[key]:>24.2f}")
     print(f"{'RSS above baseline MB':<22}{'':>24}{ours['peak_rss_mb'] - base['peak_rss_mb']:>14,.2f}")
+    print(f"\nthe floor of this design, the writer's work in the caller's thread (no queue, no thread): "
+          f"{serial['points_per_s']:,.0f} points/s, {serial['points_per_s'] / base['points_per_s']:.2f}x the baseline")
     if "before" in median:
         before = median["before"]
         print(f"\n{'figure':<22}{'before':>14}{'stepline':>14}{'stepline / before':>20}")
