@@ -2,7 +2,8 @@
 
     tail = RecordTail(run_path / "metrics.jsonl")
     tail.read_new()   # [record, ...]; a line still being written waits for the next call
-    chunk, end = whole_lines(path, offset, stop, limit_bytes, limit_lines)   # lines as written, for a shipper
+    chunk, end = whole_lines(path, offset, stop, limit_bytes)   # lines as written, for a shipper
+    count_lines(path, offset)   # the lines past offset, not read yet
 
 ``decode_lines`` is the one reading rule, shared by :class:`RecordTail` (the server's run caches and the
 remote shipper, which never read a whole file twice) and ``RunView.records``: a torn line (a process killed
@@ -84,23 +85,20 @@ class RecordTail(LineCounts):
             return None
         stop = size if limit_bytes is None else min(size, self.offset + limit_bytes)
         records: list[dict[str, Any]] = []
-        with open(self.path, "rb") as handle:
-            while self.offset < stop:
-                handle.seek(self.offset)
-                chunk = handle.read(min(size - self.offset, READ_CHUNK))
-                end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next call
-                if end == 0:
-                    break
-                records.extend(decode_lines(chunk[:end].splitlines(), self))
-                self.offset += end
+        while self.offset < stop:
+            chunk, self.offset = whole_lines(self.path, self.offset, size, min(stop - self.offset, READ_CHUNK))
+            if not chunk:
+                break  # a line still being written waits for the next call
+            records.extend(decode_lines(chunk.splitlines(), self))
         return records
 
 
-def whole_lines(path: Path, offset: int, stop: int, limit_bytes: int, limit_lines: int) -> tuple[bytes, int]:
+def whole_lines(path: Path, offset: int, stop: int, limit_bytes: int,
+                limit_lines: int | None = None) -> tuple[bytes, int]:
     """The lines of a record file that end between ``offset`` and ``stop``, as written, each with its newline:
-    at most about ``limit_bytes`` and at most ``limit_lines`` of them, but at least one; and the offset past
-    the last. A line not finished by ``stop`` waits. Nothing is decoded: what the lines hold is for their
-    reader to check."""
+    at most about ``limit_bytes`` (and ``limit_lines``) of them, but at least one; and the offset past the
+    last. A line not finished by ``stop`` waits. Nothing is decoded: what the lines hold is for their reader
+    to check."""
     try:
         handle = open(path, "rb")
     except FileNotFoundError:
@@ -115,6 +113,17 @@ def whole_lines(path: Path, offset: int, stop: int, limit_bytes: int, limit_line
                 break
             chunk += more
             end = chunk.rfind(b"\n") + 1
-    while chunk.count(b"\n", 0, end) > limit_lines:  # short lines: fewer of them
+    while limit_lines is not None and chunk.count(b"\n", 0, end) > limit_lines:  # short lines: fewer of them
         end = chunk.rfind(b"\n", 0, end // 2) + 1 or chunk.find(b"\n") + 1
     return chunk[:end], offset + end
+
+
+def count_lines(path: Path, offset: int = 0) -> int:
+    """The lines of a record file past ``offset`` (0 for a file that is not there), read a block at a time."""
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        return 0
+    with handle:
+        handle.seek(offset)
+        return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))

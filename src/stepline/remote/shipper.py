@@ -24,7 +24,7 @@ from stepline import events
 from stepline.config import logbook_root
 from stepline.errors import start_thread, warn
 from stepline.logbook import layout
-from stepline.logbook.tail import LineCounts, decode_lines, whole_lines
+from stepline.logbook.tail import LineCounts, count_lines, decode_lines, whole_lines
 from stepline.remote.client import RemoteRejected, RemoteUnauthorized, RemoteUnavailable
 from stepline.urls import redacted
 
@@ -174,7 +174,7 @@ class Shipper:
         cursor = self._cursors[kind]
         while True:
             if not cursor.pending:
-                chunk, end = whole_lines(cursor.path, cursor.offset, stop, READ_BYTES, 1 << 62)
+                chunk, end = whole_lines(cursor.path, cursor.offset, stop, READ_BYTES)
                 if not chunk:
                     return
                 cursor.offset = end
@@ -228,7 +228,7 @@ class Shipper:
     def unsent(self) -> int:
         """Records and files known not to be on the server: read but not sent, or still unread in the files."""
         pending = sum(len(cursor.pending) for cursor in self._cursors.values())
-        unread = sum(_lines_after(cursor.path, cursor.offset) for cursor in self._cursors.values())
+        unread = sum(count_lines(cursor.path, cursor.offset) for cursor in self._cursors.values())
         local_files = layout.list_files(self.path / layout.FILES_DIR)
         return pending + unread + sum(1 for name in local_files if name not in self._remote_files)
 
@@ -270,15 +270,6 @@ def _seq_of(line: bytes, kind: str) -> int | None:
 
 _SEQ_PREFIXES = {kind: b'{"type":"%s","seq":' % kind.encode() for kind in SHIP_ORDER}
 _DIGITS = re.compile(rb"[0-9]{1,19}(?=[,}])")
-
-
-def _lines_after(path: Path, offset: int) -> int:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            return handle.read().count(b"\n")
-    except FileNotFoundError:
-        return 0
 
 
 def _opening(meta: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from stepline.logbook import layout
 from stepline.logbook.reader import Logbook
+from stepline.logbook.tail import count_lines
 from stepline.remote.shipper import Shipper
 from stepline.server.auth import Accounts
 from stepline.server.stores.base import Store
@@ -94,12 +95,4 @@ def migrate_accounts(source: Accounts, target: Accounts) -> tuple[int, int]:
 
 
 def _lines_total(run_path: Path) -> int:
-    return sum(_lines(layout.record_path(run_path, kind)) for kind in layout.RECORD_FILES)
-
-
-def _lines(path: Path) -> int:
-    try:
-        with open(path, "rb") as handle:
-            return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
-    except FileNotFoundError:
-        return 0
+    return sum(count_lines(layout.record_path(run_path, kind)) for kind in layout.RECORD_FILES)
