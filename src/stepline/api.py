@@ -12,15 +12,17 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from stepline import lifecycle
+from stepline import lifecycle, metric_keys
 from stepline.config import Settings, heartbeat_interval, heartbeat_timeout, resolve_settings
-from stepline.errors import ConfigError, RunNotFoundError, SteplineError
+from stepline.errors import ConfigError, RunNotFoundError, SteplineError, warn
+from stepline.job import Placement, job_placement, job_run_id, node_part_id, system_prefix
 from stepline.logbook import layout
 from stepline.logbook.reader import Logbook, RunView
+from stepline.rank_runs import DisabledRun, NodeRun
 from stepline.remote.registry import Backend, resolve_backends
-from stepline.run import DisabledRun, Run
+from stepline.run import Run
 from stepline.sinks.logbook import LogbookSink
-from stepline.system import describe_process, process_rank
+from stepline.system import describe_process
 from stepline.version import __version__
 from stepline.writer import Writer
 
@@ -52,7 +54,9 @@ def init(
     ``"lmtracker+http://user:password@..."`` to those trackers (docs/backends.md); a list pushes to each. The
     local logbook stays the write-ahead copy.
     ``mode="disabled"`` (or ``STEPLINE_MODE=disabled``) makes every call a no-op, as does a process of
-    rank other than zero unless ``all_ranks=True``.
+    rank other than zero unless ``all_ranks=True``. In a job over several nodes the run's id comes from the job
+    id (``STEPLINE_JOB_ID``, torchrun's ``--rdzv-id`` or ``SLURM_JOB_ID``), so a restarted job continues it, and
+    each node's local rank zero records its machine under ``system/node.<N>/`` (docs/configuration.md).
     A thread records the machine's figures under ``system/`` every ``system_interval`` seconds (10; or
     ``STEPLINE_SYSTEM_INTERVAL``): CPU, memory, disk, network and each NVIDIA GPU (docs/configuration.md);
     ``system_metrics=False`` (or ``STEPLINE_SYSTEM_METRICS=0``) turns it off.
@@ -64,13 +68,26 @@ def init(
     if notes is not None and not isinstance(notes, str):
         raise ConfigError(f"notes must be text, got {type(notes).__name__}")
 
-    if settings.mode == "disabled" or (not all_ranks and process_rank() != 0):
+    placement = job_placement()
+    job = None if all_ranks or not placement.multi_node else placement.job
+    if not all_ranks and placement.multi_node and job is None and placement.local_rank == 0:
+        warn(f"stepline: this job spans {placement.nodes} nodes but the launcher gives no job id, so the nodes "
+             "cannot find one run: only rank zero's machine is recorded. Set STEPLINE_JOB_ID to one value on "
+             "every node (torchrun: --rdzv-id; SLURM sets SLURM_JOB_ID)")
+    if settings.mode == "disabled" or (not all_ranks and placement.rank != 0
+                                       and not (placement.records_node and job is not None)):
         run: Run = DisabledRun(run_id="disabled", name=settings.name or "disabled", project=settings.project,
                                path=None, writer=None)
+    elif job is not None and placement.rank != 0:
+        run = _open_node_part(settings, placement, job, backends)
     else:
-        existing = _run_to_resume(settings, project_given=project is not None or "STEPLINE_PROJECT" in os.environ)
+        project_given = project is not None or "STEPLINE_PROJECT" in os.environ
+        existing = _run_to_resume(settings, project_given, job)
         if existing:
-            run = _continue(existing, settings, tag_list, notes, backends)
+            run = _continue(existing, settings, tag_list, notes, backends, job, placement)
+        elif job is not None:
+            run = _create(settings, tag_list, notes, backends, job_run_id(job, settings.project, settings.name),
+                          {"job": job, "nodes": placement.nodes}, placement)
         else:
             run = _create(settings, tag_list, notes, backends)
     lifecycle.remember(run)
@@ -124,7 +141,11 @@ def _check_tags(tags: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-def _run_to_resume(settings: Settings, project_given: bool) -> RunView | None:
+def _run_to_resume(settings: Settings, project_given: bool, job: str | None) -> RunView | None:
+    if job is not None and not isinstance(settings.resume, str):  # the job's run, if the job ran before
+        path = layout.run_dir(settings.root, settings.project, job_run_id(job, settings.project, settings.name))
+        meta = layout.read_meta(path)
+        return RunView(path, meta, heartbeat_timeout()) if meta is not None else None
     if not settings.resume:
         return None
     book = Logbook(settings.root)
@@ -141,8 +162,10 @@ def _run_to_resume(settings: Settings, project_given: bool) -> RunView | None:
         raise RunNotFoundError(f"{err}; to start a new run, drop resume= (or use resume=True)") from None
 
 
-def _create(settings: Settings, tags: list[str], notes: str | None, backends: list[Backend]) -> Run:
-    run_id, path = layout.create_run_dir(settings.root, settings.project)
+def _create(settings: Settings, tags: list[str], notes: str | None, backends: list[Backend],
+            run_id: str | None = None, job_meta: dict[str, Any] | None = None,
+            placement: Placement | None = None) -> Run:
+    run_id, path = layout.create_run_dir(settings.root, settings.project, run_id)
     now = time.time()
     meta = {
         "format": layout.FORMAT_VERSION,
@@ -161,15 +184,19 @@ def _create(settings: Settings, tags: list[str], notes: str | None, backends: li
         "error": None,
         "summary": {},
         "stepline_version": __version__,
+        **(job_meta or {}),
     }
     layout.write_meta(path, meta)
-    return _open(settings, meta, path, first_seq=1, next_step=0, params=None, backends=backends)
+    return _open(settings, meta, path, first_seq=1, next_step=0, params=None, backends=backends,
+                 placement=placement)
 
 
 def _continue(view: RunView, settings: Settings, tags: list[str], notes: str | None, backends: list[Backend],
-              ) -> Run:
+              job: str | None = None, placement: Placement | None = None) -> Run:
     meta = dict(view.meta)
-    if meta.get("status") == "running" and view.status == "running" and meta.get("pid") != os.getpid():
+    restarted = job is not None and meta.get("job") == job  # the launcher restarted the job: its process is gone
+    if (meta.get("status") == "running" and view.status == "running" and meta.get("pid") != os.getpid()
+            and not restarted):
         raise ConfigError(
             f"run {view.id} is still running (pid {meta.get('pid')} on {meta.get('host')}, heartbeat "
             f"{time.time() - (view.heartbeat_at or 0):.0f} s ago); stop it first, or wait "
@@ -183,14 +210,49 @@ def _continue(view: RunView, settings: Settings, tags: list[str], notes: str | N
                 tags=list(dict.fromkeys([*(meta.get("tags") or []), *tags])))
     if notes is not None:
         meta["notes"] = notes
+    if restarted and placement is not None:  # an elastic job may come back on more nodes
+        known = meta.get("nodes")
+        meta["nodes"] = max(known if isinstance(known, int) else 1, placement.nodes)
     layout.write_meta(view.path, meta)
     return _open(settings, meta, view.path, first_seq=max_seq + 1,
                  next_step=0 if max_step is None else max_step + 1, params=view.params(),
-                 backends=backends)
+                 backends=backends, placement=placement if job is not None else None)
+
+
+def _open_node_part(settings: Settings, placement: Placement, job: str, backends: list[Backend]) -> Run:
+    """The part of the job's run that records this node's machine (what ``init`` returns on a node's local rank
+    zero): made, or continued when the job restarted. Only a stepline server takes parts: a peer tracker's
+    run holds rank zero's machine only."""
+    run_id = node_part_id(job_run_id(job, settings.project, settings.name), placement.node)
+    servers = [b for b in backends if b.takes_node_parts]
+    if len(servers) < len(backends):
+        warn(f"stepline: node {placement.node}'s machine figures are kept in the logbook and sent to stepline "
+             "servers only; " + ", ".join(b.url for b in backends if not b.takes_node_parts) + " get rank zero's")
+    path = layout.run_dir(settings.root, settings.project, run_id)
+    meta = layout.read_meta(path)
+    if meta is not None:
+        view = RunView(path, meta, heartbeat_timeout())
+        max_seq, max_step = view.positions()
+        meta.update(describe_process())
+        meta.update(status="running", ended_at=None, error=None, heartbeat_at=time.time())
+        layout.write_meta(path, meta)
+        first_seq, next_step = max_seq + 1, 0 if max_step is None else max_step + 1
+    else:
+        layout.create_run_dir(settings.root, settings.project, run_id)
+        now = time.time()
+        meta = {"format": layout.FORMAT_VERSION, "id": run_id, "name": f"{settings.name or job} node {placement.node}",
+                "project": settings.project, "status": "running", "created_at": now, "started_at": now,
+                "ended_at": None, "heartbeat_at": now, **describe_process(), "job": job, "node": placement.node,
+                "node_of": job_run_id(job, settings.project, settings.name), "stepline_version": __version__}
+        layout.write_meta(path, meta)
+        first_seq, next_step = 1, 0
+    return _open(settings, meta, path, first_seq=first_seq, next_step=next_step, params=None, backends=servers,
+                 placement=placement, kind=NodeRun)
 
 
 def _open(settings: Settings, meta: dict[str, Any], path: Any, *, first_seq: int, next_step: int,
-          params: dict[str, Any] | None, backends: list[Backend]) -> Run:
+          params: dict[str, Any] | None, backends: list[Backend], placement: Placement | None = None,
+          kind: type[Run] = Run) -> Run:
     shippers = []
     if backends:
         # requests is imported only by a process that pushes somewhere
@@ -205,6 +267,7 @@ def _open(settings: Settings, meta: dict[str, Any], path: Any, *, first_seq: int
     writer = Writer([LogbookSink(path, meta)], first_seq=first_seq, max_queue=settings.queue_size,
                     max_backlog_bytes=settings.max_backlog_bytes, label=meta["id"],
                     heartbeat_interval=heartbeat_interval(), on_written=written if shippers else None)
-    return Run(run_id=meta["id"], name=meta["name"], project=meta["project"], path=path, writer=writer,
-               next_step=next_step, params=params, summary=meta.get("summary"), shippers=shippers,
-               backends=backends, system_interval=settings.system_interval)
+    return kind(run_id=meta["id"], name=meta["name"], project=meta["project"], path=path, writer=writer,
+                next_step=next_step, params=params, summary=meta.get("summary"), shippers=shippers,
+                backends=backends, system_interval=settings.system_interval,
+                system_prefix=system_prefix(placement) if placement is not None else metric_keys.SYSTEM)

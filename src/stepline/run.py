@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from stepline import events, lifecycle
+from stepline import events, lifecycle, metric_keys
 from stepline.channel import RunChannel
 from stepline.config import remote_finish_timeout
 from stepline.errors import InvalidValueError, warn
@@ -63,6 +63,7 @@ class Run:
         shippers: Sequence[ShipperThread] = (),
         backends: Sequence[Backend] = (),
         system_interval: float | None = None,
+        system_prefix: str = metric_keys.SYSTEM,
     ) -> None:
         self.id = run_id
         self.name = name
@@ -72,7 +73,7 @@ class Run:
         self._writer = writer
         self._shippers = list(shippers)
         self.backends: tuple[Backend, ...] = tuple(backends)  # the remote backends init was given
-        self._items: Any = writer.items if writer is not None else _DiscardQueue()
+        self._items: Any = writer.items if writer is not None else DiscardQueue()
         self._max_queue = writer.max_queue if writer is not None else 1 << 62
         self._next_step = next_step
         self._warned: set[Any] = set()
@@ -84,6 +85,7 @@ class Run:
         self.logs = Logs(channel)
         self.files = Files(channel)
         self.system_interval = system_interval  # seconds between samples of the machine's figures; None: none
+        self._system_prefix = system_prefix  # system/, or system/node.<N>/ in a job over several nodes
         self._sampler = SystemSampler(self._record_system, system_interval, label=run_id) \
             if system_interval is not None and writer is not None else None
         _RUNS.add(self)
@@ -161,7 +163,14 @@ class Run:
     def _record_system(self, figures: dict[str, float]) -> None:
         """Queue a sample of the machine's figures (on the sampler's thread): at the run's current step, which it
         does not move, so that the training's own steps are as they would be without it."""
-        self._items.append((METRICS_TAG, _time(), max(self._next_step - 1, 0), None, figures))
+        self._items.append((METRICS_TAG, _time(), max(self._next_step - 1, 0), None, self._placed(figures)))
+
+    def _placed(self, figures: dict[str, float]) -> dict[str, float]:
+        """The figures under this machine's prefix (``system/node.3/cpu.percent`` on node 3 of a job)."""
+        if self._system_prefix == metric_keys.SYSTEM:
+            return figures
+        cut = len(metric_keys.SYSTEM)
+        return {self._system_prefix + key[cut:]: value for key, value in figures.items()}
 
     def _coerce(self, values: dict[Any, Any]) -> tuple[dict[str, Any], str, dict[str, list[Media]] | None]:
         clean: dict[str, Any] = {}
@@ -302,7 +311,7 @@ class Run:
 
     def _detach_after_fork(self) -> None:
         """In a forked child the writer thread does not exist: drop records instead of queueing for ever."""
-        self._items = _DiscardQueue()
+        self._items = DiscardQueue()
         self._writer = None
         self._sampler = None  # its thread is not in the child either
 
@@ -340,7 +349,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_detach_all_after_fork)
 
 
-class _DiscardQueue:
+class DiscardQueue:
     """Stands in for the queue of a run that records nothing (disabled, another rank, a forked child)."""
 
     __slots__ = ()
@@ -365,13 +374,3 @@ class _ClosedQueue:
 
     def __len__(self) -> int:
         return 0
-
-
-class DisabledRun(Run):
-    """What ``init`` returns when ``STEPLINE_MODE=disabled`` or on a rank other than zero: every call is a no-op.
-
-        run = stepline.init(mode="disabled"); run.log({"loss": 1.0})   # records nothing
-    """
-
-    def log(self, metrics: Mapping[str, Any], step: int | None = None, *, epoch: float | None = None) -> None:
-        pass

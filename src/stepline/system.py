@@ -8,18 +8,6 @@ import socket
 import sys
 from pathlib import Path
 
-# Variables that launchers (torchrun, SLURM, MPI) set to the process's global rank, in order of trust.
-RANK_VARIABLES = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "JSM_NAMESPACE_RANK", "LOCAL_RANK")
-
-
-def process_rank() -> int:
-    """This process's rank in a distributed job, 0 when it is not part of one."""
-    for name in RANK_VARIABLES:
-        value = os.environ.get(name)
-        if value is not None and value.strip().lstrip("-").isdigit():
-            return int(value)
-    return 0
-
 
 def describe_process() -> dict[str, object]:
     return {

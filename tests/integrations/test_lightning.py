@@ -207,3 +207,32 @@ def test_images_tables_and_text_logged_as_with_lightning_s_wandb_logger(logdir):
 
     assert [json.loads(r["items"][0]["path"].read_text())["rows"] for r in notes] == [[["epoch 0"]], [["epoch 1"]]]
     assert np.isfinite(view.series("train/loss").values).all()
+
+
+def test_a_job_over_two_nodes_is_one_run_with_both_machines(tmp_path, logdir):
+    """torchrun on two "nodes" (two agents on loopback, a process each), Lightning's DDP over both: rank zero's
+    logger records the training, node 1's logger records its machine into the same run."""
+    from tests.conftest import torchrun_two_nodes
+
+    script = tmp_path / "train_nodes.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(REPO)!r})
+        import lightning.pytorch as pl
+        from stepline.integrations.lightning import SteplineLogger
+        from tests.integrations.lightning_models import loader, module_class
+
+        if __name__ == "__main__":
+            trainer = pl.Trainer(accelerator="cpu", devices=1, num_nodes=2, strategy="ddp", max_epochs=2,
+                                 log_every_n_steps=1, enable_progress_bar=False, enable_model_summary=False,
+                                 logger=SteplineLogger(project="nodes", dir={str(logdir)!r}))
+            trainer.fit(module_class()(), loader(64), loader(16, seed=1))
+    """))
+    ended = torchrun_two_nodes(script, "lightning-job", cwd=tmp_path,
+                               env={"STEPLINE_SYSTEM_METRICS": "1", "STEPLINE_SYSTEM_INTERVAL": "0.1"})
+    assert all(code == 0 for code, _, _ in ended), [err[-3000:] for _, _, err in ended]
+    [view] = Logbook(logdir).runs("nodes")
+    loss = view.series("train/loss")  # 64 samples over 2 processes, batches of 8: 4 steps an epoch, 2 epochs
+    assert view.status == "finished" and len(loss) == 8 and loss.steps == sorted(set(loss.steps))
+    assert view.series("system/node.1/memory.process_rss_mb").values
+    assert view.series("system/node.0/memory.process_rss_mb").values

@@ -188,9 +188,8 @@ def test_given_run_is_used_and_left_open(tmp_path, logdir):
     assert view.series("train/loss").steps == [1, 2] and not math.isnan(view.series("after/custom").values[0])
 
 
-def test_two_process_ddp_gives_one_run_and_no_duplicate_points(tmp_path, logdir):
-    import subprocess
-    import sys
+def ddp_script(tmp_path, logdir, project: str):
+    """A training script that torchrun launches: a Trainer with the callback, over gloo."""
     import textwrap
 
     script = tmp_path / "train.py"
@@ -203,13 +202,21 @@ def test_two_process_ddp_gives_one_run_and_no_duplicate_points(tmp_path, logdir)
 
         args = tiny_args({str(tmp_path / "out")!r}, max_steps=6, ddp_backend="gloo")
         trainer = Trainer(model=tiny_bert(), args=args, train_dataset=SyntheticText(64),
-                          callbacks=[SteplineCallback(project="ddp", dir={str(logdir)!r})])
+                          callbacks=[SteplineCallback(project={project!r}, dir={str(logdir)!r})])
         trainer.train()
         print(f"world size {{trainer.args.world_size}}", flush=True)  # one write, so the ranks do not interleave
         import torch.distributed
         if torch.distributed.is_initialized():  # a clean teardown: gloo's threads can abort a rank at exit
             torch.distributed.destroy_process_group()
     """))
+    return script
+
+
+def test_two_process_ddp_gives_one_run_and_no_duplicate_points(tmp_path, logdir):
+    import subprocess
+    import sys
+
+    script = ddp_script(tmp_path, logdir, "ddp")
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", str(script)],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     # Under load, gloo sometimes aborts a rank in its own teardown after training has ended ("terminate called
@@ -229,3 +236,19 @@ def test_a_run_name_with_a_slash_is_a_label_and_a_bad_project_never_stops_traini
         trainer, callback = train(tmp_path, logdir, SteplineCallback(project="team/vision", dir=logdir), max_steps=2)
     view = Logbook(logdir).run(callback.run.id)
     assert view.project == "team-vision" and view.series("train/loss").steps == [1, 2]
+
+
+def test_a_job_over_two_nodes_is_one_run_with_both_machines(tmp_path, logdir):
+    """torchrun on two "nodes" (two agents on loopback, a process each): rank zero's callback records the
+    training, node 1's records its machine into the same run."""
+    from tests.conftest import torchrun_two_nodes
+
+    script = ddp_script(tmp_path, logdir, "nodes")
+    ended = torchrun_two_nodes(script, "hf-job", cwd=tmp_path,
+                               env={"STEPLINE_SYSTEM_METRICS": "1", "STEPLINE_SYSTEM_INTERVAL": "0.1"})
+    for code, _, err in ended:  # gloo's own teardown may abort a rank after training ended
+        assert code == 0 or "terminate called without an active exception" in err, err[-3000:]
+    [view] = Logbook(logdir).runs("nodes")
+    assert view.status == "finished" and view.series("train/loss").steps == [1, 2, 3, 4, 5, 6]
+    assert view.series("system/node.1/memory.process_rss_mb").values and view.nodes()[0].status == "finished"
+    assert view.series("system/node.0/memory.process_rss_mb").values

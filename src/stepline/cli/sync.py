@@ -21,10 +21,14 @@ def run(args: argparse.Namespace) -> int:
                           "or a peer such as trackio+http://host:port")
     backend, url = remotes[0], remotes[0].url
     book = Logbook(args.dir)
+    # A job over several nodes: each node's part goes where its run goes, a stepline server (a node's own
+    # logbook may hold its part only).
     if args.all:
-        views = book.runs(args.project)
+        views = book.runs(args.project, node_parts=backend.takes_node_parts)
     elif args.runs:
         views = [book.run(name, project=args.project) for name in args.runs]
+        if backend.takes_node_parts:
+            views = [part for view in views for part in (view, *view.nodes())]
     else:
         raise ConfigError("name the runs to send (ids or names), or pass --all")
     failed = 0

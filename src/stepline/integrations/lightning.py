@@ -63,6 +63,7 @@ class SteplineLogger(*_bases):  # type: ignore[misc]
         self._tracked = TrackedRun(run, {"project": project, "name": name, "dir": dir, **init_args})
         self._checkpoint_callback: Any = None
         self._copied: dict[str, float] = {}
+        self._tracked.record_node()  # Lightning calls a logger on rank zero only: other nodes start here
 
     # -- where things are --------------------------------------------------------------------
 

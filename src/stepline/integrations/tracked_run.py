@@ -17,6 +17,7 @@ from typing import Any
 import stepline
 from stepline.config import resolve_settings
 from stepline.errors import ConfigError, InvalidNameError, warn
+from stepline.job import job_placement
 from stepline.names import safe_name
 from stepline.run import Run
 
@@ -60,6 +61,13 @@ class TrackedRun:
             self.run = stepline.init(**arguments)
         self.owned = True
         return self.run
+
+    def record_node(self) -> None:
+        """On a node's local rank zero in a job over several nodes (not rank zero's node), open the run that
+        records this machine's figures into the job's run (stepline/job.py); elsewhere, nothing. It ends at
+        :meth:`end`, or with the process."""
+        if self.run is None and job_placement().records_node:
+            self.start()
 
     def record(self, action: Callable[[Run], None]) -> None:
         """Apply ``action`` to the run; after training finished ours (an evaluate() or predict() after fit),

@@ -48,6 +48,8 @@ class SteplineCallback(TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         if not state.is_world_process_zero:
+            if state.is_local_process_zero and self._tracked.run is None:
+                self._start(args, state)  # another node's: it records that machine's figures (stepline/job.py)
             return
         # In a hyperparameter search every train() is a trial, and every trial is a run of its own.
         if self._tracked.run is None or state.trial_params is not None:
@@ -77,7 +79,10 @@ class SteplineCallback(TrainerCallback):
             self._add_checkpoint(Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if not state.is_world_process_zero or self._tracked.run is None:
+        if self._tracked.run is None:
+            return
+        if not state.is_world_process_zero:
+            self._tracked.end()
             return
         if state.best_model_checkpoint:
             self._tracked.run.summary.update(best_model_checkpoint=state.best_model_checkpoint,

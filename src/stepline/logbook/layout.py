@@ -95,11 +95,16 @@ def is_temporary(name: str) -> bool:
     return name.startswith(".") and name.endswith(".tmp")
 
 
-def create_run_dir(root: Path, project: str) -> tuple[str, Path]:
-    """Make a new, empty run folder with a fresh id; safe when several processes share the root."""
+def create_run_dir(root: Path, project: str, run_id: str | None = None) -> tuple[str, Path]:
+    """Make a new, empty run folder with a fresh id (or ``run_id``: a job's run, which its first process makes);
+    safe when several processes share the root."""
     parent = project_dir(root, project)
     try:
         parent.mkdir(parents=True, exist_ok=True)
+        if run_id is not None:
+            path = parent / check_name(run_id, "run id")
+            path.mkdir(exist_ok=True)
+            return run_id, path
         while True:
             run_id = new_run_id()
             path = parent / run_id

@@ -26,6 +26,7 @@ from stepline import events
 from stepline.config import heartbeat_timeout as configured_heartbeat_timeout
 from stepline.config import logbook_root
 from stepline.errors import RunNotFoundError, metric_not_found
+from stepline.job import is_node_part, node_of_key, node_part_ids
 from stepline.logbook import layout
 from stepline.logbook.tail import LineCounts, decode_lines
 from stepline.names import check_project
@@ -103,14 +104,15 @@ class Logbook:
         """The names of the projects that hold at least one run."""
         return [p for p in layout.iter_projects(self.root) if next(layout.iter_run_dirs(self.root, p), None)]
 
-    def runs(self, project: str | None = None) -> list[RunView]:
-        """The runs of ``project`` (or of every project), oldest first."""
+    def runs(self, project: str | None = None, *, node_parts: bool = False) -> list[RunView]:
+        """The runs of ``project`` (or of every project), oldest first. A job over several nodes is one run;
+        ``node_parts=True`` also lists the parts that hold its other nodes' machines (what sync sends)."""
         projects = [check_project(project)] if project is not None else list(layout.iter_projects(self.root))
         views = []
         for name in projects:
             for path in layout.iter_run_dirs(self.root, name):
                 meta = layout.read_meta(path)
-                if meta is not None:
+                if meta is not None and (node_parts or not is_node_part(meta)):  # a part shows as its run
                     views.append(RunView(path, meta, self.heartbeat_timeout))
         views.sort(key=lambda v: (v.started_at or 0.0, v.id))
         return views
@@ -206,12 +208,29 @@ class RunView:
         return rows
 
     def metric_keys(self) -> list[str]:
-        """Every metric key the run logged, in first-seen order."""
-        return list(self.index().columns)
+        """Every metric key the run logged, in first-seen order (the other nodes' machine figures last)."""
+        keys = list(self.index().columns)
+        for part in self.nodes():
+            keys.extend(part.metric_keys())
+        return keys
 
     def summaries(self) -> dict[str, MetricSummary]:
         """Per metric: its point count, NaN count, last value and its extremes, with their steps."""
-        return self.index().summaries()
+        found = self.index().summaries()
+        for part in self.nodes():
+            found.update(part.summaries())
+        return found
+
+    def nodes(self) -> list[RunView]:
+        """For a run of a job over several nodes, the parts that hold the other nodes' machine figures
+        (``system/node.<N>/...``; :meth:`series` and :meth:`metric_keys` read them as the run's own)."""
+        found = []
+        for part_id in node_part_ids(self.meta):
+            path = self.path.parent / part_id
+            meta = layout.read_meta(path)
+            if meta is not None:
+                found.append(RunView(path, meta, self._heartbeat_timeout))
+        return found
 
     def metric_records(self) -> int:
         """How many ``run.log`` calls (metrics records) the run holds."""
@@ -222,6 +241,11 @@ class RunView:
         :class:`MetricNotFoundError`, which names the closest keys it has."""
         from stepline.logbook.index import TornIndexError
 
+        node = node_of_key(key)
+        if node:
+            part = next((part for part in self.nodes() if part.meta.get("node") == node), None)
+            if part is not None:
+                return part.series(key)
         index = self.index()
         column = index.columns.get(key)
         if column is None:

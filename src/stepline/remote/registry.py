@@ -41,6 +41,7 @@ class Backend:
     url: str
     token: str | None = field(repr=False)
     new_transport: Callable[[], Transport] = field(repr=False, compare=False)
+    takes_node_parts: bool = False  # a stepline server: it shows a multi-node job's parts as one run
 
 
 def resolve_backends(backend: str | Sequence[str] | None, token: str | None = None) -> list[Backend]:
@@ -61,7 +62,7 @@ def backend_for(url: object, token: str | None = None) -> Backend:
             rest = url[len(prefix):]
             if url.startswith(prefix) and rest.startswith(("http://", "https://")):
                 module = importlib.import_module(module_name)
-                return Backend(url, token, module.transport_maker(url, token))
+                return Backend(url, token, module.transport_maker(url, token), takes_node_parts=not prefix)
     raise ConfigError(f"backend {url!r} is not one stepline knows: use {LOCAL!r} (the embedded logbook), "
                       f"{', '.join(_forms())}")
 

@@ -19,7 +19,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from stepline.errors import metric_not_found
 from stepline.names import check_relative_path
 from stepline.params import flatten
-from stepline.server import answers
+from stepline.server import answers, node_parts
 from stepline.server.downsample import MIN_POINTS
 from stepline.server.responses import json_response, number_list
 from stepline.server.stores.base import Axis, SeriesPoints, Store
@@ -52,7 +52,7 @@ def runs(request: Request, project: str) -> Response:
 @router.get("/projects/{project}/runs/{run_id}", summary="One run: metadata, params, summary, metric summaries",
             responses=answers.documented(answers.RunDetail))
 def run(request: Request, project: str, run_id: str) -> Response:
-    found = _store(request).run(project, run_id)
+    found = node_parts.run(_store(request), project, run_id)
     meta = found["meta"]
     return json_response({**found, "summary": meta.get("summary") or {}, "error": meta.get("error")})
 
@@ -60,7 +60,7 @@ def run(request: Request, project: str, run_id: str) -> Response:
 @router.get("/projects/{project}/runs/{run_id}/metrics", summary="A run's metric keys",
             responses=answers.documented(answers.MetricKeys))
 def metric_keys(request: Request, project: str, run_id: str) -> Response:
-    return json_response({"keys": _store(request).metric_keys(project, run_id)})
+    return json_response({"keys": node_parts.metric_keys(_store(request), project, run_id)})
 
 
 @router.get("/projects/{project}/runs/{run_id}/series", summary="Points of some metrics, downsampled on request",
@@ -76,9 +76,9 @@ def series(
     after: int = Query(0, ge=0, le=MAX_POSITION, description="only points after this many (a live page's cursor)"),
 ) -> Response:
     store = _store(request)
-    found = store.series(project, run_id, _keys(keys), x, None if raw else points, after)
+    found = node_parts.series(store, project, run_id, _keys(keys), x, None if raw else points, after)
     if any(not s.count for s in found):  # an empty series: of a key the run has, or a misspelled one?
-        known = store.metric_keys(project, run_id)
+        known = node_parts.metric_keys(store, project, run_id)
         for missing in (s.key for s in found if not s.count and s.key not in known):
             raise metric_not_found(missing, known, f"run {run_id}")
     return json_response({"run": run_id, "series": [_series_json(s) for s in found]})
@@ -138,7 +138,7 @@ def media_file(request: Request, project: str, run_id: str, name: str) -> Respon
 @router.delete("/projects/{project}/runs/{run_id}", summary="Delete a run (force=true for a running one)",
                responses=answers.documented(answers.Deleted))
 def delete_run(request: Request, project: str, run_id: str, force: bool = False) -> Response:
-    _store(request).delete_run(project, run_id, force=force)
+    node_parts.delete_run(_store(request), project, run_id, force)
     return json_response({"deleted": run_id})
 
 
@@ -155,11 +155,11 @@ def compare(request: Request, project: str, runs: str = Query(..., description="
             keys: str | None = None, x: Axis = "step",
             points: int = Query(1000, ge=MIN_POINTS, le=MAX_POINTS)) -> Response:
     store = _store(request)
-    found = [store.run(project, run_id) for run_id in _keys(runs)]
+    found = [node_parts.run(store, project, run_id) for run_id in _keys(runs)]
     wanted = _keys(keys) if keys else sorted({key for run in found for key in run["metrics"]})
     for run in found:
         present = [key for key in wanted if key in run["metrics"]]
-        run["series"] = [_series_json(s) for s in store.series(project, run["id"], present, x, points, 0)]
+        run["series"] = [_series_json(s) for s in node_parts.series(store, project, run["id"], present, x, points, 0)]
         del run["meta"]
     return json_response({"runs": found, "params_diff": params_diff([run["params"] for run in found])})
 

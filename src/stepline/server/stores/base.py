@@ -123,11 +123,16 @@ class Store(Protocol):
     def has_project(self, project: str) -> bool: ...
 
     def runs(self, project: str) -> list[dict[str, Any]]:
-        """Every run of ``project`` as an overview, oldest first."""
+        """Every run of ``project`` as an overview, oldest first; a node's part of a run (server/node_parts.py)
+        is not one of them."""
         ...
 
     def run(self, project: str, run_id: str) -> dict[str, Any]:
         """One run's overview with its whole ``meta``; raises RunNotFoundError."""
+        ...
+
+    def meta(self, project: str, run_id: str) -> dict[str, Any]:
+        """One run's metadata, without its overview's summaries; raises RunNotFoundError."""
         ...
 
     def runs_named(self, project: str, name: str) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from stepline import events
 from stepline.config import heartbeat_timeout as configured_heartbeat_timeout
 from stepline.config import logbook_root, server_cache_bytes
 from stepline.errors import ConflictError, RunNotFoundError
+from stepline.job import is_node_part
 from stepline.logbook import layout
 from stepline.logbook.columns import epochs_or_nan
 from stepline.logbook.index import TornIndexError
@@ -95,13 +96,16 @@ class LogbookStore:
         overviews = []
         for path in layout.iter_run_dirs(self.root, project):
             cache = self._refreshed(path)
-            if cache is not None and cache.meta:
+            if cache is not None and cache.meta and not is_node_part(cache.meta):  # parts show as their run
                 overviews.append(self._overview(cache))
         return oldest_first(overviews)
 
     def run(self, project: str, run_id: str) -> dict[str, Any]:
         cache = self._run_cache(project, run_id)
         return {**self._overview(cache), "meta": dict(cache.meta)}
+
+    def meta(self, project: str, run_id: str) -> dict[str, Any]:
+        return dict(self._run_cache(project, run_id).meta)
 
     def runs_named(self, project: str, name: str) -> list[dict[str, Any]]:
         check_project(project)

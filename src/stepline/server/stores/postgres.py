@@ -73,7 +73,7 @@ class PostgresStore:
         with self.pool.connection() as db:
             rows = db.execute(f"""
                 SELECT p.name, count(r.pk), coalesce(max({LAST_ACTIVITY}), p.created_at)
-                FROM projects p LEFT JOIN runs r ON r.project = p.name
+                FROM projects p LEFT JOIN runs r ON r.project = p.name AND r.meta->>'node_of' IS NULL
                 GROUP BY p.name ORDER BY p.name""").fetchall()
         return [{"name": name, "runs": count, "last_activity": last} for name, count, last in rows]
 
@@ -89,8 +89,8 @@ class PostgresStore:
     def runs(self, project: str) -> list[dict[str, Any]]:
         check_project(project)
         with self.pool.connection() as db:
-            rows = db.execute("SELECT pk, meta, params, metric_records FROM runs r WHERE project = %s",
-                              (project,)).fetchall()
+            rows = db.execute("SELECT pk, meta, params, metric_records FROM runs r WHERE project = %s "
+                              "AND meta->>'node_of' IS NULL", (project,)).fetchall()  # parts show as their run
             metrics = series_summaries(db, [row[0] for row in rows])
         found = [self._overview(meta, params, records, metrics.get(pk, {})) for pk, meta, params, records in rows]
         return oldest_first(found)
@@ -100,6 +100,10 @@ class PostgresStore:
             pk, meta, params, records = self._row(db, project, run_id, "pk, meta, params, metric_records")
             metrics = series_summaries(db, [pk]).get(pk, {})
         return {**self._overview(meta, params, records, metrics), "meta": meta}
+
+    def meta(self, project: str, run_id: str) -> dict[str, Any]:
+        with self.pool.connection() as db:
+            return dict(self._row(db, project, run_id, "meta")[0])
 
     def runs_named(self, project: str, name: str) -> list[dict[str, Any]]:
         check_project(project)
