@@ -72,7 +72,9 @@ def test_histograms_tables_text_and_audio_over_steps(logdir):
     run = stepline.init(project="p", dir=logdir)
     for step in range(3):
         run.log({"weights": stepline.Histogram(np.arange(100) * (step + 1), bins=4)}, step=step)
-    run.log({"given": stepline.Histogram(counts=[1, 2], edges=[0.0, 0.5, 1.0])}, step=3)
+    run.log({"given": stepline.Histogram(counts=[1, 2], edges=[0.0, 0.5, 1.0]),
+             "numpy's": stepline.Histogram(np.histogram([0.1, 0.7, 0.9], bins=2, range=(0, 1))),
+             "two values": stepline.Histogram((0.5, 0.75), bins=1)}, step=3)
     frame = pd.DataFrame({"id": [1, 2], "label": ["cat", None], "score": [0.5, math.nan]})
     run.log({"rows": stepline.Table(rows=[[1, "a"], (2, np.int64(3))], columns=["x", "y"]),
              "frame": stepline.Table(frame), "note": stepline.Text("héllo\nworld"),
@@ -86,6 +88,8 @@ def test_histograms_tables_text_and_audio_over_steps(logdir):
     assert [r["step"] for r in weights] == [0, 1, 2]
     assert weights[2]["items"][0]["counts"] == [25, 25, 25, 25] and weights[2]["items"][0]["edges"][-1] == 297
     assert view.media("given")[0]["items"][0] == {"counts": [1.0, 2.0], "edges": [0.0, 0.5, 1.0]}
+    assert view.media("numpy's")[0]["items"][0] == {"counts": [1.0, 2.0], "edges": [0.0, 0.5, 1.0]}
+    assert view.media("two values")[0]["items"][0]["counts"] == [2]  # a pair of values is not (counts, edges)
     [rows] = view.media("rows")[0]["items"]
     assert json.loads(rows["path"].read_text()) == {"columns": ["x", "y"], "rows": [[1, "a"], [2, 3]]}
     [frame_item] = view.media("frame")[0]["items"]

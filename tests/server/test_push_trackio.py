@@ -25,6 +25,7 @@ TOKEN = "trackio-test-token"
 
 class TrackioServer:
     def __init__(self, folder, port=None):
+        self.folder = folder
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         trackio = shutil.which("trackio") or os.path.join(os.path.dirname(sys.executable), "trackio")
@@ -106,6 +107,44 @@ def test_the_machine_s_figures_land_in_trackio_s_system_metrics(trackio_server, 
     assert not stepped  # not among the stepped metrics
 
 
+def test_media_land_as_trackio_s_own_and_its_server_serves_the_files(trackio_server, logdir):
+    import numpy as np
+
+    peer = trackio_server()
+    run = stepline.init(project="tp", name="media", dir=logdir, backend=f"trackio+{peer.url}?write_token={TOKEN}")
+    red, blue = np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)
+    red[..., 0], blue[..., 2] = 255, 255
+    run.log({"loss": 1.0, "sample": stepline.Image(red, caption="red")}, step=1)
+    run.log({"sample": [stepline.Image(blue), stepline.Image(red)],
+             "weights": stepline.Histogram(([1, 2, 1], [0.0, 1.0, 2.0, 3.0])),
+             "preds": stepline.Table([[1, "cat"], [2, "dog"]], columns=["id", "label"]),
+             "note": stepline.Text("**bold**"), "clip": stepline.Audio(np.zeros(800, np.float32), 8000)}, step=2)
+    assert run.finish(timeout=30)
+
+    deadline = time.time() + 20
+    while len(logs := peer.call("get_logs", project="tp", run="media") or []) < 6:
+        assert time.time() < deadline, logs
+        time.sleep(0.2)
+    values = [(entry["step"], key, value) for entry in logs for key, value in entry.items()
+              if isinstance(value, dict) and "_type" in value]
+    images = [(step, v) for step, key, v in values if key == "sample"]
+    assert [(step, v["_type"], v["caption"]) for step, v in images] == [
+        (1, "trackio.image", "red"), (2, "trackio.image", None), (2, "trackio.image", None)]
+    for _, image in images:  # each file is where the point says, served by Trackio's /file
+        served = requests.get(f"{peer.url}/file", params={"path": str(peer.folder / "media" / image["file_path"])},
+                              timeout=10)
+        assert served.status_code == 200 and served.content.startswith(b"\x89PNG")
+    by_key = {key: v for _, key, v in values if key != "sample"}
+    assert by_key["weights"] == {"_type": "trackio.histogram", "bins": [0.0, 1.0, 2.0, 3.0], "values": [1, 2, 1]}
+    assert by_key["preds"] == {"_type": "trackio.table",
+                               "_value": [{"id": 1, "label": "cat"}, {"id": 2, "label": "dog"}]}
+    assert by_key["note"] == {"_type": "trackio.markdown", "_value": "**bold**"}
+    assert by_key["clip"]["_type"] == "trackio.audio"
+    clip = requests.get(f"{peer.url}/file", params={"path": str(peer.folder / "media" / by_key["clip"]["file_path"])},
+                        timeout=10)
+    assert clip.status_code == 200 and clip.content.startswith(b"RIFF")
+
+
 def test_a_trackio_server_stopped_mid_run_costs_nothing_once_back(trackio_server, logdir):
     peer = trackio_server()
     writer = start_python(f"""
@@ -152,6 +191,22 @@ def test_a_trainer_run_pushed_to_stepline_s_own_trackio_routes(server, tmp_path,
     assert view.series("train/loss").steps == local.series("train/loss").steps == [1, 2, 3, 4, 5, 6]
     assert view.series("train/loss").values == local.series("train/loss").values
     assert view.params()["training_args"]["max_steps"] == 6
+
+
+def test_media_to_stepline_s_own_trackio_routes_never_stop_the_points(server, tmp_path, logdir):
+    """stepline's Trackio routes stage no files and keep numbers only: images stay local (said once), and every
+    point still lands."""
+    import numpy as np
+
+    process = server(root=tmp_path / "server-logbook")
+    run = stepline.init(project="tm", name="m", dir=logdir, backend=f"trackio+{process.url}")
+    with pytest.warns(stepline.SteplineWarning, match="takes no file uploads"):
+        for step in range(3):
+            run.log({"loss": float(step), "sample": stepline.Image(np.zeros((4, 4), np.uint8)),
+                     "weights": stepline.Histogram([1.0, 2.0])}, step=step)
+        assert run.finish(timeout=30)
+    [view] = Logbook(tmp_path / "server-logbook").runs("tm")
+    assert view.series("loss").steps == [0, 1, 2] and view.metric_keys() == ["loss"]
 
 
 def test_a_bad_peer_url_is_a_clear_error(logdir):

@@ -71,12 +71,15 @@ class Image(Media):
 
 
 class Histogram(Media):
-    """A distribution: values (array, tensor, list), or ``counts=`` with ``edges=`` (one more edge than counts).
-    ``stepline.Histogram(layer.weight, bins=64)``."""
+    """A distribution: values (array, tensor, list), or counts with edges (one more edge than counts), as a
+    ``(counts, edges)`` pair (what ``numpy.histogram`` returns) or ``counts=`` and ``edges=``.
+    ``stepline.Histogram(layer.weight, bins=64)``, ``stepline.Histogram(np.histogram(x))``."""
 
     kind = "histogram"
 
     def __init__(self, values: Any = None, *, bins: int = 64, counts: Any = None, edges: Any = None) -> None:
+        if counts is None and edges is None and _is_counts_and_edges(values):
+            (counts, edges), values = values, None
         self.values, self.bins, self.counts, self.edges = values, bins, counts, edges
 
     def taken(self, key: str) -> dict[str, Any]:
@@ -216,3 +219,11 @@ def _cell(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
+
+
+def _is_counts_and_edges(values: Any) -> bool:
+    """Whether ``values`` is a (counts, edges) pair rather than two values: two sequences, one edge more."""
+    if not (isinstance(values, tuple) and len(values) == 2):
+        return False
+    counts, edges = values
+    return hasattr(counts, "__len__") and hasattr(edges, "__len__") and len(edges) == len(counts) + 1

@@ -5,7 +5,9 @@
 
 Each point carries ``log_id = stepline-<run id>-<seq>``, which Trackio stores once: a batch sent again
 after a lost answer, or a whole run sent again after either side restarted, doubles nothing. Trackio keeps
-one config per run (the params as they stand at the first point), no logs, no files and no status.
+one config per run (the params as they stand at the first point), no logs, no files and no status. Media go
+as Trackio's client sends its own (remote/trackio_media.py): images and audio staged and uploaded, the rest
+inline.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import copy
 import os
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -24,6 +27,7 @@ from stepline.errors import ConfigError
 from stepline.metric_keys import SYSTEM
 from stepline.params import apply_operation
 from stepline.remote.client import RemoteRejected, WarnOnce, json_body, other_server_hint, reachable_response
+from stepline.remote.trackio_media import FILE_TYPES, file_value, inline_value
 
 SCHEME = "trackio+"
 FORM = "trackio+http://host:port (?write_token=T, or $TRACKIO_WRITE_TOKEN)"
@@ -58,6 +62,8 @@ class TrackioTransport:
         if write_token:
             self.session.headers["X-Trackio-Write-Token"] = write_token
         self._params: dict[str, Any] = {}
+        self._media_files: dict[str, Path] = {}
+        self._takes_files = True
         self._once = WarnOnce(url)
 
     def open_run(self, project: str, run_id: str, meta: dict[str, Any]) -> dict[str, Any]:
@@ -66,10 +72,14 @@ class TrackioTransport:
         return {"max_seq": {}, "files": {}}
 
     def send_events(self, project: str, run_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
-        logs, system = [], []
+        logs: list[dict[str, Any]] = []
+        system: list[dict[str, Any]] = []
+        uploads: list[dict[str, Any]] = []
         for record in records:
             kind = record["type"]
-            if kind == events.PARAMS:
+            if kind == events.MEDIA:
+                logs.extend(self._media_logs(project, run_id, record, uploads))
+            elif kind == events.PARAMS:
                 apply_operation(self._params, record)
             elif kind == events.METRICS:
                 # Trackio's client writes NaN and infinities as "NaN", "Infinity": so does the logbook.
@@ -87,6 +97,8 @@ class TrackioTransport:
                                    "log_id": log_id + "-system"})
             else:
                 self._lost(kind, "Trackio keeps no log lines")
+        if uploads:  # the files first, so no point names a file the server lacks
+            self._post("bulk_upload_media", {"uploads": uploads, "hf_token": None})
         if logs:
             self._post("bulk_log", {"logs": logs, "hf_token": None})
         if system:
@@ -96,6 +108,51 @@ class TrackioTransport:
     def upload(self, project: str, run_id: str, relative: str, path: Any) -> dict[str, Any]:
         self._lost("file", "Trackio keeps no files")
         return {}
+
+    def upload_media(self, project: str, run_id: str, name: str, path: Path) -> dict[str, Any]:
+        """Where a media file is: it goes up with its record (send_events), as Trackio's client sends its own."""
+        self._media_files[name] = path
+        return {}
+
+    def _media_logs(self, project: str, run_id: str, record: dict[str, Any],
+                    uploads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A media record as Trackio's points, one per item (its pages show one value per point); the files of
+        images and audio are uploaded now and added to ``uploads``, for bulk_upload_media."""
+        kind, step, logs = record["kind"], record["step"], []
+        for number, item in enumerate(record["items"]):
+            path = self._media_files.get(str(item.get("file", "")).rsplit("/", 1)[-1])
+            if kind in FILE_TYPES:
+                if path is None or not path.is_file() or not self._takes_files:
+                    continue
+                staged = self._stage(path)
+                if staged is None:
+                    continue
+                uploads.append({"project": project, "run": self._name, "run_id": None, "step": step,
+                                "relative_path": None, "uploaded_file": staged})
+                value = file_value(kind, project, self._name, step, path.name, item.get("caption"))
+            else:
+                inline = inline_value(kind, item, path.read_bytes() if path is not None and path.is_file() else None)
+                if inline is None:
+                    continue
+                value = inline
+            log_id = f"stepline-{run_id}-{record['seq']}" + (f"-{number}" if number else "")
+            logs.append({"project": project, "run": self._name, "run_id": None, "metrics": {record["key"]: value},
+                         "step": step, "config": copy.deepcopy(self._params) or None, "log_id": log_id})
+        return logs
+
+    def _stage(self, path: Path) -> dict[str, Any] | None:
+        """Upload a file to the server's staging area (its /api/upload, as Trackio's client does): the FileData
+        that bulk_upload_media takes; None (said once) from a server that stages no files."""
+        with path.open("rb") as handle:
+            response = reachable_response(self.session, "POST", f"{self.url}/api/upload", self.url, self.timeout,
+                                          files={"files": (path.name, handle)})
+        paths = json_body(response, "paths").get("paths") if response.status_code < 400 else None
+        if not isinstance(paths, list) or not paths:
+            self._takes_files = False
+            self._once("upload", f"{self.url} takes no file uploads ({response.status_code}): images and audio stay "
+                                 "in the local logbook; histograms, tables and text are sent")
+            return None
+        return {"path": paths[0], "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
 
     def _lost(self, kind: str, why: str) -> None:
         self._once(kind, f"{why}; the run's {kind} records stay in the local logbook only")
