@@ -160,3 +160,40 @@ def test_every_backend_against_keras_own_history(logdir, backend):
     assert lr.values == pytest.approx([0.05 * 0.5 ** (step / 4) for step in lr.steps])
     if "learning_rate" in history:  # Keras adds it to History for a scheduled rate on some versions
         assert [v for s, v in zip(lr.steps, lr.values) if s % 6 == 0][-3:] == pytest.approx(history["learning_rate"])
+
+
+def test_predictions_on_a_fixed_batch_are_logged_as_images_every_n_epochs(logdir):
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(32, 8, 8, 1)).astype("float32")  # normalised inputs: shown stretched to [0, 1]
+    labels = rng.integers(0, 3, size=32)
+    keras.utils.set_random_seed(0)
+    classifier = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3, "softmax")])
+    classifier.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    callback = SteplineCallback(project="keras", dir=logdir, predictions_of=(images[:4], labels[:4]),
+                                predictions_every=2)
+    classifier.fit(images, labels, batch_size=8, epochs=4, verbose=0, callbacks=[callback])
+    view = Logbook(logdir).run(callback.run.id)
+    records = view.media("eval/predictions")
+    assert [r["step"] for r in records] == [8, 16]  # epochs 2 and 4, at the batches seen
+    expected = classifier.predict(images[:4], verbose=0).argmax(axis=1)
+    items = records[-1]["items"]
+    assert [(i["width"], i["height"]) for i in items] == [(8, 8)] * 4
+    assert [i["caption"].split(" (")[0] for i in items] == [f"predicted {p}" for p in expected]
+    assert [i["caption"].rsplit(" ", 1)[1] for i in items] == [str(t) for t in labels[:4]]
+    assert view.series("train/loss").steps == [4, 8, 12, 16]  # the metrics are as without it
+
+    keras.utils.set_random_seed(0)  # a model that outputs images: its outputs are the gallery
+    autoencoder = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(3, 3, padding="same")])
+    autoencoder.compile(optimizer="sgd", loss="mse")
+    colour = rng.uniform(size=(8, 8, 8, 3)).astype("float32")
+    callback = SteplineCallback(project="keras", dir=logdir, predictions_of=colour[:2])
+    autoencoder.fit(colour, colour, epochs=1, verbose=0, callbacks=[callback])
+    [record] = Logbook(logdir).run(callback.run.id).media("eval/predictions")
+    assert [i["caption"] for i in record["items"]] == ["sample 0", "sample 1"]
+
+
+def test_predictions_of_something_that_is_not_images_is_a_clear_error():
+    with pytest.raises(stepline.ConfigError, match=r"predictions_of must be a batch of images.*\(8, 4\)"):
+        SteplineCallback(project="x", predictions_of=np.zeros((8, 4)))
+    with pytest.raises(stepline.ConfigError, match="predictions_every"):
+        SteplineCallback(project="x", predictions_of=np.zeros((2, 8, 8)), predictions_every=0)

@@ -16,6 +16,7 @@ from typing import Any
 import keras
 
 from stepline.errors import ConfigError
+from stepline.integrations.keras_predictions import PREDICTIONS_KEY, PredictionImages
 from stepline.integrations.tracked_run import TrackedRun
 from stepline.metric_keys import metric_key
 from stepline.run import Run
@@ -26,13 +27,21 @@ class SteplineCallback(keras.callbacks.Callback):
 
     ``log_every="epoch"`` (the default) logs at each epoch's end and adds no batch hook; ``log_every=N``
     also logs every N batches the running averages Keras reports, as ``train/<name>_running_mean``.
+    ``predictions_of=(x_val[:8], y_val[:8])`` (a fixed batch of images, targets optional) logs the model's
+    predictions on it every ``predictions_every`` epochs as the gallery ``eval/predictions``: each input with
+    its predicted class (and the true one) as caption, or the predicted image for a model that outputs images.
     Give ``run=`` to log into your own run (you finish it), or the arguments of :func:`stepline.init`.
     """
 
-    def __init__(self, run: Run | None = None, *, log_every: str | int = "epoch", **init_args: Any) -> None:
+    def __init__(self, run: Run | None = None, *, log_every: str | int = "epoch", predictions_of: Any = None,
+                 predictions_every: int = 1, **init_args: Any) -> None:
         super().__init__()
         if log_every != "epoch" and not (isinstance(log_every, int) and log_every > 0):
             raise ConfigError(f"log_every={log_every!r} must be 'epoch' or a positive number of batches")
+        if not (isinstance(predictions_every, int) and predictions_every > 0):
+            raise ConfigError(f"predictions_every={predictions_every!r} must be a positive number of epochs")
+        self._predictions = PredictionImages(predictions_of) if predictions_of is not None else None
+        self._predictions_every = predictions_every
         self._tracked = TrackedRun(run, init_args)
         self._log_every = log_every
         self._in_fit = False
@@ -67,6 +76,8 @@ class SteplineCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         values = {metric_key(key): value for key, value in (logs or {}).items()}
         values["train/learning_rate"] = self._learning_rate()
+        if self._predictions is not None and (epoch + 1) % self._predictions_every == 0:
+            values[PREDICTIONS_KEY] = self._predictions.of(self.model)
         self._open_run().log(values, step=self._step(), epoch=epoch + 1)
 
     def _on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
