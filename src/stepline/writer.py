@@ -82,10 +82,14 @@ def _estimated_size(record: dict[str, Any]) -> int:
 
 
 def _size_of(value: Any) -> int:
+    """About how much memory a media payload's value holds: an array's bytes, text's length, a table's rows
+    at 64 bytes each."""
     if hasattr(value, "nbytes"):
         return int(value.nbytes)
-    if isinstance(value, (bytes, str, list)):
-        return len(value) * (1 if not isinstance(value, list) else 64)
+    if isinstance(value, (bytes, str)):
+        return len(value)
+    if isinstance(value, list):
+        return 64 * len(value)
     return 0
 
 

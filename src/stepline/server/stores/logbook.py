@@ -185,8 +185,7 @@ class LogbookStore:
         return resolved.stat().st_size, _chunks(resolved)
 
     def media(self, project: str, run_id: str, key: str | None) -> list[dict[str, Any]]:
-        run_path = self._run_cache(project, run_id).path
-        records = RecordTail(layout.record_path(run_path, events.MEDIA)).read_new() or []
+        records = self._run_cache(project, run_id).media
         return [record for record in records if key is None or record.get("key") == key]
 
     def media_file(self, project: str, run_id: str, name: str) -> Path:

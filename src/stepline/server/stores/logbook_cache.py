@@ -1,5 +1,5 @@
-"""What the server keeps of one run between requests, read incrementally: its metadata, params and logs, and
-its metrics index (stepline/logbook/index.py), each refresh reading only what was written since the last.
+"""What the server keeps of one run between requests, read incrementally: its metadata, params, logs and media
+records, and its metrics index (stepline/logbook/index.py), each refresh reading only what was written since the last.
 
     cache = RunCache(run_path)
     cache.refresh()
@@ -19,11 +19,12 @@ from stepline.params import apply_operation
 
 # What the cache counts for one log line and one metric, beside the rows it holds: estimates, to bound memory.
 _LOG_LINE_BYTES = 400
+_MEDIA_RECORD_BYTES = 1000  # a histogram's counts and edges are most of it
 _METRIC_BYTES = 400
 
 
 class RunCache:
-    """One run's metadata, params, logs and metrics index, kept current by :meth:`refresh`."""
+    """One run's metadata, params, logs, media records and metrics index, kept current by :meth:`refresh`."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -34,9 +35,11 @@ class RunCache:
         self._meta_mtime = -1.0
         self.params: dict[str, Any] = {}
         self.logs: list[dict[str, Any]] = []
+        self.media: list[dict[str, Any]] = []  # a live page asks for those past its cursor every few seconds
         self.index = MetricIndex(self.path)
         self._fresh_index = True
-        self._tails = {kind: RecordTail(layout.record_path(self.path, kind)) for kind in (events.PARAMS, events.LOG)}
+        self._tails = {kind: RecordTail(layout.record_path(self.path, kind))
+                       for kind in (events.PARAMS, events.LOG, events.MEDIA)}
 
     def refresh(self) -> bool:
         """Take in what was written since the last refresh; False when the run's folder is gone."""
@@ -57,8 +60,10 @@ class RunCache:
             for record in records:
                 if kind == events.PARAMS:
                     apply_operation(self.params, record)
-                else:
+                elif kind == events.LOG:
                     self.logs.append(record)
+                else:
+                    self.media.append(record)
         self._refresh_index()
         return True
 
@@ -79,4 +84,5 @@ class RunCache:
         self.index.columns.settle()
         pending = self.index.columns.pending.nbytes + sum(
             column.pending.nbytes for column in self.index.columns.values())
-        return 4096 + len(self.logs) * _LOG_LINE_BYTES + len(self.index.columns) * _METRIC_BYTES + pending
+        return (4096 + len(self.logs) * _LOG_LINE_BYTES + len(self.media) * _MEDIA_RECORD_BYTES
+                + len(self.index.columns) * _METRIC_BYTES + pending)
