@@ -8,6 +8,7 @@ import re
 import shutil
 
 import pytest
+import requests
 
 import stepline
 from tests.conftest import start_python, wait_until
@@ -149,6 +150,20 @@ def test_the_machine_s_figures_are_a_group_of_their_own_plotted_against_time(sto
     page.select_option("select >> nth=0", "epoch")  # the switch moves training's charts, not the machine's
     page.wait_for_selector("figure.chart[data-key='train/loss'][data-axis='epoch']")
     assert page.locator("figure.chart[data-key='system/cpu.percent']").get_attribute("data-axis") == "time"
+
+
+def test_a_job_over_two_nodes_shows_a_group_per_machine(store_server, page, logdir):
+    from tests.test_nodes import launch
+
+    launch(logdir, "job-d")
+    process = store_server()
+    [run] = requests.get(f"{process.url}/api/v1/projects/job/runs", timeout=30).json()["runs"]
+    page.goto(f"{process.url}/#/p/job/r/{run['id']}")
+    page.locator("figure.chart[data-key='system/node.1/memory.process_rss_mb']").wait_for()
+    assert [t.lower() for t in page.locator("section.group h2").all_inner_texts()] == [
+        "train", "system/node.0", "system/node.1"]
+    node1 = page.locator("figure.chart[data-key='system/node.1/memory.process_rss_mb']")
+    assert node1.get_attribute("data-axis") == "time" and int(node1.get_attribute("data-count")) >= 1
 
 
 def test_media_pages_step_through_images_and_show_histograms_tables_text_and_audio(server, page, logdir):

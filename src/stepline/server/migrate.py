@@ -60,7 +60,7 @@ def migrate(source: str | Path, target: Store, progress: Callable[[int, int, int
             ) -> tuple[int, int]:
     """Copy every run of the logbook at ``source`` into ``target``; (records, files) it had to add.
     ``progress(records_done, records_total, runs_done, runs_total)`` is called as batches land."""
-    runs = Logbook(source).runs()
+    runs = Logbook(source).runs(node_parts=True)  # a job's nodes' parts go with it
     sizes = [_lines_total(view.path) for view in runs]  # records per run, counted once
     total = sum(sizes)
     transport = StoreTransport(target)

@@ -191,6 +191,12 @@ function chartOptions(state, axis = state.axis) {
 // The machine's figures (system/...) are sampled on a clock, not at training steps: always against time.
 const SYSTEM = "system/";
 function axisOf(key, state) { return key.startsWith(SYSTEM) ? "time" : state.axis; }
+// A chart group per prefix; in a job over several nodes, a group per machine (system/node.3/...).
+function groupOf(key) {
+  const parts = key.split("/");
+  if (parts.length < 2) return "other";
+  return parts[0] === "system" && parts.length > 2 && parts[1].startsWith("node.") ? `system/${parts[1]}` : parts[0];
+}
 
 function controls(state, redraw) {
   return el("div", { className: "toolbar" },
@@ -235,8 +241,10 @@ async function runPage(project, runId) {
     const keys = Object.keys(state.series);
     if (!keys.length) return fill(charts, el("p", { className: "muted" }, "No metrics logged yet."));
     const groups = {};
-    for (const key of keys) (groups[key.includes("/") ? key.split("/")[0] : "other"] ??= []).push(key);
-    if (groups.system) { const system = groups.system; delete groups.system; groups.system = system; } // last
+    for (const key of keys) (groups[groupOf(key)] ??= []).push(key);
+    for (const name of Object.keys(groups).filter((g) => g === "system" || g.startsWith(SYSTEM))) {
+      const machine = groups[name]; delete groups[name]; groups[name] = machine; // the machines last
+    }
     destroyCharts(charts);
     state.boxes = {};
     const chart = (key) => (state.boxes[key] = metricChart(state.series[key], chartOptions(state, axisOf(key, state))));
