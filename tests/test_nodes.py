@@ -97,6 +97,29 @@ def test_a_restarted_job_continues_its_run_and_another_job_has_its_own(logdir):
                                   for r in runs)
 
 
+def test_a_job_that_resumes_a_run_by_id_brings_its_nodes_into_that_run(logdir):
+    import stepline
+
+    earlier = stepline.init(project="job", name="train", dir=logdir)
+    earlier.log({"train/loss": 2.0})
+    earlier.finish()
+    launch(logdir, "job-4", extra={"STEPLINE_RESUME": earlier.id})
+    [run] = Logbook(logdir).runs("job")
+    assert run.id == earlier.id and run.meta["job"] == "job-4" and run.meta["nodes"] == 2
+    assert run.series("train/loss").steps == list(range(STEPS + 1))
+    assert run.series("system/node.1/memory.process_rss_mb").values
+
+
+def test_a_peer_tracker_gets_rank_zero_s_machine_and_node_1_says_so(logdir):
+    from tests.server.conftest import free_port
+
+    dead = f"mlflow+http://127.0.0.1:{free_port()}"  # nothing listens: rank zero's records wait in the logbook
+    printed = launch(logdir, "job-5", extra={"STEPLINE_REMOTE": dead, "STEPLINE_REMOTE_TIMEOUT": "1"})
+    assert "sent to stepline servers only" in printed[2] and dead in printed[2]
+    [run] = Logbook(logdir).runs("job")
+    assert run.series("system/node.1/memory.process_rss_mb").values  # kept in the logbook all the same
+
+
 def test_without_a_job_id_rank_zero_records_its_machine_and_says_how_to_record_all(logdir):
     printed = launch(logdir, None)
     assert "STEPLINE_JOB_ID" in printed[2]  # node 1's local rank zero says why its machine is missing

@@ -210,9 +210,9 @@ def _continue(view: RunView, settings: Settings, tags: list[str], notes: str | N
                 tags=list(dict.fromkeys([*(meta.get("tags") or []), *tags])))
     if notes is not None:
         meta["notes"] = notes
-    if restarted and placement is not None:  # an elastic job may come back on more nodes
-        known = meta.get("nodes")
-        meta["nodes"] = max(known if isinstance(known, int) else 1, placement.nodes)
+    if job is not None and placement is not None:  # the job's run now: its nodes find it (and more may come)
+        known = meta.get("nodes") if meta.get("job") == job else None
+        meta.update(job=job, nodes=max(known if isinstance(known, int) else 1, placement.nodes))
     layout.write_meta(view.path, meta)
     return _open(settings, meta, view.path, first_seq=max_seq + 1,
                  next_step=0 if max_step is None else max_step + 1, params=view.params(),
@@ -223,7 +223,10 @@ def _open_node_part(settings: Settings, placement: Placement, job: str, backends
     """The part of the job's run that records this node's machine (what ``init`` returns on a node's local rank
     zero): made, or continued when the job restarted. Only a stepline server takes parts: a peer tracker's
     run holds rank zero's machine only."""
-    run_id = node_part_id(job_run_id(job, settings.project, settings.name), placement.node)
+    # resume= names the run on every rank (its id: a node's logbook may not hold the run to look a name up in)
+    main_id = settings.resume if isinstance(settings.resume, str) else job_run_id(job, settings.project,
+                                                                                    settings.name)
+    run_id = node_part_id(main_id, placement.node)
     servers = [b for b in backends if b.takes_node_parts]
     if len(servers) < len(backends):
         warn(f"stepline: node {placement.node}'s machine figures are kept in the logbook and sent to stepline "
@@ -243,7 +246,7 @@ def _open_node_part(settings: Settings, placement: Placement, job: str, backends
         meta = {"format": layout.FORMAT_VERSION, "id": run_id, "name": f"{settings.name or job} node {placement.node}",
                 "project": settings.project, "status": "running", "created_at": now, "started_at": now,
                 "ended_at": None, "heartbeat_at": now, **describe_process(), "job": job, "node": placement.node,
-                "node_of": job_run_id(job, settings.project, settings.name), "stepline_version": __version__}
+                "node_of": main_id, "stepline_version": __version__}
         layout.write_meta(path, meta)
         first_seq, next_step = 1, 0
     return _open(settings, meta, path, first_seq=first_seq, next_step=next_step, params=None, backends=servers,
