@@ -83,6 +83,24 @@ def test_two_nodes_record_one_run_with_each_machine(logdir):
     assert "train/loss" not in part.metric_keys()  # a node records its machine only
 
 
+def test_export_and_show_read_the_run_with_its_nodes(logdir):
+    import csv
+    import io
+
+    launch(logdir, "job-6")
+    [run] = Logbook(logdir).runs("job")
+    cli = [sys.executable, "-m", "stepline.cli.main"]
+    exported = subprocess.run([*cli, "export", run.id, "--dir", str(logdir)], capture_output=True, text=True,
+                              check=True).stdout
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    assert sum(1 for row in rows if row["train/loss"]) == STEPS
+    assert any(row["system/node.1/memory.process_rss_mb"] for row in rows)  # node 1's samples, by time
+    assert [float(row["timestamp"]) for row in rows] == sorted(float(row["timestamp"]) for row in rows)
+    shown = subprocess.run([*cli, "show", f"{run.id}.node1", "--dir", str(logdir)], capture_output=True, text=True,
+                           check=True).stdout
+    assert "system/node.1/memory.process_rss_mb" in shown and "train/loss" not in shown
+
+
 def test_a_restarted_job_continues_its_run_and_another_job_has_its_own(logdir):
     launch(logdir, "job-1")
     launch(logdir, "job-1")  # torchrun restarting the job: the same run id

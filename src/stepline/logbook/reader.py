@@ -14,6 +14,7 @@ reader when a large part was missing (a run from before it, or one whose writer 
 
 from __future__ import annotations
 
+import heapq
 import math
 import os
 import time
@@ -118,12 +119,13 @@ class Logbook:
         return views
 
     def run(self, id_or_name: str, project: str | None = None) -> RunView:
-        """The run with this id, else the latest run with this name; raises :class:`RunNotFoundError`."""
-        runs = self.runs(project)
+        """The run with this id (a node's part too, ``<id>.node1``), else the latest run with this name; raises
+        :class:`RunNotFoundError`."""
+        runs = self.runs(project, node_parts=True)
         for view in runs:
             if view.id == id_or_name:
                 return view
-        named = [view for view in runs if view.name == id_or_name]
+        named = [view for view in runs if view.name == id_or_name and not is_node_part(view.meta)]
         if named:
             return named[-1]
         where = f"project {project!r}" if project is not None else str(self.root)
@@ -193,7 +195,8 @@ class RunView:
         return decode_params(state)
 
     def metrics(self) -> list[dict[str, Any]]:
-        """One dict per log call: ``step``, ``timestamp``, ``epoch`` when it was set, and the values.
+        """One dict per log call: ``step``, ``timestamp``, ``epoch`` when it was set, and the values; the
+        other nodes' samples of their machines (a job over several nodes) among them by time.
 
         A metric itself named ``step``, ``timestamp`` or ``epoch`` is shadowed here; read it with :meth:`series`.
         """
@@ -205,7 +208,11 @@ class RunView:
             if "epoch" in record:
                 row["epoch"] = record["epoch"]
             rows.append(row)
-        return rows
+        parts = [part.metrics() for part in self.nodes()]
+        if not parts:
+            return rows
+        # each list keeps its own order; they are interleaved by time
+        return list(heapq.merge(rows, *parts, key=lambda row: row["timestamp"] or 0.0))
 
     def metric_keys(self) -> list[str]:
         """Every metric key the run logged, in first-seen order (the other nodes' machine figures last)."""
