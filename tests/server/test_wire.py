@@ -47,11 +47,21 @@ def test_the_quick_checks_take_nothing_the_models_refuse(batch):
         assert models_take(batch), batch
 
 
+@settings(max_examples=1500, deadline=None)
+@given(st.fixed_dictionaries({"events": st.lists(st.one_of(near_metrics, valid_metrics), max_size=5)}))
+def test_the_quick_checks_of_a_parsed_body_take_nothing_the_models_refuse(batch):
+    import json
+
+    parsed = json.loads(json.dumps(batch))  # what the ingest checks: JSON's object keys are text
+    if plainly_valid(parsed, parsed_json=True):
+        assert models_take(parsed), parsed
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(valid_metrics, min_size=1, max_size=20))
 def test_metrics_batches_are_plainly_valid(records):
     batch = {"events": records}
-    assert plainly_valid(batch) and models_take(batch)
+    assert plainly_valid(batch) and plainly_valid(batch, parsed_json=True) and models_take(batch)
 
 
 @pytest.mark.parametrize("bad", [{"seq": True}, {"time": "1"}, {"step": 1.5}, {"values": {}},

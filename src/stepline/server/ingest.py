@@ -69,7 +69,7 @@ async def append_events(request: Request, project: str, run_id: str) -> Response
     lines = body.splitlines() if _media_type(request) == NDJSON else None
     try:
         raw = {"events": _parsed_lines(lines)} if lines is not None else orjson.loads(body)
-        if not plainly_valid(raw):  # every record checked before any is stored; the models say what is wrong
+        if not plainly_valid(raw, parsed_json=True):  # all checked before any is stored; the models say what is wrong
             _batch.validate_python(raw)
     except orjson.JSONDecodeError as err:
         raise RequestValidationError([{"loc": ["body"], "msg": f"not JSON: {err}", "type": "json_invalid"}]) from None
