@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import psycopg
 import pytest
 import requests
@@ -76,7 +77,7 @@ def test_the_same_batch_sent_to_two_server_processes_at_once_is_stored_once(serv
     series = api(servers[1].url, "p/runs/r1/series", keys="x", raw="true")["series"][0]
     assert series["x"] == list(range(1, 5001))
     with psycopg.connect(database) as db:
-        assert db.execute("SELECT count(*) FROM points").fetchone()[0] == 5000
+        assert db.execute("SELECT sum(n) FROM chunks").fetchone()[0] == 5000
 
 
 def admin(*args, input=None, check=True):
@@ -150,7 +151,7 @@ def test_migrate_moves_a_logbook_into_postgresql_and_a_second_run_adds_nothing(d
     again = migrate("--from", str(logdir), "--to", database)
     assert again.returncode == 0 and "0 records, 0 files, 0 users and 0 tokens added" in again.stderr
     with psycopg.connect(database) as db:
-        assert db.execute("SELECT count(*) FROM points").fetchone()[0] == 3 * 1500 * 2
+        assert db.execute("SELECT sum(n) FROM chunks").fetchone()[0] == 3 * 1500 * 2
 
 
 def test_migrate_names_what_is_wrong(logdir, database):
@@ -170,19 +171,21 @@ def blank_database(postgres_url):
         admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
-def test_a_database_of_the_first_schema_is_upgraded_and_keeps_its_runs(blank_database, tmp_path):
-    run = stepline.init(project="old", dir=tmp_path)
-    run.log({"loss": 0.5}, step=1)
-    run.finish()
-    assert migrate("--from", str(tmp_path), "--to", blank_database).returncode == 0
-    with psycopg.connect(blank_database) as db:  # back to the database the first schema made, its run kept
-        db.execute("DROP TABLE tokens, users")
-        db.execute("DROP INDEX records_log_id, runs_name")
-        db.execute("DELETE FROM stepline_schema WHERE version > 1")
+def test_a_database_of_the_first_schema_is_upgraded_and_keeps_its_runs(blank_database):
+    with psycopg.connect(blank_database, autocommit=True) as db:  # the database the first schema made, a run in it
+        assert upgrade(db, MIGRATIONS[:1]) == 1
+        db.execute("INSERT INTO projects VALUES ('old', 1.0)")
+        run = db.execute("""INSERT INTO runs (project, id, meta, metric_records)
+                            VALUES ('old', 'r1', '{"name": "r1"}', 1) RETURNING pk""").fetchone()[0]
+        series = db.execute("INSERT INTO series (run, key, position, count, nan_count, last, last_step) "
+                            "VALUES (%s, 'loss', 0, 1, 0, 0.5, 1) RETURNING pk", (run,)).fetchone()[0]
+        db.execute("INSERT INTO points VALUES (%s, 0, 1, 1, 0.5, 10.0, 'NaN')", (series,))
     store = PostgresStore(blank_database)
     try:
         assert store.schema_version == MIGRATIONS[-1][0] > 1
-        assert store.run("old", run.id)["metrics"]["loss"]["last"] == 0.5
+        assert store.run("old", "r1")["metrics"]["loss"]["last"] == 0.5
+        [loss] = store.series("old", "r1", ["loss"], "time", None, 0)
+        assert (loss.x.tolist(), loss.y.tolist(), loss.step.tolist()) == ([10.0], [0.5], [1.0])
         AuthStore(store.accounts()).add_user("ana")
         assert AuthStore(store.accounts()).users() == ["ana"]
     finally:
@@ -278,42 +281,65 @@ def test_lmtracker_and_trackio_clients_alternating_between_two_server_processes_
     assert series["x"] == [0, 1, 2, 3, 4, 5] and series["y"] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
 
 
-def test_block_summaries_and_metric_summary_hold_the_first_extremes_across_uneven_batches(database):
-    """Batches that start and end inside blocks, with ties, NaN, infinities and NaN-only blocks: what lands in
-    the series and blocks tables is what a point-by-point reading gives."""
+def test_chunks_and_the_metric_summary_hold_every_point_across_uneven_batches(database):
+    """Batches of any size, one over a chunk's 65,536 points, with ties, NaN and infinities: the summary is
+    what a point-by-point reading gives, and the points read back whole, and from any place."""
     import random
 
     from stepline.logbook.metric_summary import MetricSummary
+    from stepline.server.stores.postgres_points import MAX_CHUNK
 
     rng = random.Random(7)
-    values = [rng.choice([0.0, 1.0, 2.0, math.nan, math.inf, -math.inf, rng.random()]) for _ in range(700)]
-    values[128:192] = [math.nan] * 64  # a block of NaN only
+    sizes = [1, 63, 2, 100, MAX_CHUNK + 5, 1, 333]
+    values = [rng.choice([0.0, 1.0, 2.0, math.nan, math.inf, -math.inf, rng.random()]) for _ in range(sum(sizes))]
+    values[-1] = 0.25  # a last value that compares equal
     store = PostgresStore(database)
     try:
-        writer = store.open("p", "r", {"name": "blocks"})
-        seq, sizes = 0, [1, 63, 2, 100, 200, 1, 333]
+        writer = store.open("p", "r", {"name": "chunks"})
+        seq = 0
         for size in sizes:
-            writer.append([{"type": "metrics", "seq": seq + k + 1, "time": 1.0, "step": 10 * (seq + k),
+            writer.append([{"type": "metrics", "seq": seq + k + 1, "time": 1.0 + seq + k, "step": 10 * (seq + k),
                             "values": {"v": values[seq + k]}} for k in range(size)])
             seq += size
         expected = MetricSummary()
-        blocks: dict[int, list] = {}
         for i, value in enumerate(values):
             expected.add(10 * i, value)
-            block = blocks.setdefault(i // 64, [None, None, None, None, None])
-            if value != value:
-                block[4] = i if block[4] is None else block[4]
-                continue
-            if block[0] is None or value < block[0]:
-                block[0], block[1] = value, i
-            if block[2] is None or value > block[2]:
-                block[2], block[3] = value, i
         assert store.run("p", "r")["metrics"]["v"] == expected.as_dict()
+        for after in (0, 1, 64, 166, MAX_CHUNK, MAX_CHUNK + 170, len(values) - 1, len(values)):
+            [found] = store.series("p", "r", ["v"], "time", None, after)
+            assert found.step.tolist() == [10 * i for i in range(after, len(values))]
+            assert found.x.tolist() == [1.0 + i for i in range(after, len(values))]
+            assert np.array_equal(found.y, np.array(values[after:]), equal_nan=True)
         with psycopg.connect(database) as db:
-            stored = {block: [lo, lo_i, hi, hi_i, nan_i] for block, lo, lo_i, hi, hi_i, nan_i in db.execute(
-                "SELECT block, lo, lo_i, hi, hi_i, nan_i FROM blocks ORDER BY block")}
-            assert db.execute("SELECT array_agg(i ORDER BY seq) FROM points").fetchone()[0] == list(range(700))
-        assert stored == blocks
+            assert db.execute("SELECT array_agg(n ORDER BY first_i) FROM chunks").fetchone()[0] == [
+                1, 63, 2, 100, MAX_CHUNK, 5, 1, 333]
+    finally:
+        store.close()
+
+
+def test_a_database_of_schema_2_keeps_its_points_in_chunks(blank_database):
+    """The upgrade from a row a point (schema 2) to chunks, in SQL: every point read back as it was stored."""
+    database = blank_database
+    with psycopg.connect(database, autocommit=True) as db:
+        assert upgrade(db, MIGRATIONS[:2]) == 2
+        db.execute("INSERT INTO projects VALUES ('p', 1.0)")
+        run = db.execute("INSERT INTO runs (project, id, meta) VALUES ('p', 'r', '{\"name\": \"old\"}') "
+                         "RETURNING pk").fetchone()[0]
+        for position, key in enumerate(("a", "b")):
+            series = db.execute("INSERT INTO series (run, key, position, count) VALUES (%s, %s, %s, 70000) "
+                                "RETURNING pk", (run, key, position)).fetchone()[0]
+            db.execute("INSERT INTO points SELECT %s, i, i + 1, 2 * i, CASE WHEN i = 5 THEN 'NaN' ELSE i * %s END, "
+                       "i + 0.5, 'NaN' FROM generate_series(0, 69999) i", (series, position + 1.0))
+    store = PostgresStore(database)
+    try:
+        assert store.schema_version == MIGRATIONS[-1][0]
+        [a, b] = store.series("p", "r", ["a", "b"], "step", None, 0)
+        assert a.step.tolist() == [2 * i for i in range(70000)] and b.x.tolist() == a.step.tolist()
+        assert math.isnan(a.y[5]) and a.y[6] == 6.0 and b.y[69999] == 2 * 69999.0
+        [late] = store.series("p", "r", ["b"], "epoch", None, 69990)
+        assert late.count == 70000 and len(late.y) == 10 and np.isnan(late.x).all()
+        rows = store.metric_rows("p", "r")
+        assert len(rows) == 70000 and rows[7] == (14, {"a": 7.0, "b": 14.0})
     finally:
         store.close()
 

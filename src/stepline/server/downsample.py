@@ -2,9 +2,8 @@
 
     indexes = keep_extremes(values, points=1000)   # sorted positions into the series, at most 1000
 
-The buckets are defined once, here (docs/server.md), and every store answers with the same points: the
-PostgreSQL store computes the same buckets in SQL, from its 64-point block summaries where a bucket is
-made of whole blocks.
+The buckets are defined once, here (docs/server.md), and every store answers with the same points: each
+reads a series' points past the cursor and hands them to ``stores.base.series_points``.
 """
 
 from __future__ import annotations
@@ -18,8 +17,8 @@ BLOCK = 64  # once a bucket holds more points than this, it holds whole blocks o
 def bucket_size(n: int, points: int, has_nan: bool) -> int:
     """Points per bucket for ``n`` points shown as at most ``points``: the first and last point, then per
     bucket its minimum, its maximum and (when the points hold a NaN) its first NaN; rounded up to whole
-    blocks of :data:`BLOCK` points once a bucket is larger than one, so that a store keeping block summaries
-    reads them instead of the points."""
+    blocks of :data:`BLOCK` points once a bucket is larger than one (so the answers stay what they were when
+    the PostgreSQL store read block summaries)."""
     size = -(-n // ((max(points, MIN_POINTS) - 2) // (3 if has_nan else 2)))
     return size if size <= BLOCK else -(-size // BLOCK) * BLOCK
 
@@ -56,3 +55,4 @@ def _bucket_extremes(values: np.ndarray, nan: np.ndarray | None, size: int, star
         (offsets + np.where(nans, -np.inf, grid).argmax(axis=1))[finite_any],
         (offsets + nans.argmax(axis=1))[nans.any(axis=1)],
     ]
+

@@ -19,6 +19,7 @@ import numpy as np
 from stepline.errors import ConfigError, ConflictError
 from stepline.logbook.reader import meta_time
 from stepline.server.auth import Accounts
+from stepline.server.downsample import keep_extremes
 
 Axis = Literal["step", "epoch", "time"]  # what a series query can plot its points against
 X_AXES: tuple[str, ...] = get_args(Axis)
@@ -253,3 +254,16 @@ def check_axis(x: str) -> str:
     if x not in X_AXES:
         raise ConfigError(f"x={x!r} must be one of {', '.join(X_AXES)}")
     return x
+
+
+def series_points(key: str, count: int, arrays: dict[str, np.ndarray], x: str, points: int | None) -> SeriesPoints:
+    """A query's answer from a series' points past its cursor (``arrays`` holds ``step``, ``value`` and the
+    x-axis field; epochs NaN where none was logged): every point, or at most ``points`` by
+    :func:`keep_extremes`."""
+    steps, values = arrays["step"].astype(np.float64), arrays["value"]
+    xs = steps if x == "step" else arrays[x]
+    if points is not None:
+        keep = keep_extremes(values, points)
+        if len(keep) < len(values):
+            return SeriesPoints(key, count, True, xs[keep], values[keep], steps[keep])
+    return SeriesPoints(key, count, False, xs, values, steps)

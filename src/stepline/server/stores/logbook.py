@@ -17,8 +17,6 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from stepline import events
 from stepline.config import heartbeat_timeout as configured_heartbeat_timeout
 from stepline.config import logbook_root, server_cache_bytes
@@ -31,7 +29,6 @@ from stepline.logbook.reader import derived_status
 from stepline.logbook.tail import RecordTail
 from stepline.names import check_project
 from stepline.server.auth import AuthFile
-from stepline.server.downsample import keep_extremes
 from stepline.server.stores.base import (
     IDEMPOTENCY_KEY,
     MadeRecords,
@@ -44,6 +41,7 @@ from stepline.server.stores.base import (
     oldest_first,
     opened_meta,
     overview,
+    series_points,
 )
 from stepline.server.stores.byte_lru import ByteLRU
 from stepline.server.stores.logbook_cache import RunCache
@@ -148,16 +146,9 @@ class LogbookStore:
             except TornIndexError:
                 cache.reread_metrics()
                 arrays = cache.index.series(key, after, fields)
-            steps, values = arrays["step"].astype(np.float64), arrays["value"]
-            xs = steps if x == "step" else arrays[x]
             if x == "epoch":
-                xs = epochs_or_nan(xs)
-            downsampled = False
-            if points is not None:
-                keep = keep_extremes(values, points)
-                if len(keep) < len(values):
-                    xs, values, steps, downsampled = xs[keep], values[keep], steps[keep], True
-            found.append(SeriesPoints(key, column.count, downsampled, xs, values, steps))
+                arrays["epoch"] = epochs_or_nan(arrays["epoch"])
+            found.append(series_points(key, column.count, arrays, x, points))
         return found
 
     def metric_rows(self, project: str, run_id: str) -> list[tuple[int, dict[str, float]]]:

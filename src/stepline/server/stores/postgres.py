@@ -1,8 +1,9 @@
 """The PostgreSQL store: a team server's runs in one database instead of one disk.
 
-Points go in with COPY, one row per point, keyed by (series, place in the series); downsampling is one
-grouped scan in SQL; each run's (kind, seq) is stored once, under a lock on the run's row, so two server
-processes on one database store a record once too. The schema is stepline's own (postgres_schema.py).
+Points go in with COPY, in chunks of consecutive points of a series (postgres_points.py), read back from a
+cursor on and downsampled as the logbook store does; each run's (kind, seq) is stored once, under a lock on
+the run's row, so two server processes on one database store a record once too. The schema is stepline's
+own (postgres_schema.py).
 
     store = PostgresStore("postgresql://stepline@db.internal/stepline")
     store.runs("mnist")
@@ -15,7 +16,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import orjson
 import psycopg
 from psycopg.types.json import set_json_loads
@@ -27,7 +27,6 @@ from stepline.errors import ConfigError, RunNotFoundError
 from stepline.logbook import layout
 from stepline.logbook.reader import derived_status
 from stepline.names import check_name, check_project
-from stepline.server.downsample import MIN_POINTS
 from stepline.server.stores.base import (
     SeriesPoints,
     check_axis,
@@ -36,16 +35,17 @@ from stepline.server.stores.base import (
     oldest_first,
     opened_meta,
     overview,
+    series_points,
 )
 from stepline.server.stores.postgres_accounts import PostgresAccounts
 from stepline.server.stores.postgres_files import MEDIA_PREFIX, files_of
 from stepline.server.stores.postgres_ingest import PostgresRunWriter
-from stepline.server.stores.postgres_queries import LAST_ACTIVITY, downsampled_rows, meta_time, series_summaries
+from stepline.server.stores.postgres_points import read_points
+from stepline.server.stores.postgres_queries import LAST_ACTIVITY, meta_time, series_summaries
 from stepline.server.stores.postgres_schema import jsonb, stored_text, upgrade
 from stepline.urls import redacted
 
 _NAMING_LOCK = 0x5E97  # the advisory lock class of open_named, per project and run name
-_POINT_COLUMNS = ("i", "step", "value", "time", "epoch")
 
 
 class PostgresStore:
@@ -120,36 +120,30 @@ class PostgresStore:
 
     def series(self, project: str, run_id: str, keys: list[str], x: str, points: int | None,
                after: int) -> list[SeriesPoints]:
-        column = _POINT_COLUMNS.index(check_axis(x))
+        fields = ("step", "value") if check_axis(x) == "step" else ("step", "value", x)
         found = []
         with self.pool.connection() as db:
             [pk] = self._row(db, project, run_id, "pk")
             for key in keys:
-                row = db.execute("SELECT pk, count, nan_count FROM series WHERE run = %s AND key = %s",
+                row = db.execute("SELECT pk, count FROM series WHERE run = %s AND key = %s",
                                  (pk, stored_text(key))).fetchone()
                 if row is None:
                     found.append(SeriesPoints.empty(key))
                     continue
-                series, count, nan_count = row
-                downsampled = points is not None and count - after > max(points, MIN_POINTS)
-                if points is not None and downsampled:
-                    rows = downsampled_rows(db, series, after, count, points, nan_count)
-                else:
-                    rows = db.execute("SELECT i, step, value, time, epoch FROM points WHERE series = %s AND i >= %s "
-                                      "ORDER BY i", (series, after)).fetchall()
-                table = np.array(rows, dtype=float).reshape(-1, len(_POINT_COLUMNS))
-                found.append(SeriesPoints(key, count, downsampled, table[:, column], table[:, 2], table[:, 1]))
+                series, count = row
+                found.append(series_points(key, count, read_points(db, series, after, fields), x, points))
         return found
 
     def metric_rows(self, project: str, run_id: str) -> list[tuple[int, dict[str, float]]]:
         with self.pool.connection() as db:
             [pk] = self._row(db, project, run_id, "pk")
-            points = db.execute("SELECT p.seq, p.step, s.key, p.value FROM points p JOIN series s ON s.pk = p.series "
-                                "WHERE s.run = %s ORDER BY p.seq, s.position", (pk,)).fetchall()
+            keys = db.execute("SELECT pk, key FROM series WHERE run = %s ORDER BY position", (pk,)).fetchall()
+            points = [(key, read_points(db, series, 0, ("seq", "step", "value"))) for series, key in keys]
         rows: dict[int, tuple[int, dict[str, float]]] = {}
-        for seq, step, key, value in points:
-            rows.setdefault(seq, (step, {}))[1][key] = value
-        return list(rows.values())
+        for key, arrays in points:  # keys in their order, each record's values in it
+            for seq, step, value in zip(arrays["seq"].tolist(), arrays["step"].tolist(), arrays["value"].tolist()):
+                rows.setdefault(seq, (step, {}))[1][key] = value
+        return [rows[seq] for seq in sorted(rows)]
 
     def logs(self, project: str, run_id: str, level: str | None, offset: int,
              limit: int) -> tuple[int, list[dict[str, Any]]]:
@@ -203,8 +197,7 @@ class PostgresStore:
         with self.pool.connection() as db:
             pk, meta = self._row(db, project, run_id, "pk, meta")
             check_run_deletable(run_id, derived_status(meta, self.heartbeat_timeout), force)
-            for table in ("points", "blocks"):
-                db.execute(f"DELETE FROM {table} WHERE series IN (SELECT pk FROM series WHERE run = %s)", (pk,))
+            db.execute("DELETE FROM chunks WHERE series IN (SELECT pk FROM series WHERE run = %s)", (pk,))
             db.execute("DELETE FROM runs WHERE pk = %s", (pk,))
         with self._lock:
             self._writers.pop((project, run_id), None)
@@ -215,9 +208,8 @@ class PostgresStore:
         runs = self.runs(project)
         check_project_deletable(project, runs, force)
         with self.pool.connection() as db:
-            for table in ("points", "blocks"):
-                db.execute(f"DELETE FROM {table} WHERE series IN (SELECT s.pk FROM series s JOIN runs r "
-                           "ON r.pk = s.run WHERE r.project = %s)", (project,))
+            db.execute("DELETE FROM chunks WHERE series IN (SELECT s.pk FROM series s JOIN runs r "
+                       "ON r.pk = s.run WHERE r.project = %s)", (project,))
             db.execute("DELETE FROM projects WHERE name = %s", (project,))
         with self._lock:
             for key in [key for key in self._writers if key[0] == project]:

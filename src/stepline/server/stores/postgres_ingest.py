@@ -1,6 +1,6 @@
 """The PostgreSQL store's ingest: one run's records appended in one transaction a batch, under a lock on the
-run's row; points go in with binary COPY, and each metric's summary and 64-point block summaries are kept
-up to date as they arrive.
+run's row; points go in as chunks (postgres_points.py) with binary COPY, and each metric's summary is kept up
+to date as they arrive.
 
     writer = PostgresRunWriter(pool, pk, meta, max_seq)
     writer.append(records)     # (stored, duplicates)
@@ -23,7 +23,7 @@ from stepline.logbook.metric_summary import MetricSummary
 from stepline.params import apply_operation
 from stepline.server.stores.base import IDEMPOTENCY_KEY, MadeRecords, RunState, not_stored_yet
 from stepline.server.stores.postgres_files import MEDIA_PREFIX, FileReceiver, files_of
-from stepline.server.stores.postgres_points import block_rows, copy_stream, points_of
+from stepline.server.stores.postgres_points import COPY_COLUMNS, COPY_TYPES, chunk_rows
 from stepline.server.stores.postgres_schema import SUMMARY_COLUMNS, jsonb, stored_text
 
 STANDARD_METRIC_FIELDS = frozenset(("type", "seq", "time", "step", "epoch", "values"))
@@ -92,8 +92,8 @@ class PostgresRunWriter:
         return len(fresh), len(records) - len(fresh)
 
     def _append_points(self, db: psycopg.Connection, metrics: list[dict[str, Any]]) -> None:
-        """The batch's points, taken into columns (numpy) and sent as one binary COPY; each series' summary
-        and block summaries updated from the columns."""
+        """The batch's points, taken into columns (numpy) and sent as chunks in one binary COPY; each series'
+        summary updated from the columns."""
         series = {key: SeriesState(pk, MetricSummary(*stats)) for pk, key, *stats in db.execute(
             f"SELECT pk, key, {SUMMARY_COLUMNS} FROM series WHERE run = %s", (self.pk,))}
         columns = Columns()
@@ -109,30 +109,20 @@ class PostgresRunWriter:
         steps, times = columns.pending.field("step"), columns.pending.field("time")
         epochs = columns.pending.field("epoch")
         epochs = epochs_or_nan(epochs)
-        parts, blocks = [], []
+        rows = []
         for key, found in by_key.items():
             numbers, values = _points_of(found)
             state = series[key]
-            first = state.stats.count
-            parts.append(points_of(state.pk, first, seqs[numbers], steps[numbers], values, times[numbers],
-                                   epochs[numbers]))
+            rows += chunk_rows(state.pk, state.stats.count, seq=seqs[numbers], step=steps[numbers], value=values,
+                               time=times[numbers], epoch=epochs[numbers])
             state.stats.add_many(steps[numbers], values)
-            blocks.extend(block_rows(state.pk, first, values))
-        with db.cursor().copy("COPY points (series, i, seq, step, value, time, epoch) FROM STDIN "
-                              "(FORMAT BINARY)") as copy:
-            copy.write(copy_stream(parts))
+        with db.cursor().copy(f"COPY chunks ({COPY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(COPY_TYPES)
+            for row in rows:
+                copy.write_row(row)
         db.cursor().executemany(
             "UPDATE series SET count = %s, nan_count = %s, last = %s, last_step = %s, min = %s, min_step = %s, "
             "max = %s, max_step = %s WHERE pk = %s", [series[key].row() for key in by_key])
-        # A block begun by an earlier batch keeps its first extremes: the new points come after them.
-        db.cursor().executemany("""
-            INSERT INTO blocks (series, block, lo, lo_i, hi, hi_i, nan_i) VALUES (%s, %s, %s, %s, %s, %s, %s)
-            ON CONFLICT (series, block) DO UPDATE SET
-                lo = CASE WHEN blocks.lo IS NULL OR excluded.lo < blocks.lo THEN excluded.lo ELSE blocks.lo END,
-                lo_i = CASE WHEN blocks.lo IS NULL OR excluded.lo < blocks.lo THEN excluded.lo_i ELSE blocks.lo_i END,
-                hi = CASE WHEN blocks.hi IS NULL OR excluded.hi > blocks.hi THEN excluded.hi ELSE blocks.hi END,
-                hi_i = CASE WHEN blocks.hi IS NULL OR excluded.hi > blocks.hi THEN excluded.hi_i ELSE blocks.hi_i END,
-                nan_i = coalesce(blocks.nan_i, excluded.nan_i)""", blocks)
 
     def files(self) -> dict[str, int]:
         with self.pool.connection() as db:
