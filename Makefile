@@ -53,6 +53,9 @@ benchmark: $(STAMP)
 	$(PY) benchmarks/integration_overhead.py
 	$(PY) benchmarks/remote_ingest.py
 	$(PY) benchmarks/peer_requests.py
+	$(PY) benchmarks/logbook_scale.py
+	$(PY) benchmarks/system_sampler.py
+	$(PY) benchmarks/media_log.py
 
 clean:
 	rm -rf $(VENV) stepline_logs .pytest_cache .hypothesis
