@@ -31,7 +31,7 @@ WORKER = """
         written = run.path / "metrics.jsonl"
         return written.read_bytes().count(b'"system/') if written.exists() else 0
     before, deadline = samples() if run.path else 0, time.monotonic() + 120
-    while run.path is not None and time.monotonic() < deadline:
+    while run.path is not None and run.system_interval is not None and time.monotonic() < deadline:
         run.flush()
         if samples() > before:
             break
@@ -144,6 +144,13 @@ def test_without_a_job_id_rank_zero_records_its_machine_and_says_how_to_record_a
     [run] = Logbook(logdir).runs("job")
     assert "system/memory.process_rss_mb" in run.metric_keys() and not run.nodes()
     assert os.listdir(logdir / "job") == [run.id]
+
+
+def test_with_the_machine_s_figures_off_the_other_nodes_record_nothing(logdir):
+    printed = launch(logdir, "job-8", extra={"STEPLINE_SYSTEM_METRICS": "0"})
+    assert "DisabledRun" in printed[2]
+    [run] = Logbook(logdir).runs("job")
+    assert os.listdir(logdir / "job") == [run.id] and run.metric_keys() == ["train/loss"]
 
 
 def test_single_node_jobs_keep_plain_system_keys(logdir):

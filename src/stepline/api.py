@@ -70,15 +70,16 @@ def init(
 
     placement = job_placement()
     job = None if all_ranks or not placement.multi_node else placement.job
-    if not all_ranks and placement.multi_node and job is None and placement.local_rank == 0:
+    node_recorder = placement.records_node and job is not None and settings.system_interval is not None
+    if not all_ranks and placement.multi_node and job is None and placement.local_rank == 0 \
+            and settings.system_interval is not None:
         warn(f"stepline: this job spans {placement.nodes} nodes but the launcher gives no job id, so the nodes "
              "cannot find one run: only rank zero's machine is recorded. Set STEPLINE_JOB_ID to one value on "
              "every node (torchrun: --rdzv-id; SLURM sets SLURM_JOB_ID)")
-    if settings.mode == "disabled" or (not all_ranks and placement.rank != 0
-                                       and not (placement.records_node and job is not None)):
+    if settings.mode == "disabled" or (not all_ranks and placement.rank != 0 and not node_recorder):
         run: Run = DisabledRun(run_id="disabled", name=settings.name or "disabled", project=settings.project,
                                path=None, writer=None)
-    elif job is not None and placement.rank != 0:
+    elif node_recorder:
         run = _open_node_part(settings, placement, job, backends)
     else:
         project_given = project is not None or "STEPLINE_PROJECT" in os.environ
