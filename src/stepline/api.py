@@ -79,7 +79,7 @@ def init(
     if settings.mode == "disabled" or (not all_ranks and placement.rank != 0 and not node_recorder):
         run: Run = DisabledRun(run_id="disabled", name=settings.name or "disabled", project=settings.project,
                                path=None, writer=None)
-    elif node_recorder:
+    elif node_recorder and job is not None:
         run = _open_node_part(settings, placement, job, backends)
     else:
         project_given = project is not None or "STEPLINE_PROJECT" in os.environ
