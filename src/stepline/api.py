@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -15,7 +16,7 @@ from typing import Any
 from stepline import lifecycle, metric_keys
 from stepline.config import Settings, heartbeat_interval, heartbeat_timeout, resolve_settings
 from stepline.errors import ConfigError, RunNotFoundError, SteplineError, warn
-from stepline.job import Placement, job_placement, job_run_id, node_part_id, system_prefix
+from stepline.job import Placement, is_node_part, job_placement, job_run_id, node_part_id, system_prefix
 from stepline.logbook import layout
 from stepline.logbook.reader import Logbook, RunView
 from stepline.rank_runs import DisabledRun, NodeRun
@@ -165,7 +166,7 @@ def _run_to_resume(settings: Settings, project_given: bool, job: str | None) -> 
 
 def _create(settings: Settings, tags: list[str], notes: str | None, backends: list[Backend],
             run_id: str | None = None, job_meta: dict[str, Any] | None = None,
-            placement: Placement | None = None) -> Run:
+            placement: Placement | None = None, kind: type[Run] = Run) -> Run:
     run_id, path = layout.create_run_dir(settings.root, settings.project, run_id)
     now = time.time()
     meta = {
@@ -189,11 +190,11 @@ def _create(settings: Settings, tags: list[str], notes: str | None, backends: li
     }
     layout.write_meta(path, meta)
     return _open(settings, meta, path, first_seq=1, next_step=0, params=None, backends=backends,
-                 placement=placement)
+                 placement=placement, kind=kind)
 
 
 def _continue(view: RunView, settings: Settings, tags: list[str], notes: str | None, backends: list[Backend],
-              job: str | None = None, placement: Placement | None = None) -> Run:
+              job: str | None = None, placement: Placement | None = None, kind: type[Run] = Run) -> Run:
     meta = dict(view.meta)
     restarted = job is not None and meta.get("job") == job  # the launcher restarted the job: its process is gone
     if (meta.get("status") == "running" and view.status == "running" and meta.get("pid") != os.getpid()
@@ -211,13 +212,13 @@ def _continue(view: RunView, settings: Settings, tags: list[str], notes: str | N
                 tags=list(dict.fromkeys([*(meta.get("tags") or []), *tags])))
     if notes is not None:
         meta["notes"] = notes
-    if job is not None and placement is not None:  # the job's run now: its nodes find it (and more may come)
+    if job is not None and placement is not None and not is_node_part(meta):  # the job's run: nodes find it
         known = meta.get("nodes") if meta.get("job") == job else None
         meta.update(job=job, nodes=max(known if isinstance(known, int) else 1, placement.nodes))
     layout.write_meta(view.path, meta)
     return _open(settings, meta, view.path, first_seq=max_seq + 1,
                  next_step=0 if max_step is None else max_step + 1, params=view.params(),
-                 backends=backends, placement=placement if job is not None else None)
+                 backends=backends, placement=placement if job is not None else None, kind=kind)
 
 
 def _open_node_part(settings: Settings, placement: Placement, job: str, backends: list[Backend]) -> Run:
@@ -235,23 +236,11 @@ def _open_node_part(settings: Settings, placement: Placement, job: str, backends
     path = layout.run_dir(settings.root, settings.project, run_id)
     meta = layout.read_meta(path)
     if meta is not None:
-        view = RunView(path, meta, heartbeat_timeout())
-        max_seq, max_step = view.positions()
-        meta.update(describe_process())
-        meta.update(status="running", ended_at=None, error=None, heartbeat_at=time.time())
-        layout.write_meta(path, meta)
-        first_seq, next_step = max_seq + 1, 0 if max_step is None else max_step + 1
-    else:
-        layout.create_run_dir(settings.root, settings.project, run_id)
-        now = time.time()
-        meta = {"format": layout.FORMAT_VERSION, "id": run_id, "name": f"{settings.name or job} node {placement.node}",
-                "project": settings.project, "status": "running", "created_at": now, "started_at": now,
-                "ended_at": None, "heartbeat_at": now, **describe_process(), "job": job, "node": placement.node,
-                "node_of": main_id, "stepline_version": __version__}
-        layout.write_meta(path, meta)
-        first_seq, next_step = 1, 0
-    return _open(settings, meta, path, first_seq=first_seq, next_step=next_step, params=None, backends=servers,
-                 placement=placement, kind=NodeRun)
+        return _continue(RunView(path, meta, heartbeat_timeout()), settings, [], None, servers, job, placement,
+                         kind=NodeRun)
+    named = dataclasses.replace(settings, name=f"{settings.name or job} node {placement.node}")
+    return _create(named, [], None, servers, run_id, {"job": job, "node": placement.node, "node_of": main_id},
+                   placement, kind=NodeRun)
 
 
 def _open(settings: Settings, meta: dict[str, Any], path: Any, *, first_seq: int, next_step: int,

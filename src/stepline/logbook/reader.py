@@ -27,7 +27,7 @@ from stepline import events
 from stepline.config import heartbeat_timeout as configured_heartbeat_timeout
 from stepline.config import logbook_root
 from stepline.errors import RunNotFoundError, metric_not_found
-from stepline.job import is_node_part, node_of_key, node_part_ids
+from stepline.job import is_node_part, node_of_key, node_part_id, node_part_ids
 from stepline.logbook import layout
 from stepline.logbook.tail import LineCounts, decode_lines
 from stepline.names import check_project
@@ -231,13 +231,12 @@ class RunView:
     def nodes(self) -> list[RunView]:
         """For a run of a job over several nodes, the parts that hold the other nodes' machine figures
         (``system/node.<N>/...``; :meth:`series` and :meth:`metric_keys` read them as the run's own)."""
-        found = []
-        for part_id in node_part_ids(self.meta):
-            path = self.path.parent / part_id
-            meta = layout.read_meta(path)
-            if meta is not None:
-                found.append(RunView(path, meta, self._heartbeat_timeout))
-        return found
+        return [part for part in map(self._part, node_part_ids(self.meta)) if part is not None]
+
+    def _part(self, part_id: str) -> RunView | None:
+        path = self.path.parent / part_id
+        meta = layout.read_meta(path)
+        return RunView(path, meta, self._heartbeat_timeout) if meta is not None else None
 
     def metric_records(self) -> int:
         """How many ``run.log`` calls (metrics records) the run holds."""
@@ -249,10 +248,10 @@ class RunView:
         from stepline.logbook.index import TornIndexError
 
         node = node_of_key(key)
-        if node:
-            part = next((part for part in self.nodes() if part.meta.get("node") == node), None)
-            if part is not None:
-                return part.series(key)
+        part_id = node_part_id(self.id, node) if node else None
+        part = self._part(part_id) if part_id in node_part_ids(self.meta) else None
+        if part is not None:
+            return part.series(key)
         index = self.index()
         column = index.columns.get(key)
         if column is None:

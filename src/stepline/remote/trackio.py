@@ -88,9 +88,7 @@ class TrackioTransport:
                 trained = {k: v for k, v in values.items() if not k.startswith(SYSTEM)}
                 log_id = f"stepline-{run_id}-{record['seq']}"
                 if trained:
-                    logs.append({"project": project, "run": self._name, "run_id": None, "metrics": trained,
-                                 "step": record["step"], "config": copy.deepcopy(self._params) or None,
-                                 "log_id": log_id})
+                    logs.append(self._point(project, trained, record["step"], log_id))
                 if machine:  # on Trackio's own clock axis, as its client sends the machine's figures
                     system.append({"project": project, "run": self._name, "run_id": None, "metrics": machine,
                                    "timestamp": datetime.fromtimestamp(record["time"], timezone.utc).isoformat(),
@@ -136,9 +134,13 @@ class TrackioTransport:
                     continue
                 value = inline
             log_id = f"stepline-{run_id}-{record['seq']}" + (f"-{number}" if number else "")
-            logs.append({"project": project, "run": self._name, "run_id": None, "metrics": {record["key"]: value},
-                         "step": step, "config": copy.deepcopy(self._params) or None, "log_id": log_id})
+            logs.append(self._point(project, {record["key"]: value}, step, log_id))
         return logs
+
+    def _point(self, project: str, metrics: dict[str, Any], step: int, log_id: str) -> dict[str, Any]:
+        """One entry of bulk_log, with the params as they stand (Trackio keeps the first config it gets)."""
+        return {"project": project, "run": self._name, "run_id": None, "metrics": metrics, "step": step,
+                "config": copy.deepcopy(self._params) or None, "log_id": log_id}
 
     def _stage(self, path: Path) -> dict[str, Any] | None:
         """Upload a file to the server's staging area (its /api/upload, as Trackio's client does): the FileData
