@@ -66,6 +66,16 @@ def is_media_name(name: str) -> bool:
     return bool(_MEDIA_NAME.fullmatch(name))
 
 
+def media_name(item: dict[str, Any]) -> str | None:
+    """The name of a media item's file (``12-0.png`` of ``{"file": "media/12-0.png", ...}``), or None when the
+    item has none of the names the writer gives."""
+    file = item.get("file")
+    if not isinstance(file, str) or not file.startswith(f"{MEDIA_DIR}/"):
+        return None
+    name = file[len(MEDIA_DIR) + 1:]
+    return name if is_media_name(name) else None
+
+
 def media_path(run_path: Path, name: str) -> Path:
     """The path of a run's media file (``12-0.png``: the names the writer gives, and no other)."""
     if not is_media_name(name):

@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from stepline import events
+from stepline.logbook import layout
 from stepline.params import apply_operation, flatten
 from stepline.remote.client import (
     RemoteRejected,
@@ -186,8 +187,7 @@ class MLflowTransport:
         return []
 
     def _media_bytes(self, item: dict[str, Any]) -> bytes | None:
-        name = str(item.get("file", "")).rsplit("/", 1)[-1]
-        path = self._media_files.get(name)
+        path = self._media_files.get(layout.media_name(item) or "")
         return path.read_bytes() if path is not None and path.is_file() else None
 
     def _warn_infinities(self, record: dict[str, Any]) -> None:

@@ -194,12 +194,11 @@ class Shipper:
         assert isinstance(self.client, MediaTransport)
         for record in records:
             for item in record.get("items") or ():
-                file = item.get("file")
-                if not isinstance(file, str) or not file.startswith(f"{layout.MEDIA_DIR}/"):
+                name = layout.media_name(item)
+                if name is None:
                     continue
-                name = file[len(layout.MEDIA_DIR) + 1:]
-                path = self.path / layout.MEDIA_DIR / name
-                if name not in self._media_sent and layout.is_media_name(name) and path.is_file():
+                path = layout.media_path(self.path, name)
+                if name not in self._media_sent and path.is_file():
                     self.client.upload_media(project, run_id, name, path)
                     self._media_sent.add(name)
 

@@ -24,6 +24,7 @@ import requests
 
 from stepline import events
 from stepline.errors import ConfigError
+from stepline.logbook import layout
 from stepline.metric_keys import SYSTEM
 from stepline.params import apply_operation
 from stepline.remote.client import RemoteRejected, WarnOnce, json_body, other_server_hint, reachable_response
@@ -118,7 +119,7 @@ class TrackioTransport:
         images and audio are uploaded now and added to ``uploads``, for bulk_upload_media."""
         kind, step, logs = record["kind"], record["step"], []
         for number, item in enumerate(record["items"]):
-            path = self._media_files.get(str(item.get("file", "")).rsplit("/", 1)[-1])
+            path = self._media_files.get(layout.media_name(item) or "")
             if kind in FILE_TYPES:
                 if path is None or not path.is_file() or not self._takes_files:
                     continue
