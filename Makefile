@@ -40,12 +40,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/mypy
 
+# Tests run in up to 4 worker processes: each starts its own servers on free ports and its own databases.
 test: lint $(CHROMIUM) postgres
-	$(PY) -m pytest
+	$(PY) -m pytest --numprocesses auto --maxprocesses 4
 
 # A minute's check while working: no framework training, browser, PostgreSQL, peer server, build or fuzz.
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow and not browser and not postgres and not peer" --ignore=tests/integrations
+	$(PY) -m pytest --numprocesses auto --maxprocesses 4 -m "not slow and not browser and not postgres and not peer" \
+		--ignore=tests/integrations
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/log_overhead.py

@@ -48,6 +48,19 @@ def stop_group(process: subprocess.Popen) -> None:
         pass
 
 
+@pytest.fixture(scope="session")
+def mlflow_peer(tmp_path_factory):
+    """One real MLflow server for every test that needs one running and no more: it takes ~15 s to start. Such
+    tests keep apart by their experiment and run names; a test that stops its server, or needs other flags,
+    starts its own (``mlflow_server`` in test_push_mlflow.py)."""
+    pytest.importorskip("mlflow")
+    from tests.server.mlflow_peer import MLflowServer
+
+    peer = MLflowServer(tmp_path_factory.mktemp("mlflow"))
+    yield peer
+    peer.stop()
+
+
 class ServerProcess:
     """`stepline serve` as a user starts it, on a free loopback port; stopped by the test that started it."""
 

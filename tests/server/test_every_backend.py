@@ -13,7 +13,6 @@ import requests
 import stepline
 from stepline import Logbook
 from tests.server.lmtracker_double import LMTrackerDouble
-from tests.server.test_push_mlflow import MLflowServer
 from tests.server.traintrack_double import TrainTrackDouble
 
 pytestmark = [pytest.mark.peer, pytest.mark.slow]
@@ -21,7 +20,7 @@ pytestmark = [pytest.mark.peer, pytest.mark.slow]
 pytest.importorskip("mlflow")
 
 
-def test_a_trainer_run_to_every_backend(server, tmp_path, logdir):
+def test_a_trainer_run_to_every_backend(server, mlflow_peer, tmp_path, logdir):
     from transformers import Trainer
 
     from stepline.integrations.transformers import SteplineCallback
@@ -31,10 +30,9 @@ def test_a_trainer_run_to_every_backend(server, tmp_path, logdir):
     subprocess.run([sys.executable, "-m", "stepline.cli.main", "server", "user", "add", "ana", "--password-stdin",
                     "--dir", str(target)], input="pw\n", text=True, check=True, capture_output=True)
     stepline_server = server(root=target)
-    mlflow_server = MLflowServer(tmp_path / "mlflow")
     lmtracker, traintrack = LMTrackerDouble(), TrainTrackDouble()
     try:
-        backends = ["local", stepline_server.url, f"mlflow+{mlflow_server.url}", f"trackio+{stepline_server.url}",
+        backends = ["local", stepline_server.url, f"mlflow+{mlflow_peer.url}", f"trackio+{stepline_server.url}",
                     lmtracker.backend, traintrack.backend]
         callback = SteplineCallback(project="hf", name="tiny", dir=logdir, backend=backends)
         trainer = Trainer(model=tiny_bert(), args=tiny_args(tmp_path / "out", max_steps=6, eval_strategy="steps",
@@ -55,7 +53,7 @@ def test_a_trainer_run_to_every_backend(server, tmp_path, logdir):
         # MLflow, read back with its own client
         import mlflow
 
-        client = mlflow.tracking.MlflowClient(tracking_uri=mlflow_server.url)
+        client = mlflow.tracking.MlflowClient(tracking_uri=mlflow_peer.url)
         [found] = client.search_runs([client.get_experiment_by_name("hf").experiment_id])
         assert [m.step for m in client.get_metric_history(found.info.run_id, "train/loss")] == steps
         assert [m.step for m in client.get_metric_history(found.info.run_id, "eval/loss")] == [3, 6]
@@ -70,6 +68,5 @@ def test_a_trainer_run_to_every_backend(server, tmp_path, logdir):
         assert sorted(r["step"] for r in db["loss"] if r["split"] == "validation") == [3, 6]
         assert requests.get(f"{stepline_server.url}/api/v1/projects/hf/runs", timeout=10).ok
     finally:
-        mlflow_server.stop()
         lmtracker.stop()
         traintrack.stop()

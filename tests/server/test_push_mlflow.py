@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -14,42 +12,17 @@ import pytest
 import stepline
 from stepline import Logbook
 from tests.conftest import start_python
-from tests.server.conftest import free_port, stop_group, wait_for_http
+from tests.server.mlflow_peer import MLflowServer
 
 pytestmark = pytest.mark.peer
 
 mlflow = pytest.importorskip("mlflow")
 
 
-class MLflowServer:
-    """A real `mlflow server` on loopback, in a process group of its own: stopping it stops its uvicorn and
-    job workers too, also when it failed to start."""
-
-    def __init__(self, folder, port=None, artifacts=None):
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        folder.mkdir(parents=True, exist_ok=True)
-        command = shutil.which("mlflow") or os.path.join(os.path.dirname(sys.executable), "mlflow")
-        artifacts = artifacts or ["--artifacts-destination", str(folder / "artifacts")]
-        self.process = subprocess.Popen(
-            [command, "server", "--backend-store-uri", f"sqlite:///{folder}/mlflow.db", *artifacts,
-             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            wait_for_http(f"{self.url}/health", self.process, "mlflow server")
-        except BaseException:
-            self.stop()
-            raise
-
-    def client(self):
-        return mlflow.tracking.MlflowClient(tracking_uri=self.url)
-
-    def stop(self):
-        stop_group(self.process)
-
-
 @pytest.fixture
 def mlflow_server(tmp_path):
+    """MLflow servers of the test's own, for a test that stops one or starts it with other flags; the others
+    share ``mlflow_peer``."""
     started = []
 
     def start(port=None, artifacts=None):
@@ -68,18 +41,21 @@ def the_run(client, experiment, name):
     return run
 
 
-def test_a_run_lands_in_mlflow_and_mlflow_s_own_client_reads_it(mlflow_server, logdir):
-    server = mlflow_server()
+def has_params(client, experiment, name):
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id], filter_string=f"attributes.run_name = '{name}'") if found else []
+    return any(run.data.params for run in runs)
+
+
+def test_a_run_lands_in_mlflow_and_mlflow_s_own_client_reads_it(mlflow_peer, logdir):
     long_value = "x" * 10_000
-    run = stepline.init(project="vision", name="resnet", dir=logdir, backend=["local", f"mlflow+{server.url}"],
+    run = stepline.init(project="vision", name="resnet", dir=logdir, backend=["local", f"mlflow+{mlflow_peer.url}"],
                         config={"lr": 0.1, "model": {"layers": 12}, "notes": long_value}, tags=["cnn"])
     with pytest.warns(stepline.SteplineWarning) as caught:
         for step in range(300):
             run.log({f"k{i}": step + i for i in range(5)} | {"nan": math.nan if step == 3 else 1.0}, step=step)
-        deadline = time.time() + 20  # until the first params have reached MLflow
-        while time.time() < deadline and not any(
-                r.data.params for r in server.client().search_runs(
-                    [e.experiment_id for e in server.client().search_experiments()])):
+        deadline = time.time() + 60  # until the first params have reached MLflow
+        while time.time() < deadline and not has_params(mlflow_peer.client(), "vision", "resnet"):
             time.sleep(0.2)
         run.params.update("model.layers", 24)  # MLflow keeps the first value: the change goes as a tag
         run.files.save({"acc": 0.9}, "results.json")
@@ -87,7 +63,7 @@ def test_a_run_lands_in_mlflow_and_mlflow_s_own_client_reads_it(mlflow_server, l
         assert run.finish(timeout=60)
     messages = " ".join(str(w.message) for w in caught)
     assert "params/notes.json" in messages and "model.layers" in messages
-    client = server.client()
+    client = mlflow_peer.client()
     found = the_run(client, "vision", "resnet")
     assert found.info.status == "FINISHED" and found.data.tags["stepline.run_id"] == run.id
     assert found.data.tags["stepline.tag.cnn"] == "true"
@@ -102,15 +78,14 @@ def test_a_run_lands_in_mlflow_and_mlflow_s_own_client_reads_it(mlflow_server, l
     assert open(notes).read() == f'"{long_value}"'  # never truncated
 
 
-def test_failed_and_killed_runs_end_so_in_mlflow(mlflow_server, logdir):
-    server = mlflow_server()
-    failed = stepline.init(project="vision", name="bad", dir=logdir, backend=f"mlflow+{server.url}")
+def test_failed_and_killed_runs_end_so_in_mlflow(mlflow_peer, logdir):
+    failed = stepline.init(project="vision", name="bad", dir=logdir, backend=f"mlflow+{mlflow_peer.url}")
     failed.log({"x": 1.0})
     failed.fail("diverged")
     with pytest.raises(KeyboardInterrupt):
-        with stepline.init(project="vision", name="stopped", dir=logdir, backend=f"mlflow+{server.url}"):
+        with stepline.init(project="vision", name="stopped", dir=logdir, backend=f"mlflow+{mlflow_peer.url}"):
             raise KeyboardInterrupt
-    client = server.client()
+    client = mlflow_peer.client()
     assert the_run(client, "vision", "bad").info.status == "FAILED"
     assert the_run(client, "vision", "stopped").info.status == "KILLED"
 
@@ -135,52 +110,49 @@ def test_mlflow_stopped_mid_run_gets_every_point_exactly_once(mlflow_server, log
     assert sorted(m.step for m in history) == list(range(1500))  # each once
 
 
-def test_sync_to_mlflow_after_the_fact_and_again(mlflow_server, logdir):
+def test_sync_to_mlflow_after_the_fact_and_again(mlflow_peer, logdir):
     offline = stepline.init(project="vision", name="later", dir=logdir, config={"lr": 0.5})
     for step in range(20):
         offline.log({"x": float(step)}, step=step)
     offline.finish()
-    server = mlflow_server()
     for _ in range(2):
         result = subprocess.run([sys.executable, "-m", "stepline.cli.main", "sync", "later", "--dir", str(logdir),
-                                 "--remote", f"mlflow+{server.url}"], capture_output=True, text=True, timeout=120)
+                                 "--remote", f"mlflow+{mlflow_peer.url}"], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
-    client = server.client()
+    client = mlflow_peer.client()
     found = the_run(client, "vision", "later")
     assert [m.step for m in client.get_metric_history(found.info.run_id, "x")] == list(range(20))
     assert found.data.params == {"lr": "0.5"} and found.info.status == "FINISHED"
     assert Logbook(logdir).run("later").status == "finished"
 
 
-def test_infinities_read_back_as_the_largest_double_and_say_so(mlflow_server, logdir):
-    server = mlflow_server()
-    run = stepline.init(project="vision", name="inf", dir=logdir, backend=f"mlflow+{server.url}")
+def test_infinities_read_back_as_the_largest_double_and_say_so(mlflow_peer, logdir):
+    run = stepline.init(project="vision", name="inf", dir=logdir, backend=f"mlflow+{mlflow_peer.url}")
     with pytest.warns(stepline.SteplineWarning, match=r"MLflow stores an infinity as 1\.798e\+308"):
         run.log({"x": math.inf, "y": -math.inf}, step=1)
         assert run.finish(timeout=60)
-    client = server.client()
+    client = mlflow_peer.client()
     found = the_run(client, "vision", "inf")
     assert [m.value for m in client.get_metric_history(found.info.run_id, "x")] == [sys.float_info.max]
     assert [m.value for m in client.get_metric_history(found.info.run_id, "y")] == [-sys.float_info.max]
     assert Logbook(logdir).run(run.id).series("x").values == [math.inf]  # kept whole locally
 
 
-def test_images_and_tables_land_as_mlflow_s_own_log_image_and_log_table_lay_them_out(mlflow_server, logdir, tmp_path):
+def test_images_and_tables_land_as_mlflow_s_own_log_image_and_log_table_lay_them_out(mlflow_peer, logdir, tmp_path):
     import json
     import re
 
     import numpy as np
     from PIL import Image
 
-    server = mlflow_server()
-    run = stepline.init(project="vision", name="media", dir=logdir, backend=f"mlflow+{server.url}")
+    run = stepline.init(project="vision", name="media", dir=logdir, backend=f"mlflow+{mlflow_peer.url}")
     with pytest.warns(stepline.SteplineWarning, match="histogram media stay in the local logbook"):
         for step in range(2):
             run.log({"val/samples": stepline.Image(np.full((4, 6, 3), 40 * (step + 1), dtype=np.uint8)),
                      "preds": stepline.Table(rows=[[step, "cat"]], columns=["id", "label"]),
                      "weights": stepline.Histogram([1.0, 2.0])}, step=step)
         assert run.finish(timeout=60)
-    client = server.client()
+    client = mlflow_peer.client()
     found = the_run(client, "vision", "media")
     assert found.data.tags["mlflow.loggedImages"] == "true"
     names = sorted(a.path for a in client.list_artifacts(found.info.run_id, "images"))
@@ -194,7 +166,7 @@ def test_images_and_tables_land_as_mlflow_s_own_log_image_and_log_table_lay_them
     logged = json.loads(found.data.tags["mlflow.loggedArtifacts"])
     assert logged == [{"path": "tables/preds/step_0.json", "type": "table"},
                       {"path": "tables/preds/step_1.json", "type": "table"}]
-    mlflow.set_tracking_uri(server.url)  # load_table searches runs through the module's tracking URI
+    mlflow.set_tracking_uri(mlflow_peer.url)  # load_table searches runs through the module's tracking URI
     try:  # MLflow's own reader of log_table's tables finds the table by the tag, and reads it
         table = client.load_table(found.info.experiment_id, "tables/preds/step_1.json", run_ids=[found.info.run_id])
     finally:
@@ -219,8 +191,7 @@ def test_files_land_where_the_run_s_artifact_uri_says(mlflow_server, tmp_path, l
     assert open(got, "rb").read() == b"weights"
 
 
-def test_a_url_of_the_wrong_kind_says_which_form_to_use(mlflow_server, server, tmp_path, logdir):
-    mlflow_peer = mlflow_server()
+def test_a_url_of_the_wrong_kind_says_which_form_to_use(mlflow_peer, server, tmp_path, logdir):
     with pytest.warns(stepline.SteplineWarning) as caught:
         run = stepline.init(project="p", name="plain", dir=logdir, backend=mlflow_peer.url)  # http:// to MLflow
         run.log({"x": 1.0})

@@ -52,23 +52,16 @@ def test_to_a_stepline_server(server, tmp_path, logdir):
 
 
 @pytest.mark.peer
-def test_to_mlflow(tmp_path, logdir):
-    pytest.importorskip("mlflow")
-    from tests.server.test_push_mlflow import MLflowServer
-
+def test_to_mlflow(mlflow_peer, logdir):
     offline_runs(logdir)
-    peer = MLflowServer(tmp_path / "mlflow")
-    try:
-        sync_all(logdir, f"mlflow+{peer.url}")
-        client = peer.client()
-        found = client.search_runs([client.get_experiment_by_name("offline").experiment_id])
-        assert sorted(r.info.run_name for r in found) == ["a", "b"]
-        for run in found:
-            history = client.get_metric_history(run.info.run_id, "train/loss")
-            assert [m.value for m in history] == expected(run.info.run_name)
-            assert run.data.params == {"scale": str(RUNS[run.info.run_name])}
-    finally:
-        peer.stop()
+    sync_all(logdir, f"mlflow+{mlflow_peer.url}")
+    client = mlflow_peer.client()
+    found = client.search_runs([client.get_experiment_by_name("offline").experiment_id])
+    assert sorted(r.info.run_name for r in found) == ["a", "b"]
+    for run in found:
+        history = client.get_metric_history(run.info.run_id, "train/loss")
+        assert [m.value for m in history] == expected(run.info.run_name)
+        assert run.data.params == {"scale": str(RUNS[run.info.run_name])}
 
 
 @pytest.mark.peer
