@@ -71,14 +71,18 @@ class LogbookSink(Sink):
 
     def _write_metrics(self, records: list[dict[str, Any]], received: list[bytes] | None) -> None:
         """Metrics records, written (and indexed) together: most of what a run writes."""
-        try:
-            lines = b"\n".join(received) + b"\n" if received else events.encode_many(records)
-        except orjson.JSONEncodeError:  # one of them holds text JSON cannot: each on its own
-            encoded = [(record, self._encoded(record)) for record in records]
-            # indexed as written: text JSON cannot hold is escaped in the file, so in the index too
-            records = [events.escaped(record) for record, line in encoded if line is not None]
-            lines = b"".join(line for _, line in encoded if line is not None)
-        self._file(events.METRICS).write(lines)
+        handle = self._file(events.METRICS)
+        if received:
+            handle.write(b"\n".join([*received, b""]))  # each line with its newline, in one copy of the bytes
+        else:
+            try:
+                lines = events.encode_many(records)
+            except orjson.JSONEncodeError:  # one of them holds text JSON cannot: each on its own
+                encoded = [(record, self._encoded(record)) for record in records]
+                # indexed as written: text JSON cannot hold is escaped in the file, so in the index too
+                records = [events.escaped(record) for record, line in encoded if line is not None]
+                lines = b"".join(line for _, line in encoded if line is not None)
+            handle.write(lines)
         if self._index is not None:
             self._indexing(self._index.add, records)
 
