@@ -237,7 +237,7 @@ def test_a_live_run_s_new_media_appear_without_a_reload(store_server, page, logd
         wait_until(lambda: requests.get(f"{process.url}/api/v1/projects/live/runs/{run_id}", timeout=10).ok, 60,
                    "the run on the server")  # a pushed run exists there once its shipper opened it
         page.goto(f"{process.url}/?poll_ms=200#/p/live/r/{run_id}")
-        view = page.locator("figure.media-view[data-key='samples']")
+        view = page.locator("figure.media-view[data-key='samples'][data-step]")  # its images fetched and shown
         view.wait_for(timeout=60_000)
         first = int(view.get_attribute("data-step"))
         shown = "document.querySelector(\"figure.media-view[data-key='samples']\").dataset.step"
