@@ -12,8 +12,9 @@ Printed, each the median over repeats, each repeat in a fresh child process:
 - points per second drained into the logbook: log calls back to back, then finish(), wall clock (here
   the writer is the bottleneck and the bounded queue makes the caller wait);
 - peak RSS of the child;
-and, below the table, the floor of this design: the writer's work done in the caller's own thread, with no
-queue and no second thread to share the GIL with (what the drain could reach at best).
+and, below the table, two bounds of this design: the writer's work done in the caller's own thread, with no
+queue and no second thread to share the GIL with; and the queue and writer thread with a sink that writes
+nothing (what any writer sharing the caller's interpreter lock could drain at best).
 """
 
 from __future__ import annotations
@@ -114,13 +115,27 @@ def measure_serial(calls: int, folder: str) -> dict[str, float]:
     return {"points_per_s": calls * len(KEYS) / (time.perf_counter() - start)}
 
 
+def measure_empty_sink(calls: int, folder: str) -> dict[str, float]:
+    """The queue and the writer thread as they ship, with a sink that writes nothing: what the drain could reach
+    at best while the writer shares the caller's interpreter lock, whatever it does with the records."""
+    import stepline
+    from stepline.sinks.logbook import LogbookSink
+
+    LogbookSink.write = lambda self, records, lines=None: None  # type: ignore[method-assign]
+    run = stepline.init(project="bench", dir=folder)
+    _, start = _timed_loop(lambda values, step: run.log(values, step=step), calls, 0)
+    run.finish()
+    return {"points_per_s": calls * len(KEYS) / (time.perf_counter() - start)}
+
+
 def child(kind: str, calls: int) -> None:
     import resource
     import warnings
 
     warnings.simplefilter("ignore")  # the queue-full warning is expected in the back-to-back loop
     os.environ["STEPLINE_SYSTEM_METRICS"] = "0"  # the loop's cost alone (and the code before knows no sampler)
-    measure = {"baseline": measure_baseline, "stepline": measure_stepline, "serial": measure_serial}[kind]
+    measure = {"baseline": measure_baseline, "stepline": measure_stepline, "serial": measure_serial,
+               "empty sink": measure_empty_sink}[kind]
     with tempfile.TemporaryDirectory() as folder:
         figures = measure(calls, folder)
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -135,23 +150,23 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--before-src", help="another checkout's src/ folder, measured beside this one")
-    parser.add_argument("--child", choices=["baseline", "stepline", "serial"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["baseline", "stepline", "serial", "empty sink"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.calls)
         return
-    kinds = {**KINDS, "serial": {}}
+    kinds = {**KINDS, "serial": {}, "empty sink": {}}
     if args.before_src:
         kinds["before"] = {"PYTHONPATH": os.path.abspath(args.before_src)}
     results: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
     for _ in range(args.repeats):
         for kind, env in kinds.items():  # interleaved, so drift in the machine's load hits all alike
-            child_kind = kind if kind in ("baseline", "serial") else "stepline"
+            child_kind = kind if kind in ("baseline", "serial", "empty sink") else "stepline"
             out = subprocess.run([sys.executable, __file__, "--child", child_kind, "--calls", str(args.calls)],
                                  check=True, capture_output=True, text=True, env={**os.environ, **env}).stdout
             results[kind].append(json.loads(out.strip().splitlines()[-1]))
     median = {kind: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for kind, runs in results.items()}
-    serial = median.pop("serial")
+    serial, empty = median.pop("serial"), median.pop("empty sink")
     base, ours, plain = median["baseline"], median["stepline"], median["jsonl only"]
     print(f"run.log of {len(KEYS)} metrics, {args.calls} calls, median of {args.repeats} repeats")
     print(f"{'figure':<22}{'baseline (orjson line)':>24}{'stepline':>14}{'ratio':>8}{'jsonl only':>14}"
@@ -163,6 +178,8 @@ def main() -> None:
     print(f"{'RSS above baseline MB':<22}{'':>24}{ours['peak_rss_mb'] - base['peak_rss_mb']:>14,.2f}")
     print(f"\nthe floor of this design, the writer's work in the caller's thread (no queue, no thread): "
           f"{serial['points_per_s']:,.0f} points/s, {serial['points_per_s'] / base['points_per_s']:.2f}x the baseline")
+    print(f"the ceiling of a writer thread beside the caller, with a sink that writes nothing: "
+          f"{empty['points_per_s']:,.0f} points/s, {empty['points_per_s'] / base['points_per_s']:.2f}x the baseline")
     if "before" in median:
         before = median["before"]
         print(f"\n{'figure':<22}{'before':>14}{'stepline':>14}{'stepline / before':>20}")
