@@ -73,19 +73,24 @@ class PostgresRunWriter:
         max_seq, params, metric_records = row
         max_seq.setdefault(events.MEDIA, 0)  # a run made before media were shipped
         fresh = not_stored_yet(records, max_seq)
-        metrics = [r for r in fresh if r["type"] == events.METRICS]
+        # A shipper's batch is all metrics with the standard fields: found at C speed, not a record at a time.
+        only_metrics = list(map(itemgetter("type"), fresh)).count(events.METRICS) == len(fresh)
+        metrics = fresh if only_metrics else [r for r in fresh if r["type"] == events.METRICS]
         if metrics:
             self._append_points(db, metrics)
-        kept = [(r["type"], r["seq"], r) for r in fresh if r["type"] in (events.PARAMS, events.LOG, events.MEDIA)]
-        kept += [(events.METRICS, r["seq"], {k: v for k, v in r.items() if k not in STANDARD_METRIC_FIELDS})
-                 for r in metrics if not STANDARD_METRIC_FIELDS.issuperset(r)]
+        kept = [] if only_metrics else [(r["type"], r["seq"], r) for r in fresh
+                                        if r["type"] in (events.PARAMS, events.LOG, events.MEDIA)]
+        if not all(map(STANDARD_METRIC_FIELDS.issuperset, metrics)):
+            kept += [(events.METRICS, r["seq"], {k: v for k, v in r.items() if k not in STANDARD_METRIC_FIELDS})
+                     for r in metrics if not STANDARD_METRIC_FIELDS.issuperset(r)]
         if kept:
             with db.cursor().copy("COPY records (run, kind, seq, record) FROM STDIN") as copy:
                 for kind, seq, record in kept:
                     copy.write_row((self.pk, kind, seq, jsonb(record)))
-        for record in fresh:
-            if record["type"] == events.PARAMS:
-                apply_operation(params, record)
+        if not only_metrics:
+            for record in fresh:
+                if record["type"] == events.PARAMS:
+                    apply_operation(params, record)
         db.execute("UPDATE runs SET max_seq = %s, params = %s, metric_records = %s WHERE pk = %s",
                    (jsonb(max_seq), jsonb(params), metric_records + len(metrics), self.pk))
         self.max_seq = max_seq
