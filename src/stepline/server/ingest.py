@@ -76,9 +76,9 @@ async def append_events(request: Request, project: str, run_id: str) -> Response
     except ValidationError as err:
         raise RequestValidationError([{**e, "loc": ["body", *e["loc"]]} for e in err.errors()]) from None
     records = raw["events"]
-    # A value written by name ("NaN", "Infinity") holds an N or an I: a byte that most bodies lack, found at
-    # memchr's speed (a search for the names themselves cost ten times as much).
-    if b"N" in body or b"I" in body:  # a value written by name, maybe: make it a float again
+    # A value written by name ("NaN", "Infinity") is made a float again. Such a name holds an N or an I, bytes
+    # most bodies lack and found at memchr's speed: a search for the names themselves cost ten times as much.
+    if b"N" in body or b"I" in body:
         records = [_restored(record) for record in records]
 
     def append() -> dict[str, Any]:
