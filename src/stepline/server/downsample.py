@@ -55,4 +55,3 @@ def _bucket_extremes(values: np.ndarray, nan: np.ndarray | None, size: int, star
         (offsets + np.where(nans, -np.inf, grid).argmax(axis=1))[finite_any],
         (offsets + nans.argmax(axis=1))[nans.any(axis=1)],
     ]
-
