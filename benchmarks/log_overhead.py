@@ -3,18 +3,19 @@
     python benchmarks/log_overhead.py [--calls 200000] [--repeats 5]
 
 Baseline: an orjson line appended to an open file, the cheapest synchronous logger there is. Beside
-stepline as it ships, stepline writing the JSONL only (``STEPLINE_LOGBOOK_INDEX=0``: no index), so that what
-the index costs the loop shows; with ``--before-src OTHER/src`` (another checkout's ``src/``, e.g. from ``git
-worktree add``), that code too, so that a change is measured against the code before it in one run.
-Printed, each the median over repeats, each repeat in a fresh child process:
+stepline as it ships (its writer's batches encoded by the native batch encoder, src/stepline/batch_encoder.cpp),
+stepline on its Python path (``STEPLINE_NATIVE=0``: what an install without a C++ compiler runs), and stepline
+writing the JSONL only (``STEPLINE_LOGBOOK_INDEX=0``: no index), so that what the index costs the loop shows; with
+``--before-src OTHER/src`` (another checkout's ``src/``, e.g. from ``git worktree add``), that code too, so that a
+change is measured against the code before it in one run. Printed, each the median over repeats, each repeat in a
+fresh child process, with its ratio to the baseline:
 - p50 / p99 microseconds per call in a loop that does ~20 us of other work per step (a fast training
   step; the writer thread keeps up, as it does in real training);
 - points per second drained into the logbook: log calls back to back, then finish(), wall clock (here
   the writer is the bottleneck and the bounded queue makes the caller wait);
 - peak RSS of the child;
-and, below the table, two bounds of this design: the writer's work done in the caller's own thread, with no
-queue and no second thread to share the GIL with; and the queue and writer thread with a sink that writes
-nothing (what any writer sharing the caller's interpreter lock could drain at best).
+and, below the table, a bound of this design: the queue and writer thread with a sink that writes nothing (what
+any writer sharing the caller's interpreter lock could drain at best).
 """
 
 from __future__ import annotations
@@ -91,30 +92,6 @@ def measure_stepline(calls: int, folder: str) -> dict[str, float]:
     return {"p50_us": p50, "p99_us": p99, "points_per_s": calls * len(KEYS) / elapsed}
 
 
-def measure_serial(calls: int, folder: str) -> dict[str, float]:
-    """The writer's work (records built, encoded in one call a batch, indexed, written) done in the caller's
-    thread, with no queue and no second thread: the floor of this design, against which the drain is bounded."""
-    from pathlib import Path
-
-    from stepline.sinks.logbook import LogbookSink
-
-    path = Path(folder) / "serial"
-    path.mkdir()
-    sink = LogbookSink(path, {"id": "serial"})
-    batch: list[dict] = []
-    start = time.perf_counter()
-    for step in range(calls):
-        values = {key: step * 0.001 + i for i, key in enumerate(KEYS)}
-        batch.append({"type": "metrics", "seq": step + 1, "time": time.time(), "step": step, "values": values})
-        if len(batch) == 2000:  # the writer's batch
-            sink.write(batch)
-            sink.flush()
-            batch = []
-    sink.write(batch)
-    sink.close()
-    return {"points_per_s": calls * len(KEYS) / (time.perf_counter() - start)}
-
-
 def measure_empty_sink(calls: int, folder: str) -> dict[str, float]:
     """The queue and the writer thread as they ship, with a sink that writes nothing: what the drain could reach
     at best while the writer shares the caller's interpreter lock, whatever it does with the records."""
@@ -122,6 +99,7 @@ def measure_empty_sink(calls: int, folder: str) -> dict[str, float]:
     from stepline.sinks.logbook import LogbookSink
 
     LogbookSink.write = lambda self, records, lines=None: None  # type: ignore[method-assign]
+    LogbookSink.write_metrics = lambda self, batch: None  # type: ignore[method-assign]
     run = stepline.init(project="bench", dir=folder)
     _, start = _timed_loop(lambda values, step: run.log(values, step=step), calls, 0)
     run.finish()
@@ -134,15 +112,17 @@ def child(kind: str, calls: int) -> None:
 
     warnings.simplefilter("ignore")  # the queue-full warning is expected in the back-to-back loop
     os.environ["STEPLINE_SYSTEM_METRICS"] = "0"  # the loop's cost alone (and the code before knows no sampler)
-    measure = {"baseline": measure_baseline, "stepline": measure_stepline, "serial": measure_serial,
-               "empty sink": measure_empty_sink}[kind]
+    measure = {"baseline": measure_baseline, "stepline": measure_stepline, "empty sink": measure_empty_sink}[kind]
     with tempfile.TemporaryDirectory() as folder:
         figures = measure(calls, folder)
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(figures))
 
 
-KINDS = {"baseline": {}, "stepline": {}, "jsonl only": {"STEPLINE_LOGBOOK_INDEX": "0"}}
+KINDS = {"baseline": {}, "stepline": {}, "python encoder": {"STEPLINE_NATIVE": "0"},
+         "jsonl only": {"STEPLINE_LOGBOOK_INDEX": "0"}}
+FIGURES = (("p50_us", "p50 us/call"), ("p99_us", "p99 us/call"), ("points_per_s", "points/s drained"),
+           ("peak_rss_mb", "peak RSS MB"))
 
 
 def main() -> None:
@@ -150,43 +130,38 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--before-src", help="another checkout's src/ folder, measured beside this one")
-    parser.add_argument("--child", choices=["baseline", "stepline", "serial", "empty sink"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["baseline", "stepline", "empty sink"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.calls)
         return
-    kinds = {**KINDS, "serial": {}, "empty sink": {}}
+    kinds = {**KINDS, "empty sink": {}}
     if args.before_src:
         kinds["before"] = {"PYTHONPATH": os.path.abspath(args.before_src)}
     results: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
     for _ in range(args.repeats):
         for kind, env in kinds.items():  # interleaved, so drift in the machine's load hits all alike
-            child_kind = kind if kind in ("baseline", "serial", "empty sink") else "stepline"
+            child_kind = kind if kind in ("baseline", "empty sink") else "stepline"
             out = subprocess.run([sys.executable, __file__, "--child", child_kind, "--calls", str(args.calls)],
                                  check=True, capture_output=True, text=True, env={**os.environ, **env}).stdout
             results[kind].append(json.loads(out.strip().splitlines()[-1]))
     median = {kind: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for kind, runs in results.items()}
-    serial, empty = median.pop("serial"), median.pop("empty sink")
-    base, ours, plain = median["baseline"], median["stepline"], median["jsonl only"]
-    print(f"run.log of {len(KEYS)} metrics, {args.calls} calls, median of {args.repeats} repeats")
-    print(f"{'figure':<22}{'baseline (orjson line)':>24}{'stepline':>14}{'ratio':>8}{'jsonl only':>14}"
-          f"{'stepline / jsonl only':>24}")
-    for key, label in (("p50_us", "p50 us/call"), ("p99_us", "p99 us/call"),
-                       ("points_per_s", "points/s drained"), ("peak_rss_mb", "peak RSS MB")):
-        print(f"{label:<22}{base[key]:>24,.2f}{ours[key]:>14,.2f}{ours[key] / base[key]:>8.2f}{plain[key]:>14,.2f}"
-              f"{ours[key] / plain[key]:>24.2f}")
-    print(f"{'RSS above baseline MB':<22}{'':>24}{ours['peak_rss_mb'] - base['peak_rss_mb']:>14,.2f}")
-    print(f"\nthe floor of this design, the writer's work in the caller's thread (no queue, no thread): "
-          f"{serial['points_per_s']:,.0f} points/s, {serial['points_per_s'] / base['points_per_s']:.2f}x the baseline")
-    print(f"the ceiling of a writer thread beside the caller, with a sink that writes nothing: "
+    empty = median.pop("empty sink")
+    base = median.pop("baseline")
+    print(f"run.log of {len(KEYS)} metrics, {args.calls} calls, median of {args.repeats} repeats; "
+          "each figure with its ratio to the baseline (an orjson line appended to a file)")
+    print(f"{'figure':<20}{'baseline':>14}" + "".join(f"{kind:>16}{'ratio':>7}" for kind in median))
+    for key, label in FIGURES:
+        print(f"{label:<20}{base[key]:>14,.2f}"
+              + "".join(f"{figures[key]:>16,.2f}{figures[key] / base[key]:>7.2f}" for figures in median.values()))
+    ours = median["stepline"]
+    print(f"{'RSS above baseline MB':<20}{'':>14}{ours['peak_rss_mb'] - base['peak_rss_mb']:>16,.2f}")
+    print(f"\nthe ceiling of a writer thread beside the caller, with a sink that writes nothing: "
           f"{empty['points_per_s']:,.0f} points/s, {empty['points_per_s'] / base['points_per_s']:.2f}x the baseline")
     if "before" in median:
         before = median["before"]
-        print(f"\n{'figure':<22}{'before':>14}{'stepline':>14}{'stepline / before':>20}")
-        for key, label in (("p50_us", "p50 us/call"), ("p99_us", "p99 us/call"),
-                           ("points_per_s", "points/s drained"), ("peak_rss_mb", "peak RSS MB")):
-            print(f"{label:<22}{before[key]:>14,.2f}{ours[key]:>14,.2f}{ours[key] / before[key]:>20.2f}")
-
+        print("\nstepline / before: " + ", ".join(
+            f"{label} {ours[key] / before[key]:.2f}" for key, label in FIGURES))
 
 if __name__ == "__main__":
     main()

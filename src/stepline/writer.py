@@ -24,6 +24,7 @@ from typing import Any
 
 from stepline import events
 from stepline.errors import start_thread, warn
+from stepline.metrics_batch import MetricsBatch
 from stepline.sinks.base import Sink
 from stepline.values import DeferredScalar
 
@@ -71,6 +72,10 @@ class Backlog:
 
     def clear(self) -> None:
         self.records, self.size, self.error, self.attempts, self.dropped, self.said_dropping = [], 0, None, 0, 0, False
+
+
+def _records(batch: list[dict[str, Any]] | MetricsBatch) -> list[dict[str, Any]]:
+    return batch.records if isinstance(batch, MetricsBatch) else batch
 
 
 def _estimated_size(record: dict[str, Any]) -> int:
@@ -178,7 +183,7 @@ class Writer:
                 self._room.set()
             if time.monotonic() >= next_heartbeat:
                 next_heartbeat = time.monotonic() + self._heartbeat_interval
-                batch.append(self._numbered(events.HEARTBEAT))
+                batch = [*_records(batch), self._numbered(events.HEARTBEAT)]
             if batch or markers:
                 self._deliver(batch)
                 if self._on_written and batch and not any(self._backlogs.values()):
@@ -190,20 +195,16 @@ class Writer:
         for sink in list(self._sinks):
             self._close(sink)
 
-    def _next_batch(self) -> tuple[list[dict[str, Any]], list[threading.Event]]:
-        """Up to :data:`MAX_BATCH` queued items: the records numbered, and the flush markers among them."""
+    def _next_batch(self) -> tuple[list[dict[str, Any]] | MetricsBatch, list[threading.Event]]:
+        """Up to :data:`MAX_BATCH` queued items: the records numbered (plain metrics calls only: as they were
+        queued, in a :class:`MetricsBatch`), and the flush markers among them."""
         items = self.items
         popped = [items.popleft() for _ in range(min(len(items), MAX_BATCH))]
         seq = self._next_seq
-        if (list(map(type, popped)).count(tuple) == len(popped)
+        if popped and (list(map(type, popped)).count(tuple) == len(popped)
                 and list(map(itemgetter(0), popped)).count(METRICS_TAG) == len(popped)):  # the common batch, at speed
             self._next_seq = seq + len(popped)
-            return [
-                {"type": events.METRICS, "seq": number, "time": when, "step": step, "values": values}
-                if epoch is None else
-                {"type": events.METRICS, "seq": number, "time": when, "step": step, "epoch": epoch, "values": values}
-                for number, (_, when, step, epoch, values) in zip(range(seq, seq + len(popped)), popped)
-            ], []
+            return MetricsBatch(popped, seq), []
         batch: list[dict[str, Any]] = []
         markers: list[threading.Event] = []
         for item in popped:
@@ -233,21 +234,23 @@ class Writer:
         self._next_seq += 1
         return record
 
-    def _deliver(self, batch: list[dict[str, Any]]) -> None:
+    def _deliver(self, batch: list[dict[str, Any]] | MetricsBatch) -> None:
         for sink in list(self._sinks):
             backlog = self._backlog(sink)
             if backlog:  # behind what it could not take yet, in order
-                backlog.add(batch)
+                backlog.add(_records(batch))
                 if time.monotonic() >= backlog.next_try:
                     self._write_backlog(sink, backlog)
                 continue
             try:
-                if batch:
+                if isinstance(batch, MetricsBatch):
+                    sink.write_metrics(batch)
+                elif batch:
                     sink.write(batch)
                 sink.flush()
             except OSError as err:
                 backlog.failed(err)
-                backlog.add(batch[getattr(err, "records_written", 0):])
+                backlog.add(_records(batch)[getattr(err, "records_written", 0):])
                 warn(f"stepline's {sink.name} sink cannot write ({err}); training goes on, and stepline keeps "
                      f"what it cannot write in memory (up to {backlog.limit >> 20} MB, STEPLINE_MAX_BACKLOG_MB), "
                      "retrying until it can")

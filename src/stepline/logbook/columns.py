@@ -18,6 +18,7 @@ The logbook's index (``index.py``) keeps these on disk; this module only builds 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from itertools import repeat
 from operator import itemgetter
 from typing import Any
@@ -180,9 +181,31 @@ class Columns(dict[str, Column]):
         numbers = np.arange(self.records, self.records + n, dtype=np.uint32)
         if not self._add_alike(records, numbers, steps):
             self._add_grouped(records, numbers, steps)
-        self.pending.append(step=steps, time=times, epoch=epoch_array)
-        self.records += n
-        self.unsettled += n
+        self._took(steps, times, epoch_array)
+
+    def add_table(self, steps: np.ndarray, times: np.ndarray, epochs: np.ndarray, keys: tuple[str, ...],
+                  floats_first: tuple[bool, ...], table: np.ndarray,
+                  values: Callable[[], list[dict[str, Any]]]) -> None:
+        """Take in metrics records given as columns (the native encoder's, ``stepline.metrics_batch``), each with
+        ``keys``: a key whose first value is a float takes its row of ``table``; any other is read from the
+        records' ``values`` (called only then), as :meth:`add` reads it."""
+        n = len(steps)
+        if self.records + n > MAX_RECORDS:
+            raise OverflowError(f"a run's index holds at most {MAX_RECORDS} metrics records")
+        numbers = np.arange(self.records, self.records + n, dtype=np.uint32)
+        found = None
+        for row, (key, is_float) in enumerate(zip(keys, floats_first)):
+            if is_float:
+                self.column(key).take(numbers, steps, table[row], True)
+            else:
+                found = found if found is not None else values()
+                self.column(key).take(numbers, steps, *_values(list(map(itemgetter(key), found))))
+        self._took(steps, times, epochs)
+
+    def _took(self, steps: np.ndarray, times: np.ndarray, epochs: np.ndarray) -> None:
+        self.pending.append(step=steps, time=times, epoch=epochs)
+        self.records += len(steps)
+        self.unsettled += len(steps)
         if self.unsettled >= SETTLE_RECORDS:
             self.settle()
 

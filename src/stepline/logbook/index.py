@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from itertools import repeat
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -44,6 +44,9 @@ from stepline.logbook.index_files import (
 )
 from stepline.logbook.metric_summary import MetricSummary
 from stepline.logbook.tail import RecordTail
+
+if TYPE_CHECKING:
+    from stepline.metrics_batch import EncodedBatch, MetricsBatch
 
 __all__ = ["MetricIndex", "TornIndexError", "read_index", "rebuild_index"]
 
@@ -176,6 +179,19 @@ class MetricIndex:
         else:
             records = self.tail.fresh(records)
         self.columns.add(records)
+
+    def add_batch(self, batch: MetricsBatch, encoded: EncodedBatch) -> None:
+        """Take in a writer's batch just written to the file from the native encoder's columns (the records
+        themselves when their keys differ, or when the batch is not past what the index holds)."""
+        if encoded.keys is None or encoded.floats_first is None or encoded.values is None or (
+                batch.first_seq <= self.tail.last_seq):
+            self.add(batch.records)
+            return
+        self.tail.last_seq = batch.first_seq + len(batch) - 1
+        self.columns.add_table(np.frombuffer(encoded.steps, np.int64), np.frombuffer(encoded.times, np.float64),
+                               np.frombuffer(encoded.epochs, np.float64), encoded.keys, encoded.floats_first,
+                               np.frombuffer(encoded.values, np.float64).reshape(len(encoded.keys), len(batch)),
+                               lambda: [item[4] for item in batch.items])
 
     def summaries(self) -> dict[str, MetricSummary]:
         self.columns.settle()

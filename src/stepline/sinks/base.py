@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stepline.metrics_batch import MetricsBatch
 
 
 class Sink(ABC):
@@ -23,6 +26,11 @@ class Sink(ABC):
     @abstractmethod
     def write(self, records: list[dict[str, Any]]) -> None:
         """Deliver a batch. File records carry their content under ``data`` (bytes) or ``source`` (a path)."""
+
+    def write_metrics(self, batch: MetricsBatch) -> None:
+        """Deliver a batch of plain metrics calls in their queue form (the writer's common batch); a sink with no
+        faster way to take it writes its records."""
+        self.write(batch.records)
 
     def flush(self) -> None:  # noqa: B027 (optional hook: a sink that buffers nothing needs no flush)
         """Make everything written so far durable against the death of this process."""

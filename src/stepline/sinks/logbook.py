@@ -21,6 +21,7 @@ from stepline.sinks.base import Sink
 
 if TYPE_CHECKING:
     from stepline.logbook.index import MetricIndex
+    from stepline.metrics_batch import MetricsBatch
 
 _BUFFER_BYTES = 1 << 20
 # Errors that come from a file's name, which no retry mends: a file where a folder must be, or the reverse.
@@ -68,6 +69,22 @@ class LogbookSink(Sink):
             err.records_written = done  # type: ignore[attr-defined]  # the records before it need no retry
             self._drop_index()
             raise
+
+    def write_metrics(self, batch: MetricsBatch) -> None:
+        """A writer's batch of plain metrics calls: its lines and index columns from the native encoder, or its
+        records encoded here when the encoder leaves the batch to Python."""
+        encoded = batch.encoded()
+        if encoded is None:
+            self.write(batch.records)
+            return
+        try:
+            self._file(events.METRICS).write(encoded.lines)
+        except OSError as err:
+            err.records_written = 0  # type: ignore[attr-defined]
+            self._drop_index()
+            raise
+        if self._index is not None:
+            self._indexing(self._index.add_batch, batch, encoded)
 
     def _write_metrics(self, records: list[dict[str, Any]], received: list[bytes] | None) -> None:
         """Metrics records, written (and indexed) together: most of what a run writes."""
