@@ -3,8 +3,8 @@
     python benchmarks/log_overhead.py [--calls 200000] [--repeats 5]
 
 Baseline: an orjson line appended to an open file, the cheapest synchronous logger there is. Beside
-stepline as it ships (its writer's batches encoded by the native batch encoder, src/stepline/batch_encoder.cpp),
-stepline on its Python path (``STEPLINE_NATIVE=0``: what an install without a C++ compiler runs), and stepline
+stepline as it ships (plain calls read into native metrics segments, src/stepline/metrics_segment.cpp), stepline
+on its Python path (``STEPLINE_NATIVE=0``: what an install without a C++ compiler runs), and stepline
 writing the JSONL only (``STEPLINE_LOGBOOK_INDEX=0``: no index), so that what the index costs the loop shows; with
 ``--before-src OTHER/src`` (another checkout's ``src/``, e.g. from ``git worktree add``), that code too, so that a
 change is measured against the code before it in one run. Printed, each the median over repeats, each repeat in a

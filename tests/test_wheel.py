@@ -37,8 +37,8 @@ def test_the_wheel_installed_in_a_fresh_venv_serves_the_dashboard(tmp_path):
     where = subprocess.run([str(venv / "bin/python"), "-c", "import stepline; print(stepline.__file__)"],
                            capture_output=True, text=True, check=True, cwd=tmp_path).stdout
     assert where.startswith(str(venv)), where  # the installed copy, not the checkout
-    # the writer's native batch encoder is in the wheel, and the installed copy uses it
-    assert any(re.fullmatch(r"stepline/batch_encoder\..*\.so", name) for name in zipfile.ZipFile(wheel).namelist())
+    # the native metrics segment is in the wheel, and the installed copy uses it
+    assert any(re.fullmatch(r"stepline/metrics_segment\..*\.so", name) for name in zipfile.ZipFile(wheel).namelist())
     subprocess.run([str(venv / "bin/python"), "-c", "from stepline.metrics_batch import NATIVE; assert NATIVE"],
                    check=True, timeout=120, cwd=tmp_path)
 

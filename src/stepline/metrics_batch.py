@@ -1,17 +1,21 @@
-"""A writer's batch of metrics records in their queue form, encoded by the native batch encoder when it is built.
+"""Plain metrics calls on their way to the sinks without a Python object per call, when the native metrics
+segment (src/stepline/metrics_segment.cpp) is built.
 
-The writer hands a batch of plain metrics calls to its sinks as a :class:`MetricsBatch`: the queue's tuples
-``(tag, time, step, epoch, values)`` and the first record's ``seq``. :meth:`MetricsBatch.encoded` gives the JSON
-lines and the index's columns from ``stepline.batch_encoder`` (src/stepline/batch_encoder.cpp), which holds the
-interpreter lock only to read the numbers and formats the lines while the training loop runs; the records as
-dicts are made only for whoever asks for :attr:`MetricsBatch.records` (the Python path, a sink's backlog).
+``run.log`` adds each call whose values are plain numbers to the run's open :func:`new_segment`, which reads the
+numbers at once (while they are in the caller's cache) into flat arrays; the segment sits in the run's queue like
+any record. The writer closes it, numbers its records and hands it to the sinks as a :class:`MetricsBatch`, whose
+:meth:`MetricsBatch.encoded` writes the JSON lines and the index's columns with the interpreter lock released.
+The records as dicts are made only for whoever asks for :attr:`MetricsBatch.records` (a sink's backlog, a sink
+with no faster way).
 
-    batch = MetricsBatch([("m", 1764100000.25, 3, None, {"loss": 0.25})], first_seq=7)
+    segment = new_segment()
+    segment.add(1764100000.25, 3, None, {"loss": 0.25})           # TAKEN, in run.log
+    batch = MetricsBatch(segment, first_seq=7)                   # in the writer
     batch.encoded().lines   # b'{"type":"metrics","seq":7,"time":1764100000.25,"step":3,"values":{"loss":0.25}}\\n'
 
-Without the compiled encoder (an install with no C++17 compiler), or for a batch it does not take (a value past
-64 bits, a key with a lone surrogate), ``encoded()`` is None and the sink encodes :attr:`records` in Python:
-the same lines, as tests/test_batch_encoder.py checks.
+Without the compiled segment (an install with no C++17 compiler), or with ``STEPLINE_NATIVE=0``,
+:func:`new_segment` is None and ``run.log`` queues each call for the writer to encode in Python: the same lines,
+as tests/test_metrics_segment.py checks.
 """
 
 from __future__ import annotations
@@ -21,16 +25,29 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from stepline import events
-
 native: ModuleType | None
 try:
-    from stepline import batch_encoder as native
-except ImportError:  # built without a C++17 compiler: the sinks encode in Python
+    from stepline import metrics_segment as native
+except ImportError:  # built without a C++17 compiler: run.log queues records for the Python path
     native = None
 
-# Whether batches are encoded natively; STEPLINE_NATIVE=0 turns it off (to compare, or to rule it out).
+# Whether plain metrics calls go into native segments; STEPLINE_NATIVE=0 turns it off (to compare, or to rule
+# it out).
 NATIVE = native is not None and os.environ.get("STEPLINE_NATIVE", "1") != "0"
+# The most calls one segment holds: the writer's batch, and how far the queue's bound may be overshot.
+SEGMENT_RECORDS = 2_000
+# What Segment.add answers: the call is in; the segment takes no more (start another); a value, key, step or
+# epoch the segment does not hold (the Python path takes the call).
+TAKEN, CLOSED, NOT_PLAIN = 0, 1, 2
+
+
+def new_segment(limit: int = SEGMENT_RECORDS) -> Any:
+    """An empty segment of up to ``limit`` calls; None when segments are not in use."""
+    return native.Segment(limit) if NATIVE and native is not None else None
+
+
+def is_segment(item: Any) -> bool:
+    return native is not None and type(item) is native.Segment
 
 
 @dataclass(frozen=True)
@@ -42,44 +59,36 @@ class EncodedBatch:
     steps: bytes  # int64, one per record
     times: bytes  # float64
     epochs: bytes  # float64, columns.NO_EPOCH where a record has none
-    # With the same keys in every record: those keys, whether the first record's value of each is a float, and
-    # every value as a float64, a key's values after another's. Otherwise None, and the index takes the records.
+    # With the same keys in every record: those keys, the kind the index keeps each as ("float", "int" or
+    # "bool") and whether its rows hold every value exactly, and every value of each key as float64 and as int64,
+    # a key's values after another's. Otherwise None, and the index takes the records.
     keys: tuple[str, ...] | None
-    floats_first: tuple[bool, ...] | None
-    values: bytes | None
+    kinds: tuple[str, ...] | None
+    exact: tuple[bool, ...] | None
+    floats: bytes | None
+    integers: bytes | None
 
 
 class MetricsBatch:
-    """Metrics records in their queue form, numbered from ``first_seq`` (see the module's docstring)."""
+    """A closed segment's calls, numbered from ``first_seq`` (see the module's docstring)."""
 
-    __slots__ = ("items", "first_seq", "_records")
+    __slots__ = ("segment", "first_seq", "_records")
 
-    def __init__(self, items: list[tuple[str, float, int, Any, dict[str, Any]]], first_seq: int) -> None:
-        self.items = items
+    def __init__(self, segment: Any, first_seq: int) -> None:
+        self.segment = segment
         self.first_seq = first_seq
         self._records: list[dict[str, Any]] | None = None
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.segment)
 
     @property
     def records(self) -> list[dict[str, Any]]:
         """The records as the Python path writes them."""
         if self._records is None:
-            seq = self.first_seq
-            self._records = [
-                {"type": events.METRICS, "seq": number, "time": when, "step": step, "values": values}
-                if epoch is None else
-                {"type": events.METRICS, "seq": number, "time": when, "step": step, "epoch": epoch, "values": values}
-                for number, (_, when, step, epoch, values) in zip(range(seq, seq + len(self.items)), self.items)
-            ]
+            self._records = self.segment.records(self.first_seq)
         return self._records
 
-    def encoded(self) -> EncodedBatch | None:
-        """The lines and columns from the native encoder; None without it, or for a batch it leaves to Python."""
-        if native is None or not NATIVE or not self.items:
-            return None
-        found = native.encode(self.items, self.first_seq)
-        if found is None:
-            return None
-        return EncodedBatch(*found)
+    def encoded(self) -> EncodedBatch:
+        """The lines and the index's columns, written with the interpreter lock released."""
+        return EncodedBatch(*self.segment.encode(self.first_seq))

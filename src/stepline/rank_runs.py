@@ -11,7 +11,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from stepline.run import METRICS_TAG, DiscardQueue, Run
+from stepline.run import METRICS_TAG, Run
+from stepline.run_queue import RunQueue
 
 
 class DisabledRun(Run):
@@ -33,7 +34,7 @@ class NodeRun(Run):
     def __init__(self, **arguments: Any) -> None:
         self._samples = 0
         super().__init__(**arguments)
-        self._items = DiscardQueue()
+        self._queue = RunQueue(None)  # its own calls record nothing; its samples go straight to the writer
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None, *, epoch: float | None = None) -> None:
         pass

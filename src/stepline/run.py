@@ -28,6 +28,7 @@ from stepline.logs import Logs
 from stepline.media.types import Media
 from stepline.metrics import MetricsLogger
 from stepline.params import Params
+from stepline.run_queue import ClosedQueue, RunQueue
 from stepline.sampler import SystemSampler
 from stepline.summary import Summary
 from stepline.values import INT64_MAX, INT64_MIN, PLAIN_NUMBER_TYPES, UINT64_MAX, DeferredScalar, coerce_metric
@@ -73,8 +74,7 @@ class Run:
         self._writer = writer
         self._shippers = list(shippers)
         self.backends: tuple[Backend, ...] = tuple(backends)  # the remote backends init was given
-        self._items: Any = writer.items if writer is not None else DiscardQueue()
-        self._max_queue = writer.max_queue if writer is not None else 1 << 62
+        self._queue = RunQueue(writer)
         self._next_step = next_step
         self._warned: set[Any] = set()
         channel = RunChannel(run_id=run_id, path=path, put=self._put, warn_once=self._warn_once,
@@ -102,6 +102,12 @@ class Run:
         ``Histogram``, ``Table``, ``Text``, ``Audio``, or a list of one kind) go at the same step. Values that are
         neither are refused with a warning that names the key; the call's other keys still land.
         """
+        if step is None or type(step) is int:  # plain numbers: read at once by the queue's native segment
+            at = self._next_step if step is None else step
+            if self._queue.add_metrics(_time(), at, epoch, metrics):
+                if at >= self._next_step:
+                    self._next_step = at + 1
+                return
         values = dict(metrics)
         tag = METRICS_TAG
         media = None  # no dict made per call: the hot path stays as fast as before media
@@ -128,15 +134,10 @@ class Run:
         elif step < INT64_MIN:
             step = self._coerce_step(step)
             self._next_step = step + 1
-        items = self._items
-        if media is None:
-            items.append((tag, _time(), step, epoch, values))
-        else:
+        if media is not None:
             self._put_media(media, step)
-            if values:
-                items.append((tag, _time(), step, epoch, values))
-        if len(items) >= self._max_queue:
-            self._writer.wait_for_room()  # type: ignore[union-attr]
+        if values:
+            self._queue.put((tag, _time(), step, epoch, values))
 
     def _put_media(self, media: dict[str, list[Media]], step: int) -> None:
         """Queue each key's media, copied now (all the caller pays; the writer thread encodes them)."""
@@ -157,13 +158,13 @@ class Run:
             if left_out:
                 self._warn_once(("media", key, "left_out"), f"{key!r}: {left_out} values that are NaN or infinite are "
                                                             "left out of the histogram")
-            self._items.append({"type": events.MEDIA, "seq": None, "time": _time(), "step": step, "key": key,
-                                "kind": kinds[0], "payload": payload})
+            self._queue.put({"type": events.MEDIA, "seq": None, "time": _time(), "step": step, "key": key,
+                             "kind": kinds[0], "payload": payload})
 
     def _record_system(self, figures: dict[str, float]) -> None:
         """Queue a sample of the machine's figures (on the sampler's thread): at the run's current step, which it
         does not move, so that the training's own steps are as they would be without it."""
-        self._items.append((METRICS_TAG, _time(), max(self._next_step - 1, 0), None, self._placed(figures)))
+        self._queue.items.append((METRICS_TAG, _time(), max(self._next_step - 1, 0), None, self._placed(figures)))
 
     def _placed(self, figures: dict[str, float]) -> dict[str, float]:
         """The figures under this machine's prefix (``system/node.3/cpu.percent`` on node 3 of a job)."""
@@ -272,13 +273,13 @@ class Run:
             self._sampler.stop()  # its last sample goes before the status
         writer = self._writer
         if writer is None:
-            self._items = _ClosedQueue(self._warn_closed)
+            self._queue.stop(ClosedQueue(self._warn_closed))
             return True
         record: dict[str, Any] = {"type": events.STATUS, "seq": None, "time": _time(), "status": status}
         if error is not None:
             record["error"] = error
+        self._queue.stop(ClosedQueue(self._warn_closed))  # closes the open segment: the status goes after it
         writer.items.append(record)
-        self._items = _ClosedQueue(self._warn_closed)
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._shippers and deadline is None:  # a dead server must not hang the end of training
             deadline = time.monotonic() + remote_finish_timeout()
@@ -295,10 +296,7 @@ class Run:
 
     def _put(self, record: dict[str, Any]) -> None:
         """Queue a params, log, file or status record (the rare, non-metric records)."""
-        items = self._items
-        items.append(record)
-        if len(items) >= self._max_queue:
-            self._writer.wait_for_room()  # type: ignore[union-attr]
+        self._queue.put(record)
 
     def _warn_closed(self) -> None:
         self._warn_once(("closed",), f"run {self.id} is {self.status}; this and later records are ignored. "
@@ -311,7 +309,7 @@ class Run:
 
     def _detach_after_fork(self) -> None:
         """In a forked child the writer thread does not exist: drop records instead of queueing for ever."""
-        self._items = DiscardQueue()
+        self._queue = RunQueue(None)
         self._writer = None
         self._sampler = None  # its thread is not in the child either
 
@@ -347,30 +345,3 @@ def _detach_all_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_detach_all_after_fork)
-
-
-class DiscardQueue:
-    """Stands in for the queue of a run that records nothing (disabled, another rank, a forked child)."""
-
-    __slots__ = ()
-
-    def append(self, item: Any) -> None:
-        pass
-
-    def __len__(self) -> int:
-        return 0
-
-
-class _ClosedQueue:
-    """Stands in for the queue of an ended run: warns once, so a late log call never raises."""
-
-    __slots__ = ("_warn",)
-
-    def __init__(self, warn: Callable[[], None]) -> None:
-        self._warn = warn
-
-    def append(self, item: Any) -> None:
-        self._warn()
-
-    def __len__(self) -> int:
-        return 0

@@ -24,7 +24,7 @@ from typing import Any
 
 from stepline import events
 from stepline.errors import start_thread, warn
-from stepline.metrics_batch import MetricsBatch
+from stepline.metrics_batch import MetricsBatch, is_segment
 from stepline.sinks.base import Sink
 from stepline.values import DeferredScalar
 
@@ -34,8 +34,9 @@ RETRY_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # seconds between tries of
 CLOSING_ATTEMPTS = (0.2, 1.0, 2.0)  # the last tries at close(), seconds apart, before what is left is lost
 _DROPPABLE = frozenset((events.METRICS, events.LOG, events.MEDIA))
 
-# The metrics record's compact form on the queue: (tag, time, step, epoch, values); every other record
-# is queued as its dict with ``seq`` still None.
+# On the queue: plain metrics calls in native metrics segments (stepline.metrics_batch); a metrics call the
+# segment does not take (or every one, without segments) as (tag, time, step, epoch, values); every other record
+# as its dict with ``seq`` still None.
 METRICS_TAG = "m"
 DEFERRED_METRICS_TAG = "m+"
 
@@ -104,6 +105,9 @@ class Writer:
         writer = Writer([LogbookSink(path, meta)], first_seq=1, max_queue=100_000, label="abc123")
         writer.items.append(("m", time.time(), 0, None, {"loss": 0.5}))
         writer.close(timeout=10)
+
+    ``taken`` counts the records the thread took off the queue: the run counts those it put, and their
+    difference is what the queue holds (``wait_for_room``).
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class Writer:
         self._max_backlog_bytes = max_backlog_bytes
         self._backlogs: dict[Sink, Backlog] = {}
         self.lost = 0  # records a sink could not write by the end
+        self.taken = 0  # records taken off the queue (written by this thread only)
         self._next_seq = first_seq
         self._heartbeat_interval = heartbeat_interval
         self._on_written = on_written  # told how many records each batch held, once every sink took it
@@ -136,8 +141,8 @@ class Writer:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def wait_for_room(self) -> None:
-        """Called by the caller when the queue is full: wait, never drop."""
+    def wait_for_room(self, pending: Callable[[], int]) -> None:
+        """Called by the caller when the queue is full (``pending()`` records, its own count): wait, never drop."""
         if not self._warned_full:
             self._warned_full = True
             warn(
@@ -145,7 +150,7 @@ class Writer:
                 "training loop, so log calls now wait for it. Log less often, or raise STEPLINE_QUEUE_SIZE."
             )
         self._wake.set()
-        while len(self.items) >= self.max_queue and self._thread.is_alive():
+        while pending() >= self.max_queue and self._thread.is_alive():
             # woken when the writer takes a batch: polling would take the GIL from it a thousand times a second
             self._room.wait(0.05)
             self._room.clear()
@@ -169,25 +174,26 @@ class Writer:
         return not self._thread.is_alive() and not self.lost
 
     def pending(self) -> int:
-        return sum(1 for item in self.items if not isinstance(item, threading.Event))
+        return sum(len(item) if is_segment(item) else 1 for item in self.items
+                   if not isinstance(item, threading.Event))
 
     def _run(self) -> None:
         items = self.items
         next_heartbeat = time.monotonic() + self._heartbeat_interval
         while True:
-            if not items and not self._stopping:
+            # One item may be the segment the caller is filling: wait for more, or to be woken (flush, a full queue)
+            if len(items) < 2 and not self._stopping:
                 self._wake.wait(POLL_INTERVAL)
                 self._wake.clear()
-            batch, markers = self._next_batch()
-            if len(items) < self.max_queue:
-                self._room.set()
+            parts, markers = self._next_batch()
+            self._room.set()
             if time.monotonic() >= next_heartbeat:
                 next_heartbeat = time.monotonic() + self._heartbeat_interval
-                batch = [*_records(batch), self._numbered(events.HEARTBEAT)]
-            if batch or markers:
-                self._deliver(batch)
-                if self._on_written and batch and not any(self._backlogs.values()):
-                    self._on_written(len(batch))
+                parts.append([self._numbered(events.HEARTBEAT)])
+            if parts or markers:
+                self._deliver(parts)
+                if self._on_written and parts and not any(self._backlogs.values()):
+                    self._on_written(sum(map(len, parts)))
             for marker in markers:
                 marker.set()
             if self._stopping and not items:
@@ -195,28 +201,48 @@ class Writer:
         for sink in list(self._sinks):
             self._close(sink)
 
-    def _next_batch(self) -> tuple[list[dict[str, Any]] | MetricsBatch, list[threading.Event]]:
-        """Up to :data:`MAX_BATCH` queued items: the records numbered (plain metrics calls only: as they were
-        queued, in a :class:`MetricsBatch`), and the flush markers among them."""
+    def _next_batch(self) -> tuple[list[list[dict[str, Any]] | MetricsBatch], list[threading.Event]]:
+        """Up to :data:`MAX_BATCH` queued items, in order: the records numbered (a metrics segment, closed, as a
+        :class:`MetricsBatch`; the others in lists), and the flush markers among them."""
         items = self.items
         popped = [items.popleft() for _ in range(min(len(items), MAX_BATCH))]
         seq = self._next_seq
         if popped and (list(map(type, popped)).count(tuple) == len(popped)
-                and list(map(itemgetter(0), popped)).count(METRICS_TAG) == len(popped)):  # the common batch, at speed
+                and list(map(itemgetter(0), popped)).count(METRICS_TAG) == len(popped)):  # Python's common batch
             self._next_seq = seq + len(popped)
-            return MetricsBatch(popped, seq), []
-        batch: list[dict[str, Any]] = []
+            self.taken += len(popped)
+            return [[
+                {"type": events.METRICS, "seq": number, "time": when, "step": step, "values": values}
+                if epoch is None else
+                {"type": events.METRICS, "seq": number, "time": when, "step": step, "epoch": epoch, "values": values}
+                for number, (_, when, step, epoch, values) in zip(range(seq, seq + len(popped)), popped)
+            ]], []
+        parts: list[list[dict[str, Any]] | MetricsBatch] = []
+        records: list[dict[str, Any]] = []
         markers: list[threading.Event] = []
         for item in popped:
-            if type(item) is tuple:
-                batch.append(self._metrics_record(item))
+            if is_segment(item):
+                count = item.close()  # the caller starts another for its next call
+                if count:
+                    if records:
+                        parts.append(records)
+                        records = []
+                    parts.append(MetricsBatch(item, self._next_seq))
+                    self._next_seq += count
+                    self.taken += count
+            elif type(item) is tuple:
+                records.append(self._metrics_record(item))
+                self.taken += 1
             elif isinstance(item, threading.Event):
                 markers.append(item)
             else:
                 item["seq"] = self._next_seq
                 self._next_seq += 1
-                batch.append(item)
-        return batch, markers
+                self.taken += 1
+                records.append(item)
+        if records:
+            parts.append(records)
+        return parts, markers
 
     def _metrics_record(self, item: tuple) -> dict[str, Any]:
         tag, when, step, epoch, values = item
@@ -234,23 +260,28 @@ class Writer:
         self._next_seq += 1
         return record
 
-    def _deliver(self, batch: list[dict[str, Any]] | MetricsBatch) -> None:
+    def _deliver(self, parts: list[list[dict[str, Any]] | MetricsBatch]) -> None:
         for sink in list(self._sinks):
             backlog = self._backlog(sink)
             if backlog:  # behind what it could not take yet, in order
-                backlog.add(_records(batch))
+                for part in parts:
+                    backlog.add(_records(part))
                 if time.monotonic() >= backlog.next_try:
                     self._write_backlog(sink, backlog)
                 continue
+            done = 0
             try:
-                if isinstance(batch, MetricsBatch):
-                    sink.write_metrics(batch)
-                elif batch:
-                    sink.write(batch)
-                sink.flush()
+                for part in parts or [[]]:  # each part flushed, as a batch of its own
+                    if isinstance(part, MetricsBatch):
+                        sink.write_metrics(part)
+                    elif part:
+                        sink.write(part)
+                    sink.flush()
+                    done += 1
             except OSError as err:
                 backlog.failed(err)
-                backlog.add(_records(batch)[getattr(err, "records_written", 0):])
+                for part in parts[done:]:  # a part whose flush failed is not known to be on disk: all of it
+                    backlog.add(_records(part)[getattr(err, "records_written", 0) if part is parts[done] else 0:])
                 warn(f"stepline's {sink.name} sink cannot write ({err}); training goes on, and stepline keeps "
                      f"what it cannot write in memory (up to {backlog.limit >> 20} MB, STEPLINE_MAX_BACKLOG_MB), "
                      "retrying until it can")

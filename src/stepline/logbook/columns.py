@@ -18,7 +18,6 @@ The logbook's index (``index.py``) keeps these on disk; this module only builds 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from itertools import repeat
 from operator import itemgetter
 from typing import Any
@@ -116,12 +115,12 @@ class Column:
             self.kind = kind
         self.waiting.append((numbers, steps, values))
 
-    def settle(self) -> None:
-        """Turn what was taken in into rows, and into the summary."""
+    def settle(self, joined: dict[tuple[int, ...], Any] | None = None) -> None:
+        """Turn what was taken in into rows, and into the summary; ``joined``: the record numbers and steps that
+        :meth:`Columns.settle` joined for another column already (the keys of a batch share them)."""
         if not self.waiting:
             return
-        numbers, steps, values = (np.concatenate(part) if len(self.waiting) > 1 else part[0]
-                                  for part in zip(*self.waiting))
+        numbers, steps, values = (_join(part, joined) for part in zip(*self.waiting))
         self.waiting = []
         self.summary.add_many(steps, values)
         self.pending.append(record=numbers, value=values.astype(np.float64, copy=False))
@@ -154,8 +153,9 @@ class Columns(dict[str, Column]):
     def settle(self) -> None:
         """Every point taken in, in rows and summaries."""
         if self.unsettled:
+            joined: dict[tuple[int, ...], Any] = {}
             for column in self.values():
-                column.settle()
+                column.settle(joined)
             self.unsettled = 0
 
     def add(self, records: list[dict[str, Any]]) -> None:
@@ -184,22 +184,21 @@ class Columns(dict[str, Column]):
         self._took(steps, times, epoch_array)
 
     def add_table(self, steps: np.ndarray, times: np.ndarray, epochs: np.ndarray, keys: tuple[str, ...],
-                  floats_first: tuple[bool, ...], table: np.ndarray,
-                  values: Callable[[], list[dict[str, Any]]]) -> None:
-        """Take in metrics records given as columns (the native encoder's, ``stepline.metrics_batch``), each with
-        ``keys``: a key whose first value is a float takes its row of ``table``; any other is read from the
-        records' ``values`` (called only then), as :meth:`add` reads it."""
+                  kinds: tuple[str, ...], exact: tuple[bool, ...], floats: np.ndarray,
+                  integers: np.ndarray | None) -> None:
+        """Take in metrics records given as columns (a native metrics segment's, ``stepline.metrics_batch``), each
+        with ``keys``: per key, the kind :meth:`add` would keep it as, whether the rows hold it exactly, and a row
+        of ``floats`` and of ``integers`` (None when every kind is float) with its values."""
         n = len(steps)
         if self.records + n > MAX_RECORDS:
             raise OverflowError(f"a run's index holds at most {MAX_RECORDS} metrics records")
         numbers = np.arange(self.records, self.records + n, dtype=np.uint32)
-        found = None
-        for row, (key, is_float) in enumerate(zip(keys, floats_first)):
-            if is_float:
-                self.column(key).take(numbers, steps, table[row], True)
+        for row, (key, kind, is_exact) in enumerate(zip(keys, kinds, exact)):
+            if kind == "float" or integers is None:
+                values = floats[row]
             else:
-                found = found if found is not None else values()
-                self.column(key).take(numbers, steps, *_values(list(map(itemgetter(key), found))))
+                values = integers[row] if kind == "int" else integers[row] != 0
+            self.column(key).take(numbers, steps, values, is_exact)
         self._took(steps, times, epochs)
 
     def _took(self, steps: np.ndarray, times: np.ndarray, epochs: np.ndarray) -> None:
@@ -239,6 +238,19 @@ class Columns(dict[str, Column]):
         for key, where in positions.items():
             values, exact = _values([records[p]["values"][key] for p in where])
             self.column(key).take(numbers[where], steps[where], values, exact)
+
+
+def _join(parts: tuple[np.ndarray, ...], joined: dict[tuple[int, ...], Any] | None) -> np.ndarray:
+    """The parts as one array, joined once for all the columns that took the same arrays."""
+    if len(parts) == 1:
+        return parts[0]
+    if joined is None:
+        return np.concatenate(parts)
+    key = tuple(map(id, parts))
+    found = joined.get(key)
+    if found is None:
+        found = joined[key] = (parts, np.concatenate(parts))  # the parts kept: their ids stay theirs
+    return found[1]  # type: ignore[no-any-return]
 
 
 def _fast_values(values: Any, n: int, floats: bool) -> tuple[np.ndarray, bool]:

@@ -181,17 +181,19 @@ class MetricIndex:
         self.columns.add(records)
 
     def add_batch(self, batch: MetricsBatch, encoded: EncodedBatch) -> None:
-        """Take in a writer's batch just written to the file from the native encoder's columns (the records
-        themselves when their keys differ, or when the batch is not past what the index holds)."""
-        if encoded.keys is None or encoded.floats_first is None or encoded.values is None or (
+        """Take in a writer's batch just written to the file, from its columns (from its records when their keys
+        differ, or when the batch is not past what the index holds)."""
+        if encoded.keys is None or encoded.kinds is None or encoded.exact is None or encoded.floats is None or (
                 batch.first_seq <= self.tail.last_seq):
             self.add(batch.records)
             return
         self.tail.last_seq = batch.first_seq + len(batch) - 1
+        shape = (len(encoded.keys), len(batch))
         self.columns.add_table(np.frombuffer(encoded.steps, np.int64), np.frombuffer(encoded.times, np.float64),
-                               np.frombuffer(encoded.epochs, np.float64), encoded.keys, encoded.floats_first,
-                               np.frombuffer(encoded.values, np.float64).reshape(len(encoded.keys), len(batch)),
-                               lambda: [item[4] for item in batch.items])
+                               np.frombuffer(encoded.epochs, np.float64), encoded.keys, encoded.kinds, encoded.exact,
+                               np.frombuffer(encoded.floats, np.float64).reshape(shape),
+                               None if encoded.integers is None else
+                               np.frombuffer(encoded.integers, np.int64).reshape(shape))
 
     def summaries(self) -> dict[str, MetricSummary]:
         self.columns.settle()

@@ -43,17 +43,16 @@ class MetricSummary:
             return
         self.count += len(values)
         self.last, self.last_step = values[-1].item(), int(steps[-1])
-        positions = np.arange(len(values))
-        if values.dtype.kind == "f":
-            nan = np.isnan(values)
-            nans = int(np.count_nonzero(nan))
+        nans = int(np.count_nonzero(np.isnan(values))) if values.dtype.kind == "f" else 0
+        if nans:
             self.nan_count += nans
             if nans == len(values):
                 return
-            if nans:
-                positions = np.flatnonzero(~nan)
-        real = values[positions] if len(positions) < len(values) else values
-        low, high = positions[int(np.argmin(real))], positions[int(np.argmax(real))]
+            positions = np.flatnonzero(~np.isnan(values))
+            real = values[positions]
+            low, high = positions[int(np.argmin(real))], positions[int(np.argmax(real))]
+        else:
+            low, high = int(np.argmin(values)), int(np.argmax(values))
         self._take_min(values[low].item(), int(steps[low]))
         self._take_max(values[high].item(), int(steps[high]))
 

@@ -28,7 +28,7 @@ class Sink(ABC):
         """Deliver a batch. File records carry their content under ``data`` (bytes) or ``source`` (a path)."""
 
     def write_metrics(self, batch: MetricsBatch) -> None:
-        """Deliver a batch of plain metrics calls in their queue form (the writer's common batch); a sink with no
+        """Deliver a batch of plain metrics calls, a native segment's (the writer's common batch); a sink with no
         faster way to take it writes its records."""
         self.write(batch.records)
 

@@ -71,12 +71,9 @@ class LogbookSink(Sink):
             raise
 
     def write_metrics(self, batch: MetricsBatch) -> None:
-        """A writer's batch of plain metrics calls: its lines and index columns from the native encoder, or its
-        records encoded here when the encoder leaves the batch to Python."""
+        """A writer's batch of plain metrics calls, a native segment's: its lines and the index's columns, written
+        with the interpreter lock released."""
         encoded = batch.encoded()
-        if encoded is None:
-            self.write(batch.records)
-            return
         try:
             self._file(events.METRICS).write(encoded.lines)
         except OSError as err:

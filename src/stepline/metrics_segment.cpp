@@ -1,0 +1,641 @@
+// stepline.metrics_segment: plain metrics calls, read when they are made and written out in a batch, with the
+// interpreter lock released while their lines are written.
+//
+//     segment = Segment(limit)
+//     segment.add(time, step, epoch, values) -> TAKEN | CLOSED | NOT_PLAIN   (at each run.log, in the caller)
+//     segment.close() -> records held                                        (the writer, taking it)
+//     segment.encode(first_seq) -> (lines, steps, times, epochs, keys, kinds, exact, floats, integers)
+//     segment.records(first_seq) -> [record dicts]                           (the Python path, a backlog)
+//
+// Why: a run's queue held a tuple and a dict per call, which the writer thread read back on another core under
+// the interpreter lock the training loop needs: cache misses on every object, then a dict per record and its
+// encoding, all while the loop waited for the lock. A segment reads the numbers at the call, while they are in the
+// caller's cache, into flat arrays (the caller's dict is not kept, nor copied); the writer formats them without
+// the lock and without touching a Python object.
+//
+// add takes a record only when every value is a float, a bool or a 64-bit int, every key is text UTF-8 can hold
+// (not empty),
+// the time a finite float, the step a 64-bit int and the epoch None or such a number: NOT_PLAIN otherwise, and
+// the caller takes its Python path (which coerces, warns, or writes what this does not). CLOSED: the writer took
+// the segment, or it holds `limit` records; the caller starts another.
+//
+// The lines are those of stepline.events.encode (docs/format.md): keys in the call's order, NaN and the
+// infinities by name, floats as the shortest text that reads back the same double, in orjson's layout.
+// steps, times, epochs: n int64 / float64 / float64 (a record without an epoch: columns.NO_EPOCH's bits).
+// keys: the first record's keys when every record has the same keys in the same order, else None (and so are
+// the rest); then kinds and exact say how the index keeps each key (see fill_columns), and floats and integers
+// hold every record's value of each key as float64 and as int64 (None when every key is a float column), a key's
+// n values after another's.
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace {
+
+enum Kind : unsigned char { FLOAT, INT, BOOL, NONE };
+
+struct Number {
+    Kind kind;
+    union {
+        double real;
+        long long integer;
+    };
+};
+
+struct Value {
+    int key;  // in the segment's keys
+    Number number;
+};
+
+struct Record {
+    double time;
+    long long step;
+    Number epoch;
+    Py_ssize_t first_value;  // its values are values[first_value : next record's first_value]
+};
+
+struct Key {
+    PyObject* text;  // held by the segment: utf8 points into it
+    const char* utf8;
+    Py_ssize_t size;
+};
+
+constexpr uint64_t NO_EPOCH_BITS = 0x7FF800000E90C000ULL;
+enum Answer { TAKEN, CLOSED, NOT_PLAIN };
+
+// Reads a metric value or an epoch; false for what this encoder leaves to Python.
+bool read_number(PyObject* object, Number& number) {
+    if (PyFloat_CheckExact(object)) {
+        number.kind = FLOAT;
+        number.real = PyFloat_AS_DOUBLE(object);
+        return true;
+    }
+    if (PyBool_Check(object)) {
+        number.kind = BOOL;
+        number.integer = object == Py_True;
+        return true;
+    }
+    if (PyLong_CheckExact(object)) {
+        int overflow = 0;
+        number.integer = PyLong_AsLongLongAndOverflow(object, &overflow);
+        if (overflow || (number.integer == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return false;  // past int64 (up to uint64 is valid): Python's path writes it
+        }
+        number.kind = INT;
+        return true;
+    }
+    return false;
+}
+
+// Every put_* writes at the cursor and returns it moved past what it wrote; the caller made room
+// (at most MAX_NUMBER bytes for a number, 6 a byte of a key and 3 more).
+constexpr Py_ssize_t MAX_NUMBER = 32;
+
+char* put(char* out, const char* text, size_t size) {
+    std::memcpy(out, text, size);
+    return out + size;
+}
+
+template <size_t N>
+char* put(char* out, const char (&text)[N]) {
+    return put(out, text, N - 1);
+}
+
+// The shortest decimal that reads back as the same double, laid out as orjson lays it out: plain up to 16 digits
+// before the point or 5 zeros after it, otherwise with an exponent ("1e+16", "1.5e-7").
+char* put_double(char* out, double value) {
+    if (value == 0) return std::signbit(value) ? put(out, "-0.0") : put(out, "0.0");
+    char text[40];
+    const char* end = std::to_chars(text, text + sizeof text, value, std::chars_format::scientific).ptr;
+    const char* p = text;
+    if (*p == '-') {
+        *out++ = '-';
+        ++p;
+    }
+    char digits[20];
+    int length = 0;
+    for (; *p != 'e'; ++p) {
+        if (*p != '.') digits[length++] = *p;
+    }
+    int exponent = 0;
+    std::from_chars(p[1] == '+' ? p + 2 : p + 1, end, exponent);
+    const int point = exponent + 1;  // digits before the decimal point
+    if (length <= point && point <= 16) {
+        out = put(out, digits, length);
+        std::memset(out, '0', point - length);
+        return put(out + point - length, ".0");
+    }
+    if (0 < point && point <= 16) {
+        out = put(out, digits, point);
+        *out++ = '.';
+        return put(out, digits + point, length - point);
+    }
+    if (-5 < point && point <= 0) {
+        out = put(out, "0.");
+        std::memset(out, '0', -point);
+        return put(out - point, digits, length);
+    }
+    *out++ = digits[0];
+    if (length > 1) {
+        *out++ = '.';
+        out = put(out, digits + 1, length - 1);
+    }
+    out = exponent > 0 ? put(out, "e+") : put(out, "e");
+    return std::to_chars(out, out + 8, exponent).ptr;
+}
+
+char* put_integer(char* out, long long value) {
+    return std::to_chars(out, out + 24, value).ptr;
+}
+
+char* put_number(char* out, const Number& number) {
+    switch (number.kind) {
+        case FLOAT:
+            if (std::isnan(number.real)) return put(out, "\"NaN\"");
+            if (std::isinf(number.real)) return number.real > 0 ? put(out, "\"Infinity\"") : put(out, "\"-Infinity\"");
+            return put_double(out, number.real);
+        case INT: return put_integer(out, number.integer);
+        case BOOL: return number.integer ? put(out, "true") : put(out, "false");
+        case NONE: break;
+    }
+    return put(out, "null");
+}
+
+char* put_key(char* out, const char* key, Py_ssize_t size) {
+    static const char hex[] = "0123456789abcdef";
+    *out++ = '"';
+    for (Py_ssize_t i = 0; i < size; ++i) {
+        const unsigned char c = static_cast<unsigned char>(key[i]);
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *out++ = static_cast<char>(c);
+            continue;
+        }
+        *out++ = '\\';
+        switch (c) {
+            case '"': *out++ = '"'; break;
+            case '\\': *out++ = '\\'; break;
+            case '\n': *out++ = 'n'; break;
+            case '\r': *out++ = 'r'; break;
+            case '\t': *out++ = 't'; break;
+            case '\b': *out++ = 'b'; break;
+            case '\f': *out++ = 'f'; break;
+            default: {
+                const char escape[] = {'u', '0', '0', hex[c >> 4], hex[c & 15]};
+                out = put(out, escape, sizeof escape);
+            }
+        }
+    }
+    return put(out, "\":");
+}
+
+double as_double(const Number& number) {
+    return number.kind == FLOAT ? number.real : static_cast<double>(number.integer);
+}
+
+// What a segment holds. A segment's store goes back to a few kept for the next segments when it is done: their
+// memory is in use already, so filling one costs no page faults and no growing (which made one call in a hundred
+// take 100 us).
+struct Store {
+    std::vector<Record> records;
+    std::vector<Value> values;
+    std::vector<Key> keys;
+    std::unordered_map<std::string_view, int> key_ids;  // views of the keys' utf8
+};
+
+constexpr size_t KEPT_STORES = 4;
+constexpr size_t KEPT_VALUES = 1 << 20;  // a store that grew past this many values is not kept
+std::vector<Store*> kept_stores;         // changed with the interpreter lock held only
+
+Store* take_store() {
+    if (kept_stores.empty()) return new (std::nothrow) Store();
+    Store* store = kept_stores.back();
+    kept_stores.pop_back();
+    return store;
+}
+
+void give_back(Store* store) {
+    if (kept_stores.size() >= KEPT_STORES || store->values.capacity() > KEPT_VALUES) {
+        delete store;
+        return;
+    }
+    store->records.clear();
+    store->values.clear();
+    store->keys.clear();
+    store->key_ids.clear();
+    kept_stores.push_back(store);
+}
+
+struct Segment {
+    PyObject_HEAD
+    Store* store;
+    std::vector<Record>* records;  // the store's, named for short
+    std::vector<Value>* values;
+    std::vector<Key>* keys;
+    std::unordered_map<std::string_view, int>* key_ids;
+    Py_ssize_t limit;
+    Py_ssize_t bound;  // the most bytes the lines can take
+    bool closed;
+};
+
+constexpr Py_ssize_t RECORD_BOUND = 64 + 3 * MAX_NUMBER + 24;  // the fixed text, seq, time, step, epoch
+
+// The key's number in the segment: the previous record's key at this place (values[previous], -1 for none) when
+// it is the same object (a training loop's keys are), else found by its text, else added.
+bool key_id(Segment* self, PyObject* key, Py_ssize_t previous, int& id) {
+    if (previous >= 0) {
+        const int candidate = (*self->values)[previous].key;
+        if ((*self->keys)[candidate].text == key) {
+            id = candidate;
+            return true;
+        }
+    }
+    Py_ssize_t size;
+    const char* utf8 = PyUnicode_AsUTF8AndSize(key, &size);
+    if (utf8 == nullptr) {  // a lone surrogate: the Python path escapes it and says so
+        PyErr_Clear();
+        return false;
+    }
+    auto found = self->key_ids->find(std::string_view(utf8, size));
+    if (found != self->key_ids->end()) {
+        id = found->second;
+        return true;
+    }
+    id = static_cast<int>(self->keys->size());
+    Py_INCREF(key);
+    self->keys->push_back(Key{key, utf8, size});
+    self->key_ids->emplace(std::string_view(utf8, size), id);
+    return true;
+}
+
+// Whether add would take the call, for a segment that takes no more: a call that is not plain must not make the
+// caller open a segment it will not use.
+bool plain(PyObject* time, PyObject* step, PyObject* epoch, PyObject* dict) {
+    Number number;
+    if (!PyFloat_CheckExact(time) || !std::isfinite(PyFloat_AS_DOUBLE(time)) || !PyLong_CheckExact(step) ||
+        !PyDict_CheckExact(dict) || PyDict_GET_SIZE(dict) == 0 || (epoch != Py_None && !read_number(epoch, number)))
+        return false;
+    int overflow = 0;
+    const long long at = PyLong_AsLongLongAndOverflow(step, &overflow);
+    if (overflow || (at == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return false;
+    }
+    Py_ssize_t position = 0, size;
+    PyObject *key, *value;
+    while (PyDict_Next(dict, &position, &key, &value)) {
+        if (!PyUnicode_CheckExact(key) || PyUnicode_GET_LENGTH(key) == 0 || !read_number(value, number)) return false;
+        if (PyUnicode_AsUTF8AndSize(key, &size) == nullptr) {
+            PyErr_Clear();
+            return false;
+        }
+    }
+    return true;
+}
+
+PyObject* segment_add(Segment* self, PyObject* const* args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "add(time, step, epoch, values) takes 4 arguments");
+        return nullptr;
+    }
+    PyObject *time = args[0], *step = args[1], *epoch = args[2], *dict = args[3];
+    if (self->closed || static_cast<Py_ssize_t>(self->records->size()) >= self->limit)
+        return PyLong_FromLong(plain(time, step, epoch, dict) ? CLOSED : NOT_PLAIN);
+    Record record;
+    if (!PyFloat_CheckExact(time) || !std::isfinite(record.time = PyFloat_AS_DOUBLE(time)) ||
+        !PyLong_CheckExact(step) || !PyDict_CheckExact(dict) || PyDict_GET_SIZE(dict) == 0)
+        return PyLong_FromLong(NOT_PLAIN);
+    int overflow = 0;
+    record.step = PyLong_AsLongLongAndOverflow(step, &overflow);
+    if (overflow || (record.step == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return PyLong_FromLong(NOT_PLAIN);
+    }
+    if (epoch == Py_None) {
+        record.epoch.kind = NONE;
+    } else if (!read_number(epoch, record.epoch)) {
+        return PyLong_FromLong(NOT_PLAIN);
+    }
+    auto& values = *self->values;
+    record.first_value = static_cast<Py_ssize_t>(values.size());
+    // the previous record's values, to match keys by place
+    const Py_ssize_t previous = self->records->empty() ? 0 : self->records->back().first_value;
+    const Py_ssize_t previous_end = record.first_value;
+    Py_ssize_t position = 0, place = 0, bound = RECORD_BOUND;
+    PyObject *key, *value;
+    while (PyDict_Next(dict, &position, &key, &value)) {
+        Value entry;
+        const Py_ssize_t same_place = previous + place < previous_end ? previous + place : -1;
+        if (!PyUnicode_CheckExact(key) || PyUnicode_GET_LENGTH(key) == 0 || !read_number(value, entry.number) ||
+            !key_id(self, key, same_place, entry.key)) {
+            values.resize(record.first_value);  // none of the call's values: the Python path takes them all
+            return PyLong_FromLong(NOT_PLAIN);
+        }
+        bound += 6 * (*self->keys)[entry.key].size + 4 + MAX_NUMBER;
+        values.push_back(entry);
+        ++place;
+    }
+    self->records->push_back(record);
+    self->bound += bound;
+    return PyLong_FromLong(TAKEN);
+}
+
+char* write_lines(char* out, const Segment* self, long long first_seq) {
+    const auto& records = *self->records;
+    const auto& values = *self->values;
+    const auto& keys = *self->keys;
+    const Py_ssize_t n = static_cast<Py_ssize_t>(records.size());
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        const Record& record = records[i];
+        const Py_ssize_t end = i + 1 < n ? records[i + 1].first_value : static_cast<Py_ssize_t>(values.size());
+        out = put(out, "{\"type\":\"metrics\",\"seq\":");
+        out = put_integer(out, first_seq + i);
+        out = put(out, ",\"time\":");
+        out = put_double(out, record.time);
+        out = put(out, ",\"step\":");
+        out = put_integer(out, record.step);
+        if (record.epoch.kind != NONE) {
+            out = put(out, ",\"epoch\":");
+            out = put_number(out, record.epoch);
+        }
+        out = put(out, ",\"values\":{");
+        for (Py_ssize_t v = record.first_value; v < end; ++v) {
+            if (v != record.first_value) *out++ = ',';
+            const Key& key = keys[values[v].key];
+            out = put_key(out, key.utf8, key.size);
+            out = put_number(out, values[v].number);
+        }
+        out = put(out, "}}\n");
+    }
+    return out;
+}
+
+// How many keys every record has, the first record's in its order; 0 when they differ.
+Py_ssize_t common_width(const Segment* self) {
+    const auto& records = *self->records;
+    const auto& values = *self->values;
+    const Py_ssize_t n = static_cast<Py_ssize_t>(records.size());
+    const Py_ssize_t width = n > 1 ? records[1].first_value : static_cast<Py_ssize_t>(values.size());
+    if (width == 0 || static_cast<Py_ssize_t>(values.size()) != n * width) return 0;
+    for (Py_ssize_t i = 1; i < n; ++i) {
+        if (records[i].first_value != i * width) return 0;
+        for (Py_ssize_t j = 0; j < width; ++j)
+            if (values[i * width + j].key != values[j].key) return 0;
+    }
+    return width;
+}
+
+struct Columns {
+    std::vector<long long> steps, integers;
+    std::vector<double> times, epochs, floats;
+    std::vector<const char*> kinds;  // per key: "float", "int" or "bool", what numpy makes of the values
+    std::vector<bool> exact;         // per key: whether float64 rows hold every value as logged
+};
+
+constexpr long long EXACT_INTEGERS = 1LL << 53;  // a float64 holds every integer below this exactly
+
+// The index's columns: each record's step, time and epoch; with the same keys in every record, the values of
+// each key as float64 and as int64, and the kind the index keeps them as (stepline.logbook.columns: a key whose
+// first value is a float is a float column; any other is as numpy reads the values: float if any is, else int if
+// any is, else bool).
+void fill_columns(const Segment* self, Py_ssize_t width, Columns& columns) {
+    const auto& records = *self->records;
+    const Py_ssize_t n = static_cast<Py_ssize_t>(records.size());
+    columns.steps.resize(n);
+    columns.times.resize(n);
+    columns.epochs.resize(n);
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        columns.steps[i] = records[i].step;
+        columns.times[i] = records[i].time;
+        if (records[i].epoch.kind == NONE) {
+            std::memcpy(&columns.epochs[i], &NO_EPOCH_BITS, sizeof(double));
+        } else {
+            columns.epochs[i] = as_double(records[i].epoch);
+        }
+    }
+    if (width == 0) return;
+    const auto& values = *self->values;
+    columns.floats.resize(n * width);
+    columns.integers.resize(n * width);
+    columns.kinds.resize(width);
+    columns.exact.resize(width);
+    for (Py_ssize_t j = 0; j < width; ++j) {
+        bool floats = false, integers = false, large = false;
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            const Number& number = values[i * width + j].number;
+            columns.floats[j * n + i] = as_double(number);
+            columns.integers[j * n + i] = number.kind == FLOAT ? 0 : number.integer;
+            floats |= number.kind == FLOAT;
+            integers |= number.kind == INT;
+            large |= number.kind == INT && (number.integer >= EXACT_INTEGERS || number.integer <= -EXACT_INTEGERS);
+        }
+        const bool float_first = values[j].number.kind == FLOAT;
+        columns.kinds[j] = float_first || floats ? "float" : integers ? "int" : "bool";
+        columns.exact[j] = float_first || !large;
+    }
+}
+
+template <typename T>
+PyObject* bytes_of(const std::vector<T>& array) {
+    return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(array.data()),
+                                     static_cast<Py_ssize_t>(array.size() * sizeof(T)));
+}
+
+PyObject* number_object(const Number& number) {
+    switch (number.kind) {
+        case FLOAT: return PyFloat_FromDouble(number.real);
+        case INT: return PyLong_FromLongLong(number.integer);
+        case BOOL: return PyBool_FromLong(static_cast<long>(number.integer));
+        case NONE: break;
+    }
+    Py_RETURN_NONE;
+}
+
+// The first record's keys, with each one's kind and exactness (see fill_columns): (keys, kinds, exact).
+PyObject* key_columns(const Segment* self, const Columns& columns) {
+    const Py_ssize_t width = static_cast<Py_ssize_t>(columns.kinds.size());
+    PyObject* keys = PyTuple_New(width);
+    PyObject* kinds = PyTuple_New(width);
+    PyObject* exact = PyTuple_New(width);
+    if (keys == nullptr || kinds == nullptr || exact == nullptr) {
+        Py_XDECREF(keys);
+        Py_XDECREF(kinds);
+        Py_XDECREF(exact);
+        return nullptr;
+    }
+    for (Py_ssize_t j = 0; j < width; ++j) {
+        PyTuple_SET_ITEM(keys, j, Py_NewRef((*self->keys)[(*self->values)[j].key].text));
+        PyTuple_SET_ITEM(exact, j, Py_NewRef(columns.exact[j] ? Py_True : Py_False));
+        PyObject* kind = PyUnicode_InternFromString(columns.kinds[j]);
+        if (kind == nullptr) {
+            Py_DECREF(keys);
+            Py_DECREF(kinds);
+            Py_DECREF(exact);
+            return nullptr;
+        }
+        PyTuple_SET_ITEM(kinds, j, kind);
+    }
+    return Py_BuildValue("(NNN)", keys, kinds, exact);
+}
+
+PyObject* segment_encode(Segment* self, PyObject* arg) {
+    const long long first_seq = PyLong_AsLongLong(arg);
+    if (first_seq == -1 && PyErr_Occurred()) return nullptr;
+    self->closed = true;  // nothing is added to what is being written
+    PyObject* lines = PyBytes_FromStringAndSize(nullptr, self->bound);
+    if (lines == nullptr) return nullptr;
+    char* start = PyBytes_AS_STRING(lines);
+    char* end;
+    Py_ssize_t width;
+    Columns columns;
+    Py_BEGIN_ALLOW_THREADS  // the segment is closed: nothing changes it while the lock is let go
+    end = write_lines(start, self, first_seq);
+    width = common_width(self);
+    fill_columns(self, width, columns);
+    Py_END_ALLOW_THREADS
+    if (_PyBytes_Resize(&lines, end - start) < 0) return nullptr;
+    if (width == 0)
+        return Py_BuildValue("(NNNNOOOOO)", lines, bytes_of(columns.steps), bytes_of(columns.times),
+                             bytes_of(columns.epochs), Py_None, Py_None, Py_None, Py_None, Py_None);
+    PyObject* keyed = key_columns(self, columns);
+    if (keyed == nullptr) {
+        Py_DECREF(lines);
+        return nullptr;
+    }
+    bool all_floats = true;
+    for (const char* kind : columns.kinds) all_floats &= kind[0] == 'f';
+    PyObject* answer = Py_BuildValue("(NNNNOOONN)", lines, bytes_of(columns.steps), bytes_of(columns.times),
+                                     bytes_of(columns.epochs), PyTuple_GET_ITEM(keyed, 0), PyTuple_GET_ITEM(keyed, 1),
+                                     PyTuple_GET_ITEM(keyed, 2), bytes_of(columns.floats),
+                                     all_floats ? Py_NewRef(Py_None) : bytes_of(columns.integers));
+    Py_DECREF(keyed);
+    return answer;
+}
+
+// One record as the Python path writes it: {"type", "seq", "time", "step", ["epoch",] "values"}.
+PyObject* record_object(const Segment* self, Py_ssize_t i, long long seq, PyObject* metrics) {
+    const Record& record = (*self->records)[i];
+    const auto& values = *self->values;
+    const Py_ssize_t end = i + 1 < static_cast<Py_ssize_t>(self->records->size())
+                               ? (*self->records)[i + 1].first_value
+                               : static_cast<Py_ssize_t>(values.size());
+    PyObject* dict = PyDict_New();
+    if (dict == nullptr) return nullptr;
+    for (Py_ssize_t v = record.first_value; v < end; ++v) {
+        PyObject* number = number_object(values[v].number);
+        if (number == nullptr || PyDict_SetItem(dict, (*self->keys)[values[v].key].text, number) < 0) {
+            Py_XDECREF(number);
+            Py_DECREF(dict);
+            return nullptr;
+        }
+        Py_DECREF(number);
+    }
+    if (record.epoch.kind == NONE)
+        return Py_BuildValue("{s:O,s:L,s:d,s:L,s:N}", "type", metrics, "seq", seq, "time", record.time, "step",
+                             record.step, "values", dict);
+    return Py_BuildValue("{s:O,s:L,s:d,s:L,s:N,s:N}", "type", metrics, "seq", seq, "time", record.time, "step",
+                         record.step, "epoch", number_object(record.epoch), "values", dict);
+}
+
+PyObject* segment_records(Segment* self, PyObject* arg) {
+    const long long first_seq = PyLong_AsLongLong(arg);
+    if (first_seq == -1 && PyErr_Occurred()) return nullptr;
+    self->closed = true;
+    const Py_ssize_t n = static_cast<Py_ssize_t>(self->records->size());
+    PyObject* metrics = PyUnicode_InternFromString("metrics");
+    PyObject* list = metrics ? PyList_New(n) : nullptr;
+    for (Py_ssize_t i = 0; list != nullptr && i < n; ++i) {
+        PyObject* record = record_object(self, i, first_seq + i, metrics);
+        if (record == nullptr) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, i, record);
+    }
+    Py_XDECREF(metrics);
+    return list;
+}
+
+PyObject* segment_close(Segment* self, PyObject*) {
+    self->closed = true;
+    return PyLong_FromSsize_t(static_cast<Py_ssize_t>(self->records->size()));
+}
+
+Py_ssize_t segment_length(Segment* self) {
+    return static_cast<Py_ssize_t>(self->records->size());
+}
+
+PyObject* segment_new(PyTypeObject* type, PyObject* args, PyObject*) {
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "n:Segment", &limit)) return nullptr;
+    Segment* self = reinterpret_cast<Segment*>(type->tp_alloc(type, 0));
+    if (self == nullptr) return nullptr;
+    self->store = take_store();
+    if (self->store == nullptr) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    self->records = &self->store->records;
+    self->values = &self->store->values;
+    self->keys = &self->store->keys;
+    self->key_ids = &self->store->key_ids;
+    self->limit = limit;
+    self->bound = 0;
+    self->closed = false;
+    return reinterpret_cast<PyObject*>(self);
+}
+
+void segment_dealloc(Segment* self) {
+    if (self->store != nullptr) {
+        for (const Key& key : self->store->keys) Py_DECREF(key.text);
+        give_back(self->store);
+    }
+    Py_TYPE(self)->tp_free(reinterpret_cast<PyObject*>(self));
+}
+
+PyMethodDef segment_methods[] = {
+    {"add", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(segment_add)), METH_FASTCALL,
+     "add(time, step, epoch, values) -> TAKEN | CLOSED | NOT_PLAIN: one log call, read now"},
+    {"close", reinterpret_cast<PyCFunction>(segment_close), METH_NOARGS,
+     "close() -> the records held; nothing is added after it"},
+    {"encode", reinterpret_cast<PyCFunction>(segment_encode), METH_O,
+     "encode(first_seq) -> (lines, steps, times, epochs, keys, kinds, exact, floats, integers)"},
+    {"records", reinterpret_cast<PyCFunction>(segment_records), METH_O,
+     "records(first_seq) -> the records as dicts, as the Python path writes them"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PySequenceMethods segment_sequence = {reinterpret_cast<lenfunc>(segment_length)};
+
+PyTypeObject SegmentType = {PyVarObject_HEAD_INIT(nullptr, 0) "stepline.metrics_segment.Segment"};
+
+PyModuleDef module = {PyModuleDef_HEAD_INIT, "stepline.metrics_segment",
+                      "Plain metrics calls read at the call and encoded in a batch off the interpreter lock.", -1,
+                      nullptr};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit_metrics_segment() {
+    SegmentType.tp_basicsize = sizeof(Segment);
+    SegmentType.tp_flags = Py_TPFLAGS_DEFAULT;
+    SegmentType.tp_doc = "Segment(limit): up to limit plain metrics calls, read at the call";
+    SegmentType.tp_new = segment_new;
+    SegmentType.tp_dealloc = reinterpret_cast<destructor>(segment_dealloc);
+    SegmentType.tp_methods = segment_methods;
+    SegmentType.tp_as_sequence = &segment_sequence;
+    if (PyType_Ready(&SegmentType) < 0) return nullptr;
+    PyObject* m = PyModule_Create(&module);
+    if (m == nullptr) return nullptr;
+    if (PyModule_AddObjectRef(m, "Segment", reinterpret_cast<PyObject*>(&SegmentType)) < 0 ||
+        PyModule_AddIntConstant(m, "TAKEN", TAKEN) < 0 || PyModule_AddIntConstant(m, "CLOSED", CLOSED) < 0 ||
+        PyModule_AddIntConstant(m, "NOT_PLAIN", NOT_PLAIN) < 0) {
+        Py_DECREF(m);
+        return nullptr;
+    }
+    return m;
+}
