@@ -97,7 +97,7 @@ def test_the_columns_are_the_records_numbers_and_kinds():
               {"loss": i / 4, "n": i, "b": True, "int_then_float": 2.5 if i == 4 else i, "big": big * (i == 2),
                "float_then_int": 1.5 if i == 0 else i})
              for i in range(5)]
-    encoded = MetricsBatch(segment_of(calls), 1).encoded()
+    encoded = MetricsBatch(segment_of(calls), 1).encoded().columns
     assert np.frombuffer(encoded.steps, np.int64).tolist() == [0, 3, 6, 9, 12]
     assert np.frombuffer(encoded.times, np.float64).tolist() == [10.5, 11.5, 12.5, 13.5, 14.5]
     epochs = np.frombuffer(encoded.epochs, np.float64)
@@ -112,10 +112,10 @@ def test_the_columns_are_the_records_numbers_and_kinds():
     integers = np.frombuffer(encoded.integers, np.int64).reshape(6, 5)
     assert floats[0].tolist() == [0.0, 0.25, 0.5, 0.75, 1.0] and floats[3].tolist() == [0, 1, 2, 3, 2.5]
     assert integers[1].tolist() == [0, 1, 2, 3, 4] and integers[4].tolist() == [0, 0, big, 0, 0]
-    floats_only = MetricsBatch(segment_of([(1.0, 0, None, {"a": 1.0, "b": 2})]), 1).encoded()
+    floats_only = MetricsBatch(segment_of([(1.0, 0, None, {"a": 1.0, "b": 2})]), 1).encoded().columns
     assert floats_only.kinds == ("float", "int") and floats_only.integers is not None
-    assert MetricsBatch(segment_of([(1.0, 0, None, {"a": 1.0})]), 1).encoded().integers is None
-    mixed = MetricsBatch(segment_of([(1.0, 0, None, {"a": 1.0}), (2.0, 1, None, {"b": 2.0})]), 1).encoded()
+    assert MetricsBatch(segment_of([(1.0, 0, None, {"a": 1.0})]), 1).encoded().columns.integers is None
+    mixed = MetricsBatch(segment_of([(1.0, 0, None, {"a": 1.0}), (2.0, 1, None, {"b": 2.0})]), 1).encoded().columns
     assert mixed.keys is None and mixed.floats is None
 
 
@@ -217,3 +217,15 @@ def test_two_runs_in_two_threads_keep_their_own_lines(logdir):
         assert all(list(record["values"]) == [f"{name}/loss", f"{name}/step"] for record in records)
         assert list(run.series(f"{name}/loss").values) == [step / 3 for step in range(20_000)]
         assert_index_matches_the_file(run.path)
+
+
+def test_parsed_records_give_the_columns_their_calls_give():
+    """What a server or a reader indexes from the lines it parsed is what the writer indexed from the calls."""
+    calls = [(1.5 + i, i, i / 10 if i % 3 else None, {"loss": 1 / (i + 1), "n": i, "ok": i % 2 == 0})
+             for i in range(50)]
+    written = MetricsBatch(segment_of(calls), 7).encoded()
+    parsed = [events.decode(line) for line in written.lines.splitlines()]
+    assert metrics_batch.record_columns(parsed) == written.columns
+    for odd in ({"step": 1, "values": {"a": 1.0}},  # no time: the Python path reads it as it can
+                {"time": 1.0, "step": "1", "values": {"a": 1.0}}, {"time": 1.0, "step": 1, "values": {"a": [1]}}):
+        assert metrics_batch.record_columns([*parsed, {"type": "metrics", "seq": 99, **odd}]) is None

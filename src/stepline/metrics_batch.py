@@ -51,22 +51,41 @@ def is_segment(item: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class EncodedBatch:
-    """A batch's lines, and its columns for the index: the bytes of arrays in the machine's byte order (the index
-    reads them with numpy; this module needs none)."""
+class RecordColumns:
+    """Metrics records as the index takes them: the bytes of arrays in the machine's byte order (the index reads
+    them with numpy; this module needs none)."""
 
-    lines: bytes
     steps: bytes  # int64, one per record
     times: bytes  # float64
     epochs: bytes  # float64, columns.NO_EPOCH where a record has none
     # With the same keys in every record: those keys, the kind the index keeps each as ("float", "int" or
-    # "bool") and whether its rows hold every value exactly, and every value of each key as float64 and as int64,
-    # a key's values after another's. Otherwise None, and the index takes the records.
+    # "bool") and whether its rows hold every value exactly, and every value of each key as float64 and as int64
+    # (None when every kind is float), a key's values after another's. Otherwise None: the index takes the
+    # records themselves.
     keys: tuple[str, ...] | None
     kinds: tuple[str, ...] | None
     exact: tuple[bool, ...] | None
     floats: bytes | None
     integers: bytes | None
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """A batch's lines, and its columns for the index."""
+
+    lines: bytes
+    columns: RecordColumns
+
+
+def record_columns(records: list[dict[str, Any]]) -> RecordColumns | None:
+    """Parsed metrics records (a server's, a reader's) in columns for the index, read natively; None when they
+    are not all plain, or without segments."""
+    if not NATIVE or native is None or not records:
+        return None
+    segment = native.Segment(len(records))
+    if segment.add_records(records) != len(records):
+        return None
+    return RecordColumns(*segment.columns())
 
 
 class MetricsBatch:
@@ -91,4 +110,5 @@ class MetricsBatch:
 
     def encoded(self) -> EncodedBatch:
         """The lines and the index's columns, written with the interpreter lock released."""
-        return EncodedBatch(*self.segment.encode(self.first_seq))
+        lines, *columns = self.segment.encode(self.first_seq)
+        return EncodedBatch(lines, RecordColumns(*columns))

@@ -6,6 +6,7 @@
 //     segment.close() -> records held                                        (the writer, taking it)
 //     segment.encode(first_seq) -> (lines, steps, times, epochs, keys, kinds, exact, floats, integers)
 //     segment.records(first_seq) -> [record dicts]                           (the Python path, a backlog)
+//     segment.add_records(records) -> taken; segment.columns() -> encode's, without the lines (an index)
 //
 // Why: a run's queue held a tuple and a dict per call, which the writer thread read back on another core under
 // the interpreter lock the training loop needs: cache misses on every object, then a dict per record and its
@@ -301,28 +302,22 @@ bool plain(PyObject* time, PyObject* step, PyObject* epoch, PyObject* dict) {
     return true;
 }
 
-PyObject* segment_add(Segment* self, PyObject* const* args, Py_ssize_t nargs) {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "add(time, step, epoch, values) takes 4 arguments");
-        return nullptr;
-    }
-    PyObject *time = args[0], *step = args[1], *epoch = args[2], *dict = args[3];
-    if (self->closed || static_cast<Py_ssize_t>(self->records->size()) >= self->limit)
-        return PyLong_FromLong(plain(time, step, epoch, dict) ? CLOSED : NOT_PLAIN);
+// Takes one call into the segment (open, with room); NOT_PLAIN, and nothing taken, for a call it does not hold.
+Answer add_call(Segment* self, PyObject* time, PyObject* step, PyObject* epoch, PyObject* dict) {
     Record record;
     if (!PyFloat_CheckExact(time) || !std::isfinite(record.time = PyFloat_AS_DOUBLE(time)) ||
         !PyLong_CheckExact(step) || !PyDict_CheckExact(dict) || PyDict_GET_SIZE(dict) == 0)
-        return PyLong_FromLong(NOT_PLAIN);
+        return NOT_PLAIN;
     int overflow = 0;
     record.step = PyLong_AsLongLongAndOverflow(step, &overflow);
     if (overflow || (record.step == -1 && PyErr_Occurred())) {
         PyErr_Clear();
-        return PyLong_FromLong(NOT_PLAIN);
+        return NOT_PLAIN;
     }
     if (epoch == Py_None) {
         record.epoch.kind = NONE;
     } else if (!read_number(epoch, record.epoch)) {
-        return PyLong_FromLong(NOT_PLAIN);
+        return NOT_PLAIN;
     }
     auto& values = *self->values;
     record.first_value = static_cast<Py_ssize_t>(values.size());
@@ -337,7 +332,7 @@ PyObject* segment_add(Segment* self, PyObject* const* args, Py_ssize_t nargs) {
         if (!PyUnicode_CheckExact(key) || PyUnicode_GET_LENGTH(key) == 0 || !read_number(value, entry.number) ||
             !key_id(self, key, same_place, entry.key)) {
             values.resize(record.first_value);  // none of the call's values: the Python path takes them all
-            return PyLong_FromLong(NOT_PLAIN);
+            return NOT_PLAIN;
         }
         bound += 6 * (*self->keys)[entry.key].size + 4 + MAX_NUMBER;
         values.push_back(entry);
@@ -345,7 +340,44 @@ PyObject* segment_add(Segment* self, PyObject* const* args, Py_ssize_t nargs) {
     }
     self->records->push_back(record);
     self->bound += bound;
-    return PyLong_FromLong(TAKEN);
+    return TAKEN;
+}
+
+bool taking(const Segment* self) {
+    return !self->closed && static_cast<Py_ssize_t>(self->records->size()) < self->limit;
+}
+
+PyObject* segment_add(Segment* self, PyObject* const* args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "add(time, step, epoch, values) takes 4 arguments");
+        return nullptr;
+    }
+    if (!taking(self)) return PyLong_FromLong(plain(args[0], args[1], args[2], args[3]) ? CLOSED : NOT_PLAIN);
+    return PyLong_FromLong(add_call(self, args[0], args[1], args[2], args[3]));
+}
+
+PyObject *TIME, *STEP, *EPOCH, *VALUES;  // the record fields' names, made once
+
+// Records as the logbook holds them, parsed ({"type": "metrics", "seq", "time", "step", ["epoch",] "values"}),
+// taken from the first while each is plain: how many were (a server indexing what a client sent).
+PyObject* segment_add_records(Segment* self, PyObject* list) {
+    if (!PyList_Check(list)) {
+        PyErr_SetString(PyExc_TypeError, "add_records takes a list of records");
+        return nullptr;
+    }
+    const Py_ssize_t n = PyList_GET_SIZE(list);
+    Py_ssize_t taken = 0;
+    for (; taken < n && taking(self); ++taken) {
+        PyObject* record = PyList_GET_ITEM(list, taken);
+        if (!PyDict_CheckExact(record)) break;
+        PyObject* time = PyDict_GetItemWithError(record, TIME);
+        PyObject* step = time ? PyDict_GetItemWithError(record, STEP) : nullptr;
+        PyObject* values = step ? PyDict_GetItemWithError(record, VALUES) : nullptr;
+        PyObject* epoch = values ? PyDict_GetItemWithError(record, EPOCH) : nullptr;
+        if (PyErr_Occurred()) return nullptr;
+        if (values == nullptr || add_call(self, time, step, epoch ? epoch : Py_None, values) != TAKEN) break;
+    }
+    return PyLong_FromSsize_t(taken);
 }
 
 char* write_lines(char* out, const Segment* self, long long first_seq) {
@@ -486,6 +518,40 @@ PyObject* key_columns(const Segment* self, const Columns& columns) {
     return Py_BuildValue("(NNN)", keys, kinds, exact);
 }
 
+// The answer of encode (with lines) and columns (without): (lines, steps, times, epochs, keys, kinds, exact,
+// floats, integers), lines left out when null.
+PyObject* answer_of(const Segment* self, PyObject* lines, const Columns& columns, Py_ssize_t width) {
+    PyObject* head = Py_BuildValue("(NNN)", bytes_of(columns.steps), bytes_of(columns.times),
+                                   bytes_of(columns.epochs));
+    PyObject* keyed = head && width ? key_columns(self, columns) : Py_BuildValue("(OOO)", Py_None, Py_None, Py_None);
+    if (head == nullptr || keyed == nullptr) {
+        Py_XDECREF(lines);
+        Py_XDECREF(head);
+        Py_XDECREF(keyed);
+        return nullptr;
+    }
+    bool all_floats = true;
+    for (const char* kind : columns.kinds) all_floats &= kind[0] == 'f';
+    PyObject* floats = width ? bytes_of(columns.floats) : Py_NewRef(Py_None);
+    PyObject* integers = width && !all_floats ? bytes_of(columns.integers) : Py_NewRef(Py_None);
+    PyObject* parts[] = {PyTuple_GET_ITEM(head, 0), PyTuple_GET_ITEM(head, 1), PyTuple_GET_ITEM(head, 2),
+                         PyTuple_GET_ITEM(keyed, 0), PyTuple_GET_ITEM(keyed, 1), PyTuple_GET_ITEM(keyed, 2),
+                         floats, integers};
+    const Py_ssize_t first = lines ? 1 : 0;
+    PyObject* answer = floats && integers ? PyTuple_New(first + 8) : nullptr;
+    if (answer != nullptr) {
+        if (lines) PyTuple_SET_ITEM(answer, 0, lines);
+        for (Py_ssize_t i = 0; i < 8; ++i) PyTuple_SET_ITEM(answer, first + i, Py_NewRef(parts[i]));
+    } else {
+        Py_XDECREF(lines);
+    }
+    Py_DECREF(head);
+    Py_DECREF(keyed);
+    Py_XDECREF(floats);
+    Py_XDECREF(integers);
+    return answer;
+}
+
 PyObject* segment_encode(Segment* self, PyObject* arg) {
     const long long first_seq = PyLong_AsLongLong(arg);
     if (first_seq == -1 && PyErr_Occurred()) return nullptr;
@@ -502,22 +568,18 @@ PyObject* segment_encode(Segment* self, PyObject* arg) {
     fill_columns(self, width, columns);
     Py_END_ALLOW_THREADS
     if (_PyBytes_Resize(&lines, end - start) < 0) return nullptr;
-    if (width == 0)
-        return Py_BuildValue("(NNNNOOOOO)", lines, bytes_of(columns.steps), bytes_of(columns.times),
-                             bytes_of(columns.epochs), Py_None, Py_None, Py_None, Py_None, Py_None);
-    PyObject* keyed = key_columns(self, columns);
-    if (keyed == nullptr) {
-        Py_DECREF(lines);
-        return nullptr;
-    }
-    bool all_floats = true;
-    for (const char* kind : columns.kinds) all_floats &= kind[0] == 'f';
-    PyObject* answer = Py_BuildValue("(NNNNOOONN)", lines, bytes_of(columns.steps), bytes_of(columns.times),
-                                     bytes_of(columns.epochs), PyTuple_GET_ITEM(keyed, 0), PyTuple_GET_ITEM(keyed, 1),
-                                     PyTuple_GET_ITEM(keyed, 2), bytes_of(columns.floats),
-                                     all_floats ? Py_NewRef(Py_None) : bytes_of(columns.integers));
-    Py_DECREF(keyed);
-    return answer;
+    return answer_of(self, lines, columns, width);
+}
+
+PyObject* segment_columns(Segment* self, PyObject*) {
+    self->closed = true;
+    Py_ssize_t width;
+    Columns columns;
+    Py_BEGIN_ALLOW_THREADS
+    width = common_width(self);
+    fill_columns(self, width, columns);
+    Py_END_ALLOW_THREADS
+    return answer_of(self, nullptr, columns, width);
 }
 
 // One record as the Python path writes it: {"type", "seq", "time", "step", ["epoch",] "values"}.
@@ -605,6 +667,10 @@ PyMethodDef segment_methods[] = {
      "close() -> the records held; nothing is added after it"},
     {"encode", reinterpret_cast<PyCFunction>(segment_encode), METH_O,
      "encode(first_seq) -> (lines, steps, times, epochs, keys, kinds, exact, floats, integers)"},
+    {"add_records", reinterpret_cast<PyCFunction>(segment_add_records), METH_O,
+     "add_records(records) -> how many of the parsed metrics records were taken, from the first"},
+    {"columns", reinterpret_cast<PyCFunction>(segment_columns), METH_NOARGS,
+     "columns() -> (steps, times, epochs, keys, kinds, exact, floats, integers): encode's, without the lines"},
     {"records", reinterpret_cast<PyCFunction>(segment_records), METH_O,
      "records(first_seq) -> the records as dicts, as the Python path writes them"},
     {nullptr, nullptr, 0, nullptr},
@@ -629,6 +695,11 @@ PyMODINIT_FUNC PyInit_metrics_segment() {
     SegmentType.tp_methods = segment_methods;
     SegmentType.tp_as_sequence = &segment_sequence;
     if (PyType_Ready(&SegmentType) < 0) return nullptr;
+    TIME = PyUnicode_InternFromString("time");
+    STEP = PyUnicode_InternFromString("step");
+    EPOCH = PyUnicode_InternFromString("epoch");
+    VALUES = PyUnicode_InternFromString("values");
+    if (!TIME || !STEP || !EPOCH || !VALUES) return nullptr;
     PyObject* m = PyModule_Create(&module);
     if (m == nullptr) return nullptr;
     if (PyModule_AddObjectRef(m, "Segment", reinterpret_cast<PyObject*>(&SegmentType)) < 0 ||

@@ -20,11 +20,14 @@ from __future__ import annotations
 import math
 from itertools import repeat
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from stepline.logbook.metric_summary import MetricSummary
+
+if TYPE_CHECKING:
+    from stepline.metrics_batch import RecordColumns
 
 RECORD_FIELDS: dict[str, np.dtype] = {"step": np.dtype("<i8"), "time": np.dtype("<f8"), "epoch": np.dtype("<f8")}
 POINT_FIELDS: dict[str, np.dtype] = {"record": np.dtype("<u4"), "value": np.dtype("<f8")}
@@ -183,23 +186,27 @@ class Columns(dict[str, Column]):
             self._add_grouped(records, numbers, steps)
         self._took(steps, times, epoch_array)
 
-    def add_table(self, steps: np.ndarray, times: np.ndarray, epochs: np.ndarray, keys: tuple[str, ...],
-                  kinds: tuple[str, ...], exact: tuple[bool, ...], floats: np.ndarray,
-                  integers: np.ndarray | None) -> None:
-        """Take in metrics records given as columns (a native metrics segment's, ``stepline.metrics_batch``), each
-        with ``keys``: per key, the kind :meth:`add` would keep it as, whether the rows hold it exactly, and a row
-        of ``floats`` and of ``integers`` (None when every kind is float) with its values."""
+    def add_columns(self, columns: RecordColumns) -> bool:
+        """Take in metrics records given as columns (a native metrics segment's, ``stepline.metrics_batch``), when
+        they have the same keys: per key, the kind :meth:`add` would keep it as, whether the rows hold it exactly,
+        and its values as float64 and int64 rows. False, and nothing taken, when their keys differ."""
+        if columns.keys is None or columns.kinds is None or columns.exact is None or columns.floats is None:
+            return False
+        steps = np.frombuffer(columns.steps, np.int64)
         n = len(steps)
         if self.records + n > MAX_RECORDS:
             raise OverflowError(f"a run's index holds at most {MAX_RECORDS} metrics records")
+        floats = np.frombuffer(columns.floats, np.float64).reshape(-1, n)
+        integers = None if columns.integers is None else np.frombuffer(columns.integers, np.int64).reshape(-1, n)
         numbers = np.arange(self.records, self.records + n, dtype=np.uint32)
-        for row, (key, kind, is_exact) in enumerate(zip(keys, kinds, exact)):
+        for row, (key, kind, is_exact) in enumerate(zip(columns.keys, columns.kinds, columns.exact)):
             if kind == "float" or integers is None:
                 values = floats[row]
             else:
                 values = integers[row] if kind == "int" else integers[row] != 0
             self.column(key).take(numbers, steps, values, is_exact)
-        self._took(steps, times, epochs)
+        self._took(steps, np.frombuffer(columns.times, np.float64), np.frombuffer(columns.epochs, np.float64))
+        return True
 
     def _took(self, steps: np.ndarray, times: np.ndarray, epochs: np.ndarray) -> None:
         self.pending.append(step=steps, time=times, epoch=epochs)

@@ -44,6 +44,7 @@ from stepline.logbook.index_files import (
 )
 from stepline.logbook.metric_summary import MetricSummary
 from stepline.logbook.tail import RecordTail
+from stepline.metrics_batch import record_columns
 
 if TYPE_CHECKING:
     from stepline.metrics_batch import EncodedBatch, MetricsBatch
@@ -178,22 +179,17 @@ class MetricIndex:
             self.tail.last_seq = seqs[-1]  # numbered by a writer in one go, as most are: all of them, at speed
         else:
             records = self.tail.fresh(records)
-        self.columns.add(records)
+        columns = record_columns(records)  # read natively when they are plain, as most are
+        if columns is None or not self.columns.add_columns(columns):
+            self.columns.add(records)
 
     def add_batch(self, batch: MetricsBatch, encoded: EncodedBatch) -> None:
         """Take in a writer's batch just written to the file, from its columns (from its records when their keys
         differ, or when the batch is not past what the index holds)."""
-        if encoded.keys is None or encoded.kinds is None or encoded.exact is None or encoded.floats is None or (
-                batch.first_seq <= self.tail.last_seq):
+        if batch.first_seq > self.tail.last_seq and self.columns.add_columns(encoded.columns):
+            self.tail.last_seq = batch.first_seq + len(batch) - 1
+        else:
             self.add(batch.records)
-            return
-        self.tail.last_seq = batch.first_seq + len(batch) - 1
-        shape = (len(encoded.keys), len(batch))
-        self.columns.add_table(np.frombuffer(encoded.steps, np.int64), np.frombuffer(encoded.times, np.float64),
-                               np.frombuffer(encoded.epochs, np.float64), encoded.keys, encoded.kinds, encoded.exact,
-                               np.frombuffer(encoded.floats, np.float64).reshape(shape),
-                               None if encoded.integers is None else
-                               np.frombuffer(encoded.integers, np.int64).reshape(shape))
 
     def summaries(self) -> dict[str, MetricSummary]:
         self.columns.settle()
