@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 import os
 import struct
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -19,6 +21,7 @@ import stepline
 from stepline import events, metrics_batch
 from stepline.logbook.columns import NO_EPOCH
 from stepline.metrics_batch import CLOSED, NOT_PLAIN, TAKEN, MetricsBatch
+from tests.conftest import REPO
 from tests.test_index import assert_index_matches_the_file
 
 pytestmark = pytest.mark.skipif(
@@ -229,3 +232,16 @@ def test_parsed_records_give_the_columns_their_calls_give():
     for odd in ({"step": 1, "values": {"a": 1.0}},  # no time: the Python path reads it as it can
                 {"time": 1.0, "step": "1", "values": {"a": 1.0}}, {"time": 1.0, "step": 1, "values": {"a": [1]}}):
         assert metrics_batch.record_columns([*parsed, {"type": "metrics", "seq": 99, **odd}]) is None
+
+
+@pytest.mark.slow
+def test_the_python_path_passes_the_delivery_lifecycle_and_index_tests():
+    """What an install without a C++ compiler runs (every call queued for the writer to encode in Python): the
+    tests of delivery, of the run's lifecycle, of the logbook and of its index, on that path."""
+    modules = ["tests/test_delivery.py", "tests/test_lifecycle.py", "tests/test_logbook.py", "tests/test_index.py",
+               "tests/test_metrics.py"]
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *modules],
+                            cwd=REPO, env={**os.environ, "STEPLINE_NATIVE": "0"}, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert " passed" in result.stdout.splitlines()[-1]
