@@ -14,7 +14,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # torch is pinned first: anything that pulls torch in later then finds it there, instead of a CUDA build.
-$(STAMP): pyproject.toml Makefile src/stepline/metrics_segment.cpp | $(PY)
+$(STAMP): pyproject.toml Makefile src/stepline/metrics_segment.cpp src/stepline/json_text.hpp | $(PY)
 	$(PY) -m pip install --quiet "torch==2.13.0"
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)

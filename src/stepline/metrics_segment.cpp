@@ -30,7 +30,6 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -39,17 +38,21 @@
 #include <unordered_map>
 #include <vector>
 
+#include "json_text.hpp"
+
 namespace {
 
-enum Kind : unsigned char { FLOAT, INT, BOOL, NONE };
-
-struct Number {
-    Kind kind;
-    union {
-        double real;
-        long long integer;
-    };
-};
+using json_text::BOOL;
+using json_text::FLOAT;
+using json_text::INT;
+using json_text::MAX_NUMBER;
+using json_text::NONE;
+using json_text::Number;
+using json_text::put;
+using json_text::put_double;
+using json_text::put_integer;
+using json_text::put_key;
+using json_text::put_number;
 
 struct Value {
     int key;  // in the segment's keys
@@ -95,107 +98,6 @@ bool read_number(PyObject* object, Number& number) {
         return true;
     }
     return false;
-}
-
-// Every put_* writes at the cursor and returns it moved past what it wrote; the caller made room
-// (at most MAX_NUMBER bytes for a number, 6 a byte of a key and 3 more).
-constexpr Py_ssize_t MAX_NUMBER = 32;
-
-char* put(char* out, const char* text, size_t size) {
-    std::memcpy(out, text, size);
-    return out + size;
-}
-
-template <size_t N>
-char* put(char* out, const char (&text)[N]) {
-    return put(out, text, N - 1);
-}
-
-// The shortest decimal that reads back as the same double, laid out as orjson lays it out: plain up to 16 digits
-// before the point or 5 zeros after it, otherwise with an exponent ("1e+16", "1.5e-7").
-char* put_double(char* out, double value) {
-    if (value == 0) return std::signbit(value) ? put(out, "-0.0") : put(out, "0.0");
-    char text[40];
-    const char* end = std::to_chars(text, text + sizeof text, value, std::chars_format::scientific).ptr;
-    const char* p = text;
-    if (*p == '-') {
-        *out++ = '-';
-        ++p;
-    }
-    char digits[20];
-    int length = 0;
-    for (; *p != 'e'; ++p) {
-        if (*p != '.') digits[length++] = *p;
-    }
-    int exponent = 0;
-    std::from_chars(p[1] == '+' ? p + 2 : p + 1, end, exponent);
-    const int point = exponent + 1;  // digits before the decimal point
-    if (length <= point && point <= 16) {
-        out = put(out, digits, length);
-        std::memset(out, '0', point - length);
-        return put(out + point - length, ".0");
-    }
-    if (0 < point && point <= 16) {
-        out = put(out, digits, point);
-        *out++ = '.';
-        return put(out, digits + point, length - point);
-    }
-    if (-5 < point && point <= 0) {
-        out = put(out, "0.");
-        std::memset(out, '0', -point);
-        return put(out - point, digits, length);
-    }
-    *out++ = digits[0];
-    if (length > 1) {
-        *out++ = '.';
-        out = put(out, digits + 1, length - 1);
-    }
-    out = exponent > 0 ? put(out, "e+") : put(out, "e");
-    return std::to_chars(out, out + 8, exponent).ptr;
-}
-
-char* put_integer(char* out, long long value) {
-    return std::to_chars(out, out + 24, value).ptr;
-}
-
-char* put_number(char* out, const Number& number) {
-    switch (number.kind) {
-        case FLOAT:
-            if (std::isnan(number.real)) return put(out, "\"NaN\"");
-            if (std::isinf(number.real)) return number.real > 0 ? put(out, "\"Infinity\"") : put(out, "\"-Infinity\"");
-            return put_double(out, number.real);
-        case INT: return put_integer(out, number.integer);
-        case BOOL: return number.integer ? put(out, "true") : put(out, "false");
-        case NONE: break;
-    }
-    return put(out, "null");
-}
-
-char* put_key(char* out, const char* key, Py_ssize_t size) {
-    static const char hex[] = "0123456789abcdef";
-    *out++ = '"';
-    for (Py_ssize_t i = 0; i < size; ++i) {
-        const unsigned char c = static_cast<unsigned char>(key[i]);
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *out++ = static_cast<char>(c);
-            continue;
-        }
-        *out++ = '\\';
-        switch (c) {
-            case '"': *out++ = '"'; break;
-            case '\\': *out++ = '\\'; break;
-            case '\n': *out++ = 'n'; break;
-            case '\r': *out++ = 'r'; break;
-            case '\t': *out++ = 't'; break;
-            case '\b': *out++ = 'b'; break;
-            case '\f': *out++ = 'f'; break;
-            default: {
-                const char escape[] = {'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                out = put(out, escape, sizeof escape);
-            }
-        }
-    }
-    return put(out, "\":");
 }
 
 double as_double(const Number& number) {
