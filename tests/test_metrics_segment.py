@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import threading
+import warnings
 
 import numpy as np
 import orjson
@@ -208,7 +209,8 @@ def test_two_runs_in_two_threads_keep_their_own_lines(logdir):
         run.finish()
 
     threads = [threading.Thread(target=train, args=(name,)) for name in ("left", "right")]
-    with pytest.warns(stepline.SteplineWarning):  # the queue fills: log calls wait, nothing is dropped
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stepline.SteplineWarning)  # the queue may fill: calls wait, none is lost
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -232,6 +234,30 @@ def test_parsed_records_give_the_columns_their_calls_give():
     for odd in ({"step": 1, "values": {"a": 1.0}},  # no time: the Python path reads it as it can
                 {"time": 1.0, "step": "1", "values": {"a": 1.0}}, {"time": 1.0, "step": 1, "values": {"a": [1]}}):
         assert metrics_batch.record_columns([*parsed, {"type": "metrics", "seq": 99, **odd}]) is None
+
+
+def test_two_threads_logging_into_one_run_lose_nothing(logdir):
+    """Both threads add to the run's open segment, and either may find it taken and open the next."""
+    run = stepline.init(project="p", name="shared", dir=logdir)
+
+    def train(name: str) -> None:
+        for step in range(20_000):
+            run.log({f"{name}/loss": step / 3})
+
+    threads = [threading.Thread(target=train, args=(name,)) for name in ("left", "right")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stepline.SteplineWarning)  # the queue may fill: calls wait, none is lost
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    run.finish()
+    view = stepline.Logbook(logdir).run("shared", "p")
+    seqs = [record["seq"] for record in view.records("metrics")]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 40_000
+    for name in ("left", "right"):
+        assert list(view.series(f"{name}/loss").values) == [step / 3 for step in range(20_000)]
+    assert_index_matches_the_file(view.path)
 
 
 @pytest.mark.slow
