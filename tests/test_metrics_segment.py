@@ -201,6 +201,17 @@ def test_a_run_writes_the_same_logbook_and_index_with_and_without_segments(logdi
         (key, typed(s.as_dict())) for key, s in summaries[1].items()]
 
 
+def in_two_threads(train) -> None:
+    """``train("left")`` and ``train("right")`` at once; the queue may fill: calls wait, and none is lost."""
+    threads = [threading.Thread(target=train, args=(name,)) for name in ("left", "right")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stepline.SteplineWarning)
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
 def test_two_runs_in_two_threads_keep_their_own_lines(logdir):
     def train(name: str) -> None:
         run = stepline.init(project="p", name=name, dir=logdir)
@@ -208,13 +219,7 @@ def test_two_runs_in_two_threads_keep_their_own_lines(logdir):
             run.log({f"{name}/loss": step / 3, f"{name}/step": step}, step=step)
         run.finish()
 
-    threads = [threading.Thread(target=train, args=(name,)) for name in ("left", "right")]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stepline.SteplineWarning)  # the queue may fill: calls wait, none is lost
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+    in_two_threads(train)
     for name in ("left", "right"):
         run = stepline.Logbook(logdir).run(name, "p")
         records = list(run.records("metrics"))
@@ -244,13 +249,7 @@ def test_two_threads_logging_into_one_run_lose_nothing(logdir):
         for step in range(20_000):
             run.log({f"{name}/loss": step / 3})
 
-    threads = [threading.Thread(target=train, args=(name,)) for name in ("left", "right")]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stepline.SteplineWarning)  # the queue may fill: calls wait, none is lost
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+    in_two_threads(train)
     run.finish()
     view = stepline.Logbook(logdir).run("shared", "p")
     seqs = [record["seq"] for record in view.records("metrics")]

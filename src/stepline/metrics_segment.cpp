@@ -151,8 +151,18 @@ struct Segment {
 
 constexpr Py_ssize_t RECORD_BOUND = 64 + 3 * MAX_NUMBER + 24;  // the fixed text, seq, time, step, epoch
 
+// A key the segment holds: text that is not empty and that UTF-8 can hold (a lone surrogate cannot: the Python
+// path escapes it and says so). Its UTF-8, or null.
+const char* key_text(PyObject* key, Py_ssize_t& size) {
+    if (!PyUnicode_CheckExact(key) || PyUnicode_GET_LENGTH(key) == 0) return nullptr;
+    const char* utf8 = PyUnicode_AsUTF8AndSize(key, &size);
+    if (utf8 == nullptr) PyErr_Clear();
+    return utf8;
+}
+
 // The key's number in the segment: the previous record's key at this place (values[previous], -1 for none) when
-// it is the same object (a training loop's keys are), else found by its text, else added.
+// it is the same object (a training loop's keys are), else found by its text, else added; false for a key the
+// segment does not hold.
 bool key_id(Segment* self, PyObject* key, Py_ssize_t previous, int& id) {
     if (previous >= 0) {
         const int candidate = (*self->values)[previous].key;
@@ -162,11 +172,8 @@ bool key_id(Segment* self, PyObject* key, Py_ssize_t previous, int& id) {
         }
     }
     Py_ssize_t size;
-    const char* utf8 = PyUnicode_AsUTF8AndSize(key, &size);
-    if (utf8 == nullptr) {  // a lone surrogate: the Python path escapes it and says so
-        PyErr_Clear();
-        return false;
-    }
+    const char* utf8 = key_text(key, size);
+    if (utf8 == nullptr) return false;
     auto found = self->key_ids->find(std::string_view(utf8, size));
     if (found != self->key_ids->end()) {
         id = found->second;
@@ -181,25 +188,30 @@ bool key_id(Segment* self, PyObject* key, Py_ssize_t previous, int& id) {
 
 // Whether add would take the call, for a segment that takes no more: a call that is not plain must not make the
 // caller open a segment it will not use.
-bool plain(PyObject* time, PyObject* step, PyObject* epoch, PyObject* dict) {
-    Number number;
-    if (!PyFloat_CheckExact(time) || !std::isfinite(PyFloat_AS_DOUBLE(time)) || !PyLong_CheckExact(step) ||
-        !PyDict_CheckExact(dict) || PyDict_GET_SIZE(dict) == 0 || (epoch != Py_None && !read_number(epoch, number)))
+// Reads a call's time, step and epoch, and checks its values are a dict that is not empty; false for a call the
+// segment does not hold (add_call checks the values themselves).
+bool read_head(PyObject* time, PyObject* step, PyObject* epoch, PyObject* dict, Record& record) {
+    if (!PyFloat_CheckExact(time) || !std::isfinite(record.time = PyFloat_AS_DOUBLE(time)) ||
+        !PyLong_CheckExact(step) || !PyDict_CheckExact(dict) || PyDict_GET_SIZE(dict) == 0)
         return false;
     int overflow = 0;
-    const long long at = PyLong_AsLongLongAndOverflow(step, &overflow);
-    if (overflow || (at == -1 && PyErr_Occurred())) {
+    record.step = PyLong_AsLongLongAndOverflow(step, &overflow);
+    if (overflow || (record.step == -1 && PyErr_Occurred())) {
         PyErr_Clear();
         return false;
     }
+    record.epoch.kind = NONE;
+    return epoch == Py_None || read_number(epoch, record.epoch);
+}
+
+bool plain(PyObject* time, PyObject* step, PyObject* epoch, PyObject* dict) {
+    Record record;
+    Number number;
+    if (!read_head(time, step, epoch, dict, record)) return false;
     Py_ssize_t position = 0, size;
     PyObject *key, *value;
     while (PyDict_Next(dict, &position, &key, &value)) {
-        if (!PyUnicode_CheckExact(key) || PyUnicode_GET_LENGTH(key) == 0 || !read_number(value, number)) return false;
-        if (PyUnicode_AsUTF8AndSize(key, &size) == nullptr) {
-            PyErr_Clear();
-            return false;
-        }
+        if (!read_number(value, number) || key_text(key, size) == nullptr) return false;
     }
     return true;
 }
@@ -207,20 +219,7 @@ bool plain(PyObject* time, PyObject* step, PyObject* epoch, PyObject* dict) {
 // Takes one call into the segment (open, with room); NOT_PLAIN, and nothing taken, for a call it does not hold.
 Answer add_call(Segment* self, PyObject* time, PyObject* step, PyObject* epoch, PyObject* dict) {
     Record record;
-    if (!PyFloat_CheckExact(time) || !std::isfinite(record.time = PyFloat_AS_DOUBLE(time)) ||
-        !PyLong_CheckExact(step) || !PyDict_CheckExact(dict) || PyDict_GET_SIZE(dict) == 0)
-        return NOT_PLAIN;
-    int overflow = 0;
-    record.step = PyLong_AsLongLongAndOverflow(step, &overflow);
-    if (overflow || (record.step == -1 && PyErr_Occurred())) {
-        PyErr_Clear();
-        return NOT_PLAIN;
-    }
-    if (epoch == Py_None) {
-        record.epoch.kind = NONE;
-    } else if (!read_number(epoch, record.epoch)) {
-        return NOT_PLAIN;
-    }
+    if (!read_head(time, step, epoch, dict, record)) return NOT_PLAIN;
     auto& values = *self->values;
     record.first_value = static_cast<Py_ssize_t>(values.size());
     // the previous record's values, to match keys by place
@@ -231,8 +230,7 @@ Answer add_call(Segment* self, PyObject* time, PyObject* step, PyObject* epoch, 
     while (PyDict_Next(dict, &position, &key, &value)) {
         Value entry;
         const Py_ssize_t same_place = previous + place < previous_end ? previous + place : -1;
-        if (!PyUnicode_CheckExact(key) || PyUnicode_GET_LENGTH(key) == 0 || !read_number(value, entry.number) ||
-            !key_id(self, key, same_place, entry.key)) {
+        if (!read_number(value, entry.number) || !key_id(self, key, same_place, entry.key)) {
             values.resize(record.first_value);  // none of the call's values: the Python path takes them all
             return NOT_PLAIN;
         }

@@ -52,8 +52,7 @@ class RunQueue:
             self._segment.close()  # the calls after this one go after it
         self.items.append(item)
         self._queued += 1
-        if self.pending() >= self._max:
-            self._writer.wait_for_room(self.pending)  # type: ignore[union-attr]
+        self._wait_if_full()
 
     def pending(self) -> int:
         """Records on the queue: those put, and those of the open segment, less those the writer took."""
@@ -71,11 +70,14 @@ class RunQueue:
     def _new_segment(self) -> Any:
         """The open segment is full or taken: count it, wait if the queue is full, open another behind it."""
         self._queued += len(self._segment)
-        if self.pending() >= self._max:
-            self._writer.wait_for_room(self.pending)  # type: ignore[union-attr]
+        self._wait_if_full()
         segment = self._segment = new_segment(self._segment_size)
         self.items.append(segment)
         return segment
+
+    def _wait_if_full(self) -> None:
+        if self.pending() >= self._max:
+            self._writer.wait_for_room(self.pending)  # type: ignore[union-attr]
 
 
 class DiscardQueue:

@@ -280,8 +280,10 @@ class Writer:
                     done += 1
             except OSError as err:
                 backlog.failed(err)
-                for part in parts[done:]:  # a part whose flush failed is not known to be on disk: all of it
-                    backlog.add(_records(part)[getattr(err, "records_written", 0) if part is parts[done] else 0:])
+                written = getattr(err, "records_written", 0)  # of the failed part; a failed flush: none of it
+                for part in parts[done:]:
+                    backlog.add(_records(part)[written:])
+                    written = 0
                 warn(f"stepline's {sink.name} sink cannot write ({err}); training goes on, and stepline keeps "
                      f"what it cannot write in memory (up to {backlog.limit >> 20} MB, STEPLINE_MAX_BACKLOG_MB), "
                      "retrying until it can")

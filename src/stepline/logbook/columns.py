@@ -166,8 +166,7 @@ class Columns(dict[str, Column]):
         if not records:
             return
         n = len(records)
-        if self.records + n > MAX_RECORDS:
-            raise OverflowError(f"a run's index holds at most {MAX_RECORDS} metrics records")
+        numbers = self._numbers(n)
         try:
             steps = np.fromiter(map(itemgetter("step"), records), dtype=np.int64, count=n)
         except (KeyError, TypeError, ValueError, OverflowError):
@@ -181,7 +180,6 @@ class Columns(dict[str, Column]):
             epoch_array = np.full(n, NO_EPOCH)
         else:
             epoch_array = _floats([NO_EPOCH if epoch is None else epoch for epoch in epochs])
-        numbers = np.arange(self.records, self.records + n, dtype=np.uint32)
         if not self._add_alike(records, numbers, steps):
             self._add_grouped(records, numbers, steps)
         self._took(steps, times, epoch_array)
@@ -194,11 +192,9 @@ class Columns(dict[str, Column]):
             return False
         steps = np.frombuffer(columns.steps, np.int64)
         n = len(steps)
-        if self.records + n > MAX_RECORDS:
-            raise OverflowError(f"a run's index holds at most {MAX_RECORDS} metrics records")
+        numbers = self._numbers(n)
         floats = np.frombuffer(columns.floats, np.float64).reshape(-1, n)
         integers = None if columns.integers is None else np.frombuffer(columns.integers, np.int64).reshape(-1, n)
-        numbers = np.arange(self.records, self.records + n, dtype=np.uint32)
         for row, (key, kind, is_exact) in enumerate(zip(columns.keys, columns.kinds, columns.exact)):
             if kind == "float" or integers is None:
                 values = floats[row]
@@ -207,6 +203,12 @@ class Columns(dict[str, Column]):
             self.column(key).take(numbers, steps, values, is_exact)
         self._took(steps, np.frombuffer(columns.times, np.float64), np.frombuffer(columns.epochs, np.float64))
         return True
+
+    def _numbers(self, n: int) -> np.ndarray:
+        """The numbers of ``n`` records about to be taken in."""
+        if self.records + n > MAX_RECORDS:
+            raise OverflowError(f"a run's index holds at most {MAX_RECORDS} metrics records")
+        return np.arange(self.records, self.records + n, dtype=np.uint32)
 
     def _took(self, steps: np.ndarray, times: np.ndarray, epochs: np.ndarray) -> None:
         self.pending.append(step=steps, time=times, epoch=epochs)

@@ -186,10 +186,12 @@ class MetricIndex:
     def add_batch(self, batch: MetricsBatch, encoded: EncodedBatch) -> None:
         """Take in a writer's batch just written to the file, from its columns (from its records when their keys
         differ, or when the batch is not past what the index holds)."""
-        if batch.first_seq > self.tail.last_seq and self.columns.add_columns(encoded.columns):
-            self.tail.last_seq = batch.first_seq + len(batch) - 1
-        else:
-            self.add(batch.records)
+        if batch.first_seq <= self.tail.last_seq:
+            self.add(batch.records)  # by the readers' rule for seq
+            return
+        self.tail.last_seq = batch.first_seq + len(batch) - 1
+        if not self.columns.add_columns(encoded.columns):  # the keys differ: the records, read in Python
+            self.columns.add(batch.records)
 
     def summaries(self) -> dict[str, MetricSummary]:
         self.columns.settle()
