@@ -168,7 +168,7 @@ def test_a_bad_token_gives_one_clear_error_no_retries_and_the_local_copy_keeps_e
             run.log({"x": step}, step=step)
         time.sleep(1.5)  # several shipping rounds' worth of time
         run.finish(timeout=5)
-    [refusal] = [str(w.message) for w in caught if "401" in str(w.message)]
+    [refusal] = [str(w.message) for w in caught if "answered 401" in str(w.message)]
     assert "token= to stepline.init, or set STEPLINE_TOKEN" in refusal and "Bearer" not in refusal
     assert not (serverdir / "p").exists()
     assert Logbook(logdir).run(run.id).series("x").steps == list(range(100))
