@@ -29,6 +29,24 @@ def test_points_land_with_steps_epochs_and_times(logdir):
     assert all(isinstance(r["timestamp"], float) for r in rows)
 
 
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_an_epoch_is_a_number_that_places_the_point_or_it_is_left_out_with_a_warning(logdir, monkeypatch, native):
+    """A bool epoch is the number it stands for; a NaN or infinite one places the point nowhere on an epoch axis,
+    and a server would refuse it: the point lands without it, and the user is told once."""
+    monkeypatch.setattr(stepline.metrics_batch, "NATIVE", native == "1" and stepline.metrics_batch.native is not None)
+    run = stepline.init(project="p", dir=logdir)
+    with pytest.warns(stepline.SteplineWarning, match="epoch nan places the point nowhere") as said:
+        run.log({"a": 1.0}, step=0, epoch=True)
+        run.log({"a": 2.0}, step=1, epoch=math.nan)
+        run.log({"a": 3.0}, step=2, epoch=-math.inf)
+        run.log({"a": 4.0}, step=3, epoch=np.float32(2.5))
+    run.finish()
+    assert len([w for w in said if "epoch" in str(w.message)]) == 1
+    assert [(r["step"], r.get("epoch")) for r in read(logdir, run).metrics()] == [(0, 1), (1, None), (2, None),
+                                                                                 (3, 2.5)]
+    assert b'"epoch":1,' in (run.path / "metrics.jsonl").read_bytes()
+
+
 def test_no_step_means_largest_step_plus_one(logdir):
     run = stepline.init(project="p", dir=logdir)
     run.log({"a": 1})  # 0

@@ -64,13 +64,21 @@ numbers = st.one_of(
     st.booleans(),
     st.sampled_from([0.0, -0.0, 1.0, 1e16, 1e15, 1e-5, 1e-6, 5e-324, 1.7976931348623157e308, 0.1]),
 )
-records = st.tuples(
-    st.floats(min_value=0, max_value=4e9, allow_nan=False),
-    st.integers(min_value=-(2**63), max_value=2**63 - 1),
-    st.one_of(st.none(), numbers),
-    st.dictionaries(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=12), numbers,
-                    min_size=1, max_size=6),
-)
+
+
+def records_keyed(characters):
+    return st.tuples(
+        st.floats(min_value=0, max_value=4e9, allow_nan=False),
+        st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False),
+                  st.integers(min_value=-(2**63), max_value=2**63 - 1)),  # epochs run.log writes as they are
+        st.dictionaries(st.text(alphabet=characters, min_size=1, max_size=12), numbers, min_size=1, max_size=6),
+    )
+
+
+records = records_keyed(st.characters(blacklist_categories=["Cs"]))
+# keys JSON writes without an escape: what the native reader of received lines takes (the others go to orjson)
+records_unescaped = records_keyed(st.characters(blacklist_categories=["Cs", "Cc"], blacklist_characters='"\\'))
 
 
 @settings(max_examples=300, deadline=None)
@@ -241,6 +249,57 @@ def test_parsed_records_give_the_columns_their_calls_give():
         assert metrics_batch.record_columns([*parsed, {"type": "metrics", "seq": 99, **odd}]) is None
 
 
+@settings(max_examples=300, deadline=None)
+@given(calls=st.lists(records_unescaped, min_size=1, max_size=40),
+       gaps=st.lists(st.integers(1, 3), min_size=40, max_size=40))
+def test_lines_a_server_receives_are_read_natively_as_the_general_parser_reads_them(calls, gaps):
+    """A shipper's batch (the logbook's lines, seqs rising with gaps where other records came between) read in
+    one native pass: the records, seqs and index columns of orjson's reading."""
+    written = python_records(calls, 1)
+    for record, seq in zip(written, np.cumsum(gaps).tolist()):
+        record["seq"] = seq
+    body = events.encode_many(written)
+    parsed = [events.decode(line) for line in body.splitlines()]
+    for cut in (body, body[:-1]):  # the last line with its newline or without
+        received = metrics_batch.read_lines(cut, limit=100)
+        assert received is not None and len(received) == len(calls) and received.lines == body
+        assert [typed(record) for record in received.records] == [typed(record) for record in parsed]
+        assert np.frombuffer(received.seqs(), np.int64).tolist() == [record["seq"] for record in parsed]
+        assert (received.first_seq, received.last_seq) == (parsed[0]["seq"], parsed[-1]["seq"])
+        assert received.columns() == metrics_batch.record_columns(parsed)
+
+
+GOOD = b'{"type":"metrics","seq":2,"time":1.5,"step":3,"values":{"loss":0.25}}'
+
+
+@pytest.mark.parametrize("line", [
+    b'{"type": "metrics", "seq": 2, "time": 1.5, "step": 3, "values": {"loss": 0.25}}',  # JSON, not our layout
+    b'{"seq":2,"type":"metrics","time":1.5,"step":3,"values":{"loss":0.25}}',
+    b'{"type":"metrics","seq":2,"time":1.5,"step":3,"values":{"lo\\u0073s":0.25}}',  # an escape
+    b'{"type":"metrics","seq":2,"time":1.5,"step":3,"values":{"loss":0.25,"loss":1}}',  # orjson keeps the last
+    b'{"type":"metrics","seq":2,"time":1.5,"step":3,"values":{"loss":18446744073709551615}}',  # past int64
+    b'{"type":"metrics","seq":2,"time":1.5,"step":3,"values":{"loss":1e400}}',
+    b'{"type":"metrics","seq":2,"time":1.5,"step":3,"values":{"loss":1e-400}}',  # orjson: 0.0
+    b'{"type":"metrics","seq":2,"time":1.5,"step":3,"values":{"\xed\xa0\x80":1}}',  # a surrogate in UTF-8
+    b'{"type":"metrics","seq":2,"time":1.5,"step":3,"values":{"":1}}',
+    b'{"type":"metrics","seq":2,"time":1.5,"step":3,"values":{}}',
+    b'{"type":"metrics","seq":2,"time":1.5,"step":3,"values":{"loss":"high"}}',
+    b'{"type":"metrics","seq":0,"time":1.5,"step":3,"values":{"loss":0.25}}',
+    b'{"type":"metrics","seq":2,"time":1.5,"step":3,"values":{"loss":0.25}}',  # not past the seq before
+    b'{"type":"metrics","seq":3,"time":1.5,"step":3.0,"values":{"loss":0.25}}',
+    b'{"type":"metrics","seq":3,"time":1.5,"step":3,"epoch":true,"values":{"loss":0.25}}',
+    b'{"type":"metrics","seq":3,"time":1.5,"step":3,"values":{"loss":01}}',
+    b'{"type":"metrics","seq":3,"time":1.5,"step":3,"values":{"loss":0.25},"x":1}',
+    b'{"type":"metrics","seq":3,"time":1.5,"step":3,"values":{"loss":0.25}}\r',
+    b'',  # an empty line
+    b'{"type":"log","seq":3,"time":1.5,"level":"INFO","message":"hi"}',
+])
+def test_a_line_not_exactly_in_stepline_s_layout_sends_the_whole_body_to_the_general_parser(line):
+    assert metrics_batch.read_lines(GOOD + b"\n" + line + b"\n", limit=100) is None
+    assert metrics_batch.read_lines(GOOD + b"\n", limit=100) is not None
+    assert metrics_batch.read_lines(GOOD + b"\n" + GOOD.replace(b'"seq":2', b'"seq":3'), limit=1) is None
+
+
 def test_two_threads_logging_into_one_run_lose_nothing(logdir):
     """Both threads add to the run's open segment, and either may find it taken and open the next."""
     run = stepline.init(project="p", name="shared", dir=logdir)
@@ -262,9 +321,9 @@ def test_two_threads_logging_into_one_run_lose_nothing(logdir):
 @pytest.mark.slow
 def test_the_python_path_passes_the_delivery_index_and_metrics_tests():
     """What an install without a C++ compiler runs (every call queued for the writer to encode in Python, the
-    index built from records in Python): the tests of delivery, of the index and of the metrics API, on that
-    path."""
-    modules = ["tests/test_delivery.py", "tests/test_index.py", "tests/test_metrics.py"]
+    index built from records in Python, a server's lines read by orjson): the tests of delivery, of the index,
+    of the metrics API and of the wire's lines, on that path."""
+    modules = ["tests/test_delivery.py", "tests/test_index.py", "tests/test_metrics.py", "tests/server/test_lines.py"]
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *modules],
                             cwd=REPO, env={**os.environ, "STEPLINE_NATIVE": "0"}, capture_output=True, text=True,
                             timeout=900)

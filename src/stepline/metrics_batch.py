@@ -13,6 +13,12 @@ with no faster way).
     batch = MetricsBatch(segment, first_seq=7)                   # in the writer
     batch.encoded().lines   # b'{"type":"metrics","seq":7,"time":1764100000.25,"step":3,"values":{"loss":0.25}}\\n'
 
+A server reads what a shipper sends, the lines as the logbook holds them, with :func:`read_lines`: one native pass
+takes the records' seqs and the index's columns (no dict per record), and the body is stored as it came.
+
+    received = read_lines(body, limit=100_000)    # None unless every line is one stepline writes
+    received.first_seq, received.last_seq, received.columns()
+
 Without the compiled segment (an install with no C++17 compiler), or with ``STEPLINE_NATIVE=0``,
 :func:`new_segment` is None and ``run.log`` queues each call for the writer to encode in Python: the same lines,
 as tests/test_metrics_segment.py checks.
@@ -88,6 +94,55 @@ def record_columns(records: list[dict[str, Any]]) -> RecordColumns | None:
     return RecordColumns(*segment.columns())
 
 
+class ReceivedLines:
+    """Metrics lines as a shipper sends them (the logbook's own), read natively by :func:`read_lines`."""
+
+    __slots__ = ("body", "segment", "count", "first_seq", "last_seq", "_records")
+
+    def __init__(self, body: bytes, segment: Any, count: int, first_seq: int, last_seq: int) -> None:
+        self.body = body
+        self.segment = segment
+        self.count = count
+        self.first_seq = first_seq  # the seqs rise from the first line to the last
+        self.last_seq = last_seq
+        self._records: list[dict[str, Any]] | None = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def lines(self) -> bytes:
+        """The lines as received, each with its newline (what a logbook file appends)."""
+        return self.body if self.body.endswith(b"\n") else self.body + b"\n"
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The records as the general parser makes them (NaN and the infinities as floats)."""
+        if self._records is None:
+            self._records = self.segment.records()
+        return self._records
+
+    def columns(self) -> RecordColumns:
+        return RecordColumns(*self.segment.columns())
+
+    def seqs(self) -> bytes:
+        """Each record's seq, int64 in the machine's byte order."""
+        return self.segment.seqs()  # type: ignore[no-any-return]
+
+
+def read_lines(body: bytes, limit: int) -> ReceivedLines | None:
+    """A body of metrics lines, read natively when every line is a metrics record exactly as stepline writes it
+    (docs/format.md), with seqs from 1 up that rise line by line, at most ``limit`` of them: most bodies a
+    server receives. None otherwise (or without segments), for the general parser, which says what is wrong."""
+    if not NATIVE or native is None or not body:
+        return None
+    segment = native.Segment(limit)
+    count, end, first_seq, last_seq = segment.add_lines(body)
+    if end != len(body):
+        return None
+    return ReceivedLines(body, segment, count, first_seq, last_seq)
+
+
 class MetricsBatch:
     """A closed segment's calls, numbered from ``first_seq`` (see the module's docstring)."""
 
@@ -100,6 +155,10 @@ class MetricsBatch:
 
     def __len__(self) -> int:
         return len(self.segment)
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + len(self.segment) - 1
 
     @property
     def records(self) -> list[dict[str, Any]]:

@@ -7,6 +7,8 @@
 //     segment.encode(first_seq) -> (lines, steps, times, epochs, keys, kinds, exact, floats, integers)
 //     segment.records(first_seq) -> [record dicts]                           (the Python path, a backlog)
 //     segment.add_records(records) -> taken; segment.columns() -> encode's, without the lines (an index)
+//     segment.add_lines(body) -> (taken, end, first_seq, last_seq); segment.seqs(); segment.records()
+//                                                                        (a server reading what a client sent)
 //
 // Why: a run's queue held a tuple and a dict per call, which the writer thread read back on another core under
 // the interpreter lock the training loop needs: cache misses on every object, then a dict per record and its
@@ -15,10 +17,9 @@
 // the lock and without touching a Python object.
 //
 // add takes a record only when every value is a float, a bool or a 64-bit int, every key is text UTF-8 can hold
-// (not empty),
-// the time a finite float, the step a 64-bit int and the epoch None or such a number: NOT_PLAIN otherwise, and
-// the caller takes its Python path (which coerces, warns, or writes what this does not). CLOSED: the writer took
-// the segment, or it holds `limit` records; the caller starts another.
+// (not empty), the time a finite float, the step a 64-bit int and the epoch None, a finite float or a 64-bit int:
+// NOT_PLAIN otherwise, and the caller takes its Python path (which coerces, warns, or writes what this does not).
+// CLOSED: the writer took the segment, or it holds `limit` records; the caller starts another.
 //
 // The lines are those of stepline.events.encode (docs/format.md): keys in the call's order, NaN and the
 // infinities by name, floats as the shortest text that reads back the same double, in orjson's layout.
@@ -38,6 +39,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "json_lines.hpp"
 #include "json_text.hpp"
 
 namespace {
@@ -67,7 +69,7 @@ struct Record {
 };
 
 struct Key {
-    PyObject* text;  // held by the segment: utf8 points into it
+    PyObject* text;  // held by the segment: utf8 points into it, or into the body add_lines read
     const char* utf8;
     Py_ssize_t size;
 };
@@ -112,6 +114,7 @@ struct Store {
     std::vector<Value> values;
     std::vector<Key> keys;
     std::unordered_map<std::string_view, int> key_ids;  // views of the keys' utf8
+    std::vector<long long> seqs;                        // each record's, for records read by add_lines
 };
 
 constexpr size_t KEPT_STORES = 4;
@@ -134,6 +137,7 @@ void give_back(Store* store) {
     store->values.clear();
     store->keys.clear();
     store->key_ids.clear();
+    store->seqs.clear();
     kept_stores.push_back(store);
 }
 
@@ -147,6 +151,7 @@ struct Segment {
     Py_ssize_t limit;
     Py_ssize_t bound;  // the most bytes the lines can take
     bool closed;
+    PyObject* source;  // the body add_lines read, which its keys point into
 };
 
 constexpr Py_ssize_t RECORD_BOUND = 64 + 3 * MAX_NUMBER + 24;  // the fixed text, seq, time, step, epoch
@@ -201,7 +206,10 @@ bool read_head(PyObject* time, PyObject* step, PyObject* epoch, PyObject* dict, 
         return false;
     }
     record.epoch.kind = NONE;
-    return epoch == Py_None || read_number(epoch, record.epoch);
+    if (epoch == Py_None) return true;
+    // a bool, a NaN or an infinity: the Python path makes the epoch a number, or leaves it out and says so
+    return read_number(epoch, record.epoch) && record.epoch.kind != BOOL &&
+           (record.epoch.kind != FLOAT || std::isfinite(record.epoch.real));
 }
 
 bool plain(PyObject* time, PyObject* step, PyObject* epoch, PyObject* dict) {
@@ -256,6 +264,12 @@ PyObject* segment_add(Segment* self, PyObject* const* args, Py_ssize_t nargs) {
     return PyLong_FromLong(add_call(self, args[0], args[1], args[2], args[3]));
 }
 
+template <typename T>
+PyObject* bytes_of(const std::vector<T>& array) {
+    return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(array.data()),
+                                     static_cast<Py_ssize_t>(array.size() * sizeof(T)));
+}
+
 PyObject *TIME, *STEP, *EPOCH, *VALUES;  // the record fields' names, made once
 
 // Records as the logbook holds them, parsed ({"type": "metrics", "seq", "time", "step", ["epoch",] "values"}),
@@ -278,6 +292,86 @@ PyObject* segment_add_records(Segment* self, PyObject* list) {
         if (values == nullptr || add_call(self, time, step, epoch ? epoch : Py_None, values) != TAKEN) break;
     }
     return PyLong_FromSsize_t(taken);
+}
+
+// The key's number in the segment, for a key read from a line: the previous record's key at this place
+// (values[previous], -1 for none) when it is the same text, else found, else added, pointing into the body (its
+// text is made once the lock is held again).
+int line_key_id(Segment* self, std::string_view key, Py_ssize_t previous) {
+    if (previous >= 0) {
+        const int candidate = (*self->values)[previous].key;
+        const Key& known = (*self->keys)[candidate];
+        if (std::string_view(known.utf8, known.size) == key) return candidate;
+    }
+    auto found = self->key_ids->find(key);
+    if (found != self->key_ids->end()) return found->second;
+    const int id = static_cast<int>(self->keys->size());
+    self->keys->push_back(Key{nullptr, key.data(), static_cast<Py_ssize_t>(key.size())});
+    self->key_ids->emplace(key, id);
+    return id;
+}
+
+// Takes lines from p while each is a metrics record in stepline's layout whose seq is past the line before's, up
+// to the segment's limit; where the first line not taken starts. Runs without the interpreter lock.
+const char* read_lines(Segment* self, const char* p, const char* end) {
+    auto& records = *self->records;
+    auto& values = *self->values;
+    auto& seqs = self->store->seqs;
+    std::vector<Py_ssize_t> named_by;  // per key, the last record that named it: a key named twice is refused
+    json_lines::Head head;
+    while (p < end && static_cast<Py_ssize_t>(records.size()) < self->limit) {
+        const Py_ssize_t number = static_cast<Py_ssize_t>(records.size());
+        const Py_ssize_t first_value = static_cast<Py_ssize_t>(values.size());
+        const Py_ssize_t previous = records.empty() ? 0 : records.back().first_value;
+        auto take = [&](std::string_view key, const Number& value) {
+            const Py_ssize_t place = static_cast<Py_ssize_t>(values.size()) - first_value;
+            const int id = line_key_id(self, key, previous + place < first_value ? previous + place : -1);
+            if (static_cast<size_t>(id) >= named_by.size()) named_by.resize(id + 1, -1);
+            if (named_by[id] == number) return false;
+            named_by[id] = number;
+            values.push_back(Value{id, value});
+            return true;
+        };
+        const char* next = json_lines::read_line(p, end, head, take);
+        if (next == nullptr || head.seq < 1 || (!seqs.empty() && head.seq <= seqs.back())) {
+            values.resize(first_value);
+            break;
+        }
+        records.push_back(Record{head.time, head.step, head.epoch, first_value});
+        seqs.push_back(head.seq);
+        p = next;
+    }
+    return p;
+}
+
+PyObject* segment_add_lines(Segment* self, PyObject* body) {
+    if (!PyBytes_CheckExact(body)) {
+        PyErr_SetString(PyExc_TypeError, "add_lines takes bytes");
+        return nullptr;
+    }
+    if (!self->records->empty() || self->source != nullptr) {
+        PyErr_SetString(PyExc_ValueError, "add_lines reads into an empty segment");
+        return nullptr;
+    }
+    self->source = Py_NewRef(body);  // the keys point into it
+    const char* text = PyBytes_AS_STRING(body);
+    const char* end = text + PyBytes_GET_SIZE(body);
+    const char* next;
+    Py_BEGIN_ALLOW_THREADS  // body is immutable, and the segment is the caller's alone until it returns
+    next = read_lines(self, text, end);
+    Py_END_ALLOW_THREADS
+    self->closed = true;
+    for (Key& key : *self->keys) {
+        if (key.text == nullptr && (key.text = PyUnicode_DecodeUTF8(key.utf8, key.size, "strict")) == nullptr)
+            return nullptr;
+    }
+    const auto& seqs = self->store->seqs;
+    return Py_BuildValue("(nnLL)", static_cast<Py_ssize_t>(seqs.size()), static_cast<Py_ssize_t>(next - text),
+                         seqs.empty() ? 0LL : seqs.front(), seqs.empty() ? 0LL : seqs.back());
+}
+
+PyObject* segment_seqs(Segment* self, PyObject*) {
+    return bytes_of(self->store->seqs);
 }
 
 char* write_lines(char* out, const Segment* self, long long first_seq) {
@@ -375,12 +469,6 @@ void fill_columns(const Segment* self, Py_ssize_t width, Columns& columns) {
     }
 }
 
-template <typename T>
-PyObject* bytes_of(const std::vector<T>& array) {
-    return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(array.data()),
-                                     static_cast<Py_ssize_t>(array.size() * sizeof(T)));
-}
-
 PyObject* number_object(const Number& number) {
     switch (number.kind) {
         case FLOAT: return PyFloat_FromDouble(number.real);
@@ -453,6 +541,10 @@ PyObject* answer_of(const Segment* self, PyObject* lines, const Columns& columns
 }
 
 PyObject* segment_encode(Segment* self, PyObject* arg) {
+    if (self->source != nullptr) {
+        PyErr_SetString(PyExc_TypeError, "encode numbers a segment of calls; the lines read are the body's");
+        return nullptr;
+    }
     const long long first_seq = PyLong_AsLongLong(arg);
     if (first_seq == -1 && PyErr_Occurred()) return nullptr;
     self->closed = true;  // nothing is added to what is being written
@@ -507,15 +599,21 @@ PyObject* record_object(const Segment* self, Py_ssize_t i, long long seq, PyObje
                          record.step, "epoch", number_object(record.epoch), "values", dict);
 }
 
-PyObject* segment_records(Segment* self, PyObject* arg) {
-    const long long first_seq = PyLong_AsLongLong(arg);
-    if (first_seq == -1 && PyErr_Occurred()) return nullptr;
+// records(first_seq): numbered from first_seq; records(): a segment of read lines, with their seqs.
+PyObject* segment_records(Segment* self, PyObject* const* args, Py_ssize_t nargs) {
+    const auto& seqs = self->store->seqs;
+    long long first_seq = 0;
+    if (nargs > 1 || (nargs == 0) != (self->source != nullptr)) {
+        PyErr_SetString(PyExc_TypeError, "records(first_seq) numbers a segment of calls; records() one of lines");
+        return nullptr;
+    }
+    if (nargs == 1 && (first_seq = PyLong_AsLongLong(args[0])) == -1 && PyErr_Occurred()) return nullptr;
     self->closed = true;
     const Py_ssize_t n = static_cast<Py_ssize_t>(self->records->size());
     PyObject* metrics = PyUnicode_InternFromString("metrics");
     PyObject* list = metrics ? PyList_New(n) : nullptr;
     for (Py_ssize_t i = 0; list != nullptr && i < n; ++i) {
-        PyObject* record = record_object(self, i, first_seq + i, metrics);
+        PyObject* record = record_object(self, i, nargs ? first_seq + i : seqs[i], metrics);
         if (record == nullptr) Py_CLEAR(list);
         else PyList_SET_ITEM(list, i, record);
     }
@@ -549,14 +647,16 @@ PyObject* segment_new(PyTypeObject* type, PyObject* args, PyObject*) {
     self->limit = limit;
     self->bound = 0;
     self->closed = false;
+    self->source = nullptr;
     return reinterpret_cast<PyObject*>(self);
 }
 
 void segment_dealloc(Segment* self) {
     if (self->store != nullptr) {
-        for (const Key& key : self->store->keys) Py_DECREF(key.text);
+        for (const Key& key : self->store->keys) Py_XDECREF(key.text);
         give_back(self->store);
     }
+    Py_XDECREF(self->source);
     Py_TYPE(self)->tp_free(reinterpret_cast<PyObject*>(self));
 }
 
@@ -571,8 +671,12 @@ PyMethodDef segment_methods[] = {
      "add_records(records) -> how many of the parsed metrics records were taken, from the first"},
     {"columns", reinterpret_cast<PyCFunction>(segment_columns), METH_NOARGS,
      "columns() -> (steps, times, epochs, keys, kinds, exact, floats, integers): encode's, without the lines"},
-    {"records", reinterpret_cast<PyCFunction>(segment_records), METH_O,
-     "records(first_seq) -> the records as dicts, as the Python path writes them"},
+    {"records", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(segment_records)), METH_FASTCALL,
+     "records(first_seq) -> the records as dicts, as the Python path writes them; records() for read lines"},
+    {"add_lines", reinterpret_cast<PyCFunction>(segment_add_lines), METH_O,
+     "add_lines(body) -> (taken, end, first_seq, last_seq): metrics lines in stepline's layout, from the first"},
+    {"seqs", reinterpret_cast<PyCFunction>(segment_seqs), METH_NOARGS,
+     "seqs() -> the seqs of the lines read, int64 bytes"},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 import stepline
-from stepline import Logbook
+from stepline import Logbook, metrics_batch
 from stepline.remote.client import RemoteClient
 from stepline.remote.shipper import Shipper
 
@@ -29,6 +29,8 @@ def offline_run(logdir, steps: int = 30):
     for step in range(steps):
         values = {"loss": 1 / (step + 1), "big": 2**40 + step, "flag": step % 2 == 0,
                   "odd": math.nan if step == 3 else (math.inf if step == 4 else -0.5)}
+        if step % 7 == 0:  # keys that differ from record to record
+            values["eval/µ"] = step
         run.log(values, step=step, epoch=step / 10 if step % 3 else None)
         if step % 10 == 0:
             run.info(f"step {step}", step=step)
@@ -51,6 +53,35 @@ def test_a_pushed_run_s_lines_are_stored_byte_for_byte_as_the_client_wrote_them(
     body = requests.get(f"{process.url}/api/v1/projects/p/runs/{run.id}/series",
                         params={"keys": "odd", "raw": "true"}, timeout=10).json()
     assert body["series"][0]["count"] == 5000
+
+
+def test_batches_read_natively_land_as_the_general_parser_reads_them_once_each_in_either_store(served, tmp_path):
+    run = offline_run(tmp_path / "client", steps=100)
+    lines = (run.path / "metrics.jsonl").read_bytes().splitlines(keepends=True)
+    assert metrics_batch.read_lines(b"".join(lines), limit=100) is not None or not metrics_batch.NATIVE
+    base = f"/api/v1/projects/p/runs/{run.id}"
+    assert served.client.put(base, json={"meta": {"name": "later"}}).status_code == 200
+
+    def post(body: bytes) -> tuple[int, int]:
+        answer = served.client.post(f"{base}/events", content=body, headers=NDJSON).json()
+        return answer["accepted"], answer["duplicates"]
+
+    assert post(b"".join(lines[:40])) == (40, 0)
+    assert post(b"".join(lines[:40])) == (0, 40)  # sent again after a lost answer
+    assert post(b"".join(lines[20:70])) == (30, 20)  # partly
+    spaced = json.dumps(orjson.loads(lines[70])).encode() + b"\n"  # another layout: the general parser reads it
+    assert post(spaced + b"".join(lines[71:99]) + lines[99].rstrip(b"\n")) == (30, 0)
+    local = Logbook(tmp_path / "client").run(run.id)
+    expected = [(row["step"], {key: repr(float(value)) for key, value in row.items()
+                               if key not in ("step", "timestamp", "epoch")}) for row in local.metrics()]
+    assert [(step, {key: repr(float(value)) for key, value in values.items()})
+            for step, values in served.store.metric_rows("p", run.id)] == expected
+    summaries = served.client.get(base).json()["metrics"]
+    assert summaries["eval/µ"]["count"] == 15 and summaries["big"]["last"] == 2**40 + 99
+    assert summaries["odd"]["count"] == 100
+    [by_epoch] = served.client.get(f"{base}/series", params={"keys": "loss", "x": "epoch", "raw": "true"}).json()[
+        "series"]
+    assert by_epoch["x"] == [row.get("epoch", "NaN") for row in local.metrics()]  # NaN: a record without one
 
 
 def test_a_torn_line_in_the_client_logbook_is_skipped_and_every_other_record_lands(server, serverdir, logdir):

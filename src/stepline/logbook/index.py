@@ -47,7 +47,7 @@ from stepline.logbook.tail import RecordTail
 from stepline.metrics_batch import record_columns
 
 if TYPE_CHECKING:
-    from stepline.metrics_batch import EncodedBatch, MetricsBatch
+    from stepline.metrics_batch import MetricsBatch, ReceivedLines, RecordColumns
 
 __all__ = ["MetricIndex", "TornIndexError", "read_index", "rebuild_index"]
 
@@ -183,14 +183,14 @@ class MetricIndex:
         if columns is None or not self.columns.add_columns(columns):
             self.columns.add(records)
 
-    def add_batch(self, batch: MetricsBatch, encoded: EncodedBatch) -> None:
-        """Take in a writer's batch just written to the file, from its columns (from its records when their keys
-        differ, or when the batch is not past what the index holds)."""
+    def add_batch(self, batch: MetricsBatch | ReceivedLines, columns: RecordColumns) -> None:
+        """Take in a batch just written to the file: a writer's, or lines a server received; from their columns
+        (from their records when their keys differ, or when the batch is not past what the index holds)."""
         if batch.first_seq <= self.tail.last_seq:
             self.add(batch.records)  # by the readers' rule for seq
             return
-        self.tail.last_seq = batch.first_seq + len(batch) - 1
-        if not self.columns.add_columns(encoded.columns):  # the keys differ: the records, read in Python
+        self.tail.last_seq = batch.last_seq
+        if not self.columns.add_columns(columns):  # the keys differ: the records, read in Python
             self.columns.add(batch.records)
 
     def summaries(self) -> dict[str, MetricSummary]:

@@ -24,11 +24,12 @@ from starlette.responses import Response
 from stepline import events
 from stepline.errors import ConfigError, InvalidNameError, PayloadTooLargeError
 from stepline.logbook.layout import is_media_name
+from stepline.metrics_batch import read_lines
 from stepline.names import check_name, check_project, check_relative_path
 from stepline.server import answers
 from stepline.server.responses import json_response
 from stepline.server.stores.base import Store
-from stepline.server.wire import EventBatch, RunOpening, plainly_valid
+from stepline.server.wire import MAX_BATCH_EVENTS, EventBatch, RunOpening, plainly_valid
 
 router = APIRouter(prefix="/api/v1")
 MAX_EVENTS_BYTES = 64 << 20  # decompressed
@@ -66,10 +67,29 @@ def open_run(request: Request, project: str, run_id: str, opening: RunOpening) -
              responses=answers.documented(answers.Appended), openapi_extra={"requestBody": _EVENTS_BODY})
 async def append_events(request: Request, project: str, run_id: str) -> Response:
     body = await _body(request, MAX_EVENTS_BYTES)
-    lines = body.splitlines() if _media_type(request) == NDJSON else None
+    ndjson = _media_type(request) == NDJSON
+
+    def append() -> dict[str, Any]:  # in a worker thread: the store may block (a database round trip)
+        received = read_lines(body, MAX_BATCH_EVENTS) if ndjson else None  # a shipper's batch, most bodies
+        if received is not None:
+            writer = _store(request).writer(project, run_id)
+            accepted, duplicates = writer.append_lines(received)
+        else:
+            records, lines = _checked_records(body, ndjson)
+            writer = _store(request).writer(project, run_id)
+            accepted, duplicates = writer.append(records, lines)
+        return {"accepted": accepted, "duplicates": duplicates, "max_seq": writer.max_seq}
+
+    return json_response(await run_in_threadpool(append))
+
+
+def _checked_records(body: bytes, ndjson: bool) -> tuple[list[dict[str, Any]], list[bytes] | None]:
+    """The records of a body the native reader left (any records, an EventBatch's JSON): parsed, all checked
+    before any is stored (the models say what is wrong, and where), and each one's line for an NDJSON body."""
+    lines = body.splitlines() if ndjson else None
     try:
         raw = {"events": _parsed_lines(lines)} if lines is not None else orjson.loads(body)
-        if not plainly_valid(raw, parsed_json=True):  # all checked before any is stored; the models say what is wrong
+        if not plainly_valid(raw, parsed_json=True):
             _batch.validate_python(raw)
     except orjson.JSONDecodeError as err:
         raise RequestValidationError([{"loc": ["body"], "msg": f"not JSON: {err}", "type": "json_invalid"}]) from None
@@ -80,13 +100,7 @@ async def append_events(request: Request, project: str, run_id: str) -> Response
     # most bodies lack and found at memchr's speed: a search for the names themselves cost ten times as much.
     if b"N" in body or b"I" in body:
         records = [_restored(record) for record in records]
-
-    def append() -> dict[str, Any]:
-        writer = _store(request).writer(project, run_id)
-        accepted, duplicates = writer.append(records, lines)
-        return {"accepted": accepted, "duplicates": duplicates, "max_seq": writer.max_seq}
-
-    return json_response(await run_in_threadpool(append))  # the store may block (a database round trip)
+    return records, lines
 
 
 @router.put("/projects/{project}/runs/{run_id}/files/{path:path}", summary="Upload a file (streamed)",

@@ -21,7 +21,7 @@ from stepline.sinks.base import Sink
 
 if TYPE_CHECKING:
     from stepline.logbook.index import MetricIndex
-    from stepline.metrics_batch import MetricsBatch
+    from stepline.metrics_batch import MetricsBatch, ReceivedLines, RecordColumns
 
 _BUFFER_BYTES = 1 << 20
 # Errors that come from a file's name, which no retry mends: a file where a folder must be, or the reverse.
@@ -74,14 +74,22 @@ class LogbookSink(Sink):
         """A writer's batch of plain metrics calls, a native segment's: its lines and the index's columns, written
         with the interpreter lock released."""
         encoded = batch.encoded()
+        self._write_batch(batch, encoded.lines, encoded.columns)
+
+    def write_lines(self, received: ReceivedLines) -> None:
+        """Metrics lines a server received from a shipper, read natively: written as they came, and indexed from
+        their columns."""
+        self._write_batch(received, received.lines, received.columns())
+
+    def _write_batch(self, batch: MetricsBatch | ReceivedLines, lines: bytes, columns: RecordColumns) -> None:
         try:
-            self._file(events.METRICS).write(encoded.lines)
+            self._file(events.METRICS).write(lines)
         except OSError as err:
             err.records_written = 0  # type: ignore[attr-defined]
             self._drop_index()
             raise
         if self._index is not None:
-            self._indexing(self._index.add_batch, batch, encoded)
+            self._indexing(self._index.add_batch, batch, columns)
 
     def _write_metrics(self, records: list[dict[str, Any]], received: list[bytes] | None) -> None:
         """Metrics records, written (and indexed) together: most of what a run writes."""

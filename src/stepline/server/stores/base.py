@@ -20,6 +20,7 @@ import numpy as np
 
 from stepline.errors import ConfigError, ConflictError
 from stepline.logbook.reader import meta_time
+from stepline.metrics_batch import ReceivedLines
 from stepline.server.auth import Accounts
 from stepline.server.downsample import keep_extremes
 
@@ -91,6 +92,11 @@ class RunWriter(Protocol):
     def append(self, records: list[dict[str, Any]], lines: list[bytes] | None = None) -> tuple[int, int]:
         """Store the records not stored yet; (accepted, duplicates). ``lines``: each record's line as the client
         sent it, for a store that keeps lines (stored as they are, not encoded again)."""
+        ...
+
+    def append_lines(self, received: ReceivedLines) -> tuple[int, int]:
+        """:meth:`append` for a body of metrics lines read natively (most of what shippers send), by the same
+        rule: the records past the run's largest metrics seq are stored."""
         ...
 
     def append_made(self, make: MadeRecords) -> int:

@@ -27,6 +27,7 @@ from stepline.logbook.columns import epochs_or_nan
 from stepline.logbook.index import TornIndexError
 from stepline.logbook.reader import derived_status
 from stepline.logbook.tail import RecordTail
+from stepline.metrics_batch import ReceivedLines
 from stepline.names import check_project
 from stepline.server.auth import AuthFile
 from stepline.server.stores.base import (
@@ -294,6 +295,18 @@ class LogbookRunWriter:
     def append(self, records: list[dict[str, Any]], lines: list[bytes] | None = None) -> tuple[int, int]:
         with self._lock:
             return self._append(records, lines)
+
+    def append_lines(self, received: ReceivedLines) -> tuple[int, int]:
+        with self._lock:
+            stored = self.max_seq[events.METRICS]
+            if received.first_seq > stored:  # a shipper's next batch: the body as it came, indexed from columns
+                self.sink.write_lines(received)
+                self.sink.flush()
+                self.max_seq[events.METRICS] = received.last_seq
+                return len(received), 0
+            if received.last_seq <= stored:  # sent again after a lost answer
+                return 0, len(received)
+            return self._append(received.records, received.body.splitlines())
 
     def append_made(self, make: MadeRecords) -> int:
         with self._lock:

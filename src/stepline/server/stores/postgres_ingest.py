@@ -20,6 +20,7 @@ from stepline import events
 from stepline.errors import RunNotFoundError
 from stepline.logbook.columns import Column, Columns, epochs_or_nan
 from stepline.logbook.metric_summary import MetricSummary
+from stepline.metrics_batch import ReceivedLines
 from stepline.params import apply_operation
 from stepline.server.stores.base import IDEMPOTENCY_KEY, MadeRecords, RunState, not_stored_yet
 from stepline.server.stores.postgres_files import MEDIA_PREFIX, FileReceiver, files_of
@@ -53,6 +54,27 @@ class PostgresRunWriter:
         with self.pool.connection() as db:  # the lines go unused: points are stored in columns
             return self._append(db, records)
 
+    def append_lines(self, received: ReceivedLines) -> tuple[int, int]:
+        with self.pool.connection() as db:
+            row = db.execute("SELECT max_seq, metric_records FROM runs WHERE pk = %s FOR UPDATE", (self.pk,)).fetchone()
+            if row is None:
+                raise RunNotFoundError("the run was deleted while records for it arrived")
+            max_seq, metric_records = row
+            stored = max_seq.get(events.METRICS, 0)
+            if received.last_seq <= stored:  # sent again after a lost answer
+                return 0, len(received)
+            if received.first_seq <= stored:  # partly: by the general rule
+                return self._append(db, received.records)
+            columns = Columns()  # a shipper's next batch: its points from the columns read natively
+            if not columns.add_columns(received.columns()):
+                columns.add(received.records)
+            self._store_points(db, columns, np.frombuffer(received.seqs(), np.int64))
+            max_seq[events.METRICS] = received.last_seq
+            db.execute("UPDATE runs SET max_seq = %s, metric_records = %s WHERE pk = %s",
+                       (jsonb(max_seq), metric_records + len(received), self.pk))
+            self.max_seq = max_seq
+            return len(received), 0
+
     def append_made(self, make: MadeRecords) -> int:
         with self.pool.connection() as db:  # one transaction: the row stays locked from reading to storing
             row = db.execute("SELECT max_seq, meta FROM runs WHERE pk = %s FOR UPDATE", (self.pk,)).fetchone()
@@ -77,7 +99,9 @@ class PostgresRunWriter:
         only_metrics = list(map(itemgetter("type"), fresh)).count(events.METRICS) == len(fresh)
         metrics = fresh if only_metrics else [r for r in fresh if r["type"] == events.METRICS]
         if metrics:
-            self._append_points(db, metrics)
+            columns = Columns()
+            columns.add(metrics)
+            self._store_points(db, columns, np.fromiter(map(itemgetter("seq"), metrics), np.int64, len(metrics)))
         kept = [] if only_metrics else [(r["type"], r["seq"], r) for r in fresh
                                         if r["type"] in (events.PARAMS, events.LOG, events.MEDIA)]
         if not all(map(STANDARD_METRIC_FIELDS.issuperset, metrics)):
@@ -96,13 +120,11 @@ class PostgresRunWriter:
         self.max_seq = max_seq
         return len(fresh), len(records) - len(fresh)
 
-    def _append_points(self, db: psycopg.Connection, metrics: list[dict[str, Any]]) -> None:
-        """The batch's points, taken into columns (numpy) and sent as chunks in one binary COPY; each series'
-        summary updated from the columns."""
+    def _store_points(self, db: psycopg.Connection, columns: Columns, seqs: np.ndarray) -> None:
+        """A batch's points, taken into ``columns`` (their records' ``seqs``), sent as chunks in one binary COPY;
+        each series' summary updated from the columns."""
         series = {key: SeriesState(pk, MetricSummary(*stats)) for pk, key, *stats in db.execute(
             f"SELECT pk, key, {SUMMARY_COLUMNS} FROM series WHERE run = %s", (self.pk,))}
-        columns = Columns()
-        columns.add(metrics)
         columns.settle()
         by_key: dict[str, list[Column]] = {}  # text PostgreSQL holds -> the batch's metrics stored under it
         for column in columns.values():
@@ -110,7 +132,6 @@ class PostgresRunWriter:
         for key in by_key:  # new series first: no other statement may run on the connection during COPY
             if key not in series:
                 series[key] = SeriesState.created(db, self.pk, key, len(series))
-        seqs = np.fromiter(map(itemgetter("seq"), metrics), dtype=np.int64, count=len(metrics))
         steps, times = columns.pending.field("step"), columns.pending.field("time")
         epochs = columns.pending.field("epoch")
         epochs = epochs_or_nan(epochs)
