@@ -140,7 +140,7 @@ ARTIFACTS = os.path.join(os.path.dirname(__file__), "..", "..", "test-artifacts"
 
 # PostgreSQL: the local server (make test starts it); STEPLINE_TEST_POSTGRES names another admin URL.
 POSTGRES_ADMIN = os.environ.get("STEPLINE_TEST_POSTGRES", "postgresql:///postgres")
-POSTGRES_TABLES = "projects, runs, series, chunks, records, files, file_chunks, users, tokens"
+POSTGRES_TABLES = "projects, runs, series, record_chunks, point_chunks, records, files, file_chunks, users, tokens"
 
 
 def database_url(name: str) -> str:

@@ -77,7 +77,7 @@ def test_the_same_batch_sent_to_two_server_processes_at_once_is_stored_once(serv
     series = api(servers[1].url, "p/runs/r1/series", keys="x", raw="true")["series"][0]
     assert series["x"] == list(range(1, 5001))
     with psycopg.connect(database) as db:
-        assert db.execute("SELECT sum(n) FROM chunks").fetchone()[0] == 5000
+        assert db.execute("SELECT sum(n) FROM point_chunks").fetchone()[0] == 5000
 
 
 def admin(*args, input=None, check=True):
@@ -151,7 +151,7 @@ def test_migrate_moves_a_logbook_into_postgresql_and_a_second_run_adds_nothing(d
     again = migrate("--from", str(logdir), "--to", database)
     assert again.returncode == 0 and "0 records, 0 files, 0 users and 0 tokens added" in again.stderr
     with psycopg.connect(database) as db:
-        assert db.execute("SELECT sum(n) FROM chunks").fetchone()[0] == 3 * 1500 * 2
+        assert db.execute("SELECT sum(n) FROM point_chunks").fetchone()[0] == 3 * 1500 * 2
 
 
 def test_migrate_names_what_is_wrong(logdir, database):
@@ -311,7 +311,7 @@ def test_chunks_and_the_metric_summary_hold_every_point_across_uneven_batches(da
             assert found.x.tolist() == [1.0 + i for i in range(after, len(values))]
             assert np.array_equal(found.y, np.array(values[after:]), equal_nan=True)
         with psycopg.connect(database) as db:
-            assert db.execute("SELECT array_agg(n ORDER BY first_i) FROM chunks").fetchone()[0] == [
+            assert db.execute("SELECT array_agg(n ORDER BY first_i) FROM point_chunks").fetchone()[0] == [
                 1, 63, 2, 100, MAX_CHUNK, 5, 1, 333]
     finally:
         store.close()
@@ -419,5 +419,54 @@ def test_points_of_a_mixed_batch_land_in_logged_order_even_for_keys_stored_as_on
         times = store.series("p", "r", ["a\u2400"], "time", None, 0)[0].x.tolist()
         assert math.isnan(epochs[0]) and epochs[1] == 0.5 and times == [10.0, 11.0, 12.0]
         assert store.run("p", "r")["metrics"]["b"]["count"] == 2
+    finally:
+        store.close()
+
+
+def test_a_database_of_schema_3_keeps_every_point_with_its_record_s_fields(blank_database):
+    """The upgrade to record chunks (schema 4), in SQL, over two runs: each point finds its record by seq (seqs
+    with gaps, a metric logged every 7th record, records over a chunk's length), and new records go on after."""
+    from stepline.server.stores.postgres_points import MAX_CHUNK
+
+    n = MAX_CHUNK + 4_000
+    i = np.arange(n)
+    seqs, steps, times = 2 * i + 3, 10 * i, 0.5 + i
+    epochs = np.where(i % 2 == 1, np.nan, i / 100)
+    sparse = i[i % 7 == 0]
+    with psycopg.connect(blank_database, autocommit=True) as db:
+        assert upgrade(db, MIGRATIONS[:3]) == 3
+        db.execute("INSERT INTO projects VALUES ('p', 1.0)")
+        for run_id, size in (("r", n), ("small", 10)):
+            run = db.execute("INSERT INTO runs (project, id, meta, metric_records) VALUES ('p', %s, '{}', %s) "
+                             "RETURNING pk", (run_id, size)).fetchone()[0]
+            for position, (key, where) in enumerate((("loss", i[:size]), ("eval", sparse[sparse < size]))):
+                series = db.execute("INSERT INTO series (run, key, position, count) VALUES (%s, %s, %s, %s) "
+                                    "RETURNING pk", (run, key, position, len(where))).fetchone()[0]
+                for first in range(0, len(where), MAX_CHUNK):
+                    part = where[first:first + MAX_CHUNK]
+                    db.execute("INSERT INTO chunks VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", (
+                        series, first, len(part), seqs[part].astype(">i8").tobytes(),
+                        steps[part].astype(">i8").tobytes(), (part * (position + 1.5)).astype(">f8").tobytes(),
+                        times[part].astype(">f8").tobytes(), epochs[part].astype(">f8").tobytes()))
+    store = PostgresStore(blank_database)
+    try:
+        assert store.schema_version == 4
+        for after in (0, 5, 9_400):
+            [loss, evals] = store.series("p", "r", ["loss", "eval"], "epoch", None, after)
+            late = sparse[after:]
+            assert evals.y.tolist() == (late * 2.5).tolist() and evals.step.tolist() == steps[late].tolist()
+            assert np.array_equal(evals.x, epochs[late], equal_nan=True)
+            assert loss.y.tolist() == (i[after:] * 1.5).tolist()
+        [by_time] = store.series("p", "r", ["eval"], "time", None, 0)
+        assert by_time.x.tolist() == times[sparse].tolist()
+        rows = store.metric_rows("p", "small")
+        assert rows == [(10 * k, {"loss": 1.5 * k, **({"eval": 2.5 * k} if k % 7 == 0 else {})}) for k in range(10)]
+        writer = store.writer("p", "r")  # numbered on from the records the upgrade counted
+        assert writer.append([{"type": "metrics", "seq": int(seqs[-1]) + 1, "time": 1e9, "step": -1,
+                               "values": {"eval": 7.0}}]) == (1, 0)
+        [evals] = store.series("p", "r", ["eval"], "time", None, len(sparse) - 1)
+        assert evals.x.tolist() == [times[sparse[-1]], 1e9] and evals.step.tolist() == [steps[sparse[-1]], -1]
+        with psycopg.connect(blank_database) as db:
+            assert db.execute("SELECT metric_records FROM runs ORDER BY pk").fetchall() == [(n + 1,), (10,)]
     finally:
         store.close()

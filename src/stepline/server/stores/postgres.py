@@ -1,6 +1,7 @@
 """The PostgreSQL store: a team server's runs in one database instead of one disk.
 
-Points go in with COPY, in chunks of consecutive points of a series (postgres_points.py), read back from a
+Records and points go in with COPY, in chunks (postgres_points.py: each record's fields once, a series' points
+as record numbers and values, as the logbook's index keeps them), read back from a
 cursor on and downsampled as the logbook store does; each run's (kind, seq) is stored once, under a lock on
 the run's row, so two server processes on one database store a record once too. The schema is stepline's
 own (postgres_schema.py).
@@ -131,14 +132,14 @@ class PostgresStore:
                     found.append(SeriesPoints.empty(key))
                     continue
                 series, count = row
-                found.append(series_points(key, count, read_points(db, series, after, fields), x, points))
+                found.append(series_points(key, count, read_points(db, pk, series, after, fields), x, points))
         return found
 
     def metric_rows(self, project: str, run_id: str) -> list[tuple[int, dict[str, float]]]:
         with self.pool.connection() as db:
             [pk] = self._row(db, project, run_id, "pk")
             keys = db.execute("SELECT pk, key FROM series WHERE run = %s ORDER BY position", (pk,)).fetchall()
-            points = [(key, read_points(db, series, 0, ("seq", "step", "value"))) for series, key in keys]
+            points = [(key, read_points(db, pk, series, 0, ("seq", "step", "value"))) for series, key in keys]
         rows: dict[int, tuple[int, dict[str, float]]] = {}
         for key, arrays in points:  # keys in their order, each record's values in it
             for seq, step, value in zip(arrays["seq"].tolist(), arrays["step"].tolist(), arrays["value"].tolist()):
@@ -197,7 +198,8 @@ class PostgresStore:
         with self.pool.connection() as db:
             pk, meta = self._row(db, project, run_id, "pk, meta")
             check_run_deletable(run_id, derived_status(meta, self.heartbeat_timeout), force)
-            db.execute("DELETE FROM chunks WHERE series IN (SELECT pk FROM series WHERE run = %s)", (pk,))
+            db.execute("DELETE FROM point_chunks WHERE series IN (SELECT pk FROM series WHERE run = %s)", (pk,))
+            db.execute("DELETE FROM record_chunks WHERE run = %s", (pk,))
             db.execute("DELETE FROM runs WHERE pk = %s", (pk,))
         with self._lock:
             self._writers.pop((project, run_id), None)
@@ -208,8 +210,9 @@ class PostgresStore:
         runs = self.runs(project)
         check_project_deletable(project, runs, force)
         with self.pool.connection() as db:
-            db.execute("DELETE FROM chunks WHERE series IN (SELECT s.pk FROM series s JOIN runs r "
+            db.execute("DELETE FROM point_chunks WHERE series IN (SELECT s.pk FROM series s JOIN runs r "
                        "ON r.pk = s.run WHERE r.project = %s)", (project,))
+            db.execute("DELETE FROM record_chunks WHERE run IN (SELECT pk FROM runs WHERE project = %s)", (project,))
             db.execute("DELETE FROM projects WHERE name = %s", (project,))
         with self._lock:
             for key in [key for key in self._writers if key[0] == project]:

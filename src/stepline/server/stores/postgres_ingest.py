@@ -1,6 +1,6 @@
 """The PostgreSQL store's ingest: one run's records appended in one transaction a batch, under a lock on the
-run's row; points go in as chunks (postgres_points.py) with binary COPY, and each metric's summary is kept up
-to date as they arrive.
+run's row; records and points go in as chunks (postgres_points.py) with binary COPY, and each metric's summary
+is kept up to date as they arrive.
 
     writer = PostgresRunWriter(pool, pk, meta, max_seq)
     writer.append(records)     # (stored, duplicates)
@@ -18,13 +18,13 @@ from psycopg_pool import ConnectionPool
 
 from stepline import events
 from stepline.errors import RunNotFoundError
-from stepline.logbook.columns import Column, Columns, epochs_or_nan
+from stepline.logbook.columns import MAX_RECORDS, Column, Columns, epochs_or_nan
 from stepline.logbook.metric_summary import MetricSummary
 from stepline.metrics_batch import ReceivedLines
 from stepline.params import apply_operation
 from stepline.server.stores.base import IDEMPOTENCY_KEY, MadeRecords, RunState, not_stored_yet
 from stepline.server.stores.postgres_files import MEDIA_PREFIX, FileReceiver, files_of
-from stepline.server.stores.postgres_points import COPY_COLUMNS, COPY_TYPES, chunk_rows
+from stepline.server.stores.postgres_points import POINTS, RECORDS, chunk_rows
 from stepline.server.stores.postgres_schema import SUMMARY_COLUMNS, jsonb, stored_text
 
 STANDARD_METRIC_FIELDS = frozenset(("type", "seq", "time", "step", "epoch", "values"))
@@ -68,7 +68,7 @@ class PostgresRunWriter:
             columns = Columns()  # a shipper's next batch: its points from the columns read natively
             if not columns.add_columns(received.columns()):
                 columns.add(received.records)
-            self._store_points(db, columns, np.frombuffer(received.seqs(), np.int64))
+            self._store_points(db, columns, np.frombuffer(received.seqs(), np.int64), metric_records)
             max_seq[events.METRICS] = received.last_seq
             db.execute("UPDATE runs SET max_seq = %s, metric_records = %s WHERE pk = %s",
                        (jsonb(max_seq), metric_records + len(received), self.pk))
@@ -101,7 +101,8 @@ class PostgresRunWriter:
         if metrics:
             columns = Columns()
             columns.add(metrics)
-            self._store_points(db, columns, np.fromiter(map(itemgetter("seq"), metrics), np.int64, len(metrics)))
+            seqs = np.fromiter(map(itemgetter("seq"), metrics), np.int64, len(metrics))
+            self._store_points(db, columns, seqs, metric_records)
         kept = [] if only_metrics else [(r["type"], r["seq"], r) for r in fresh
                                         if r["type"] in (events.PARAMS, events.LOG, events.MEDIA)]
         if not all(map(STANDARD_METRIC_FIELDS.issuperset, metrics)):
@@ -120,9 +121,10 @@ class PostgresRunWriter:
         self.max_seq = max_seq
         return len(fresh), len(records) - len(fresh)
 
-    def _store_points(self, db: psycopg.Connection, columns: Columns, seqs: np.ndarray) -> None:
-        """A batch's points, taken into ``columns`` (their records' ``seqs``), sent as chunks in one binary COPY;
-        each series' summary updated from the columns."""
+    def _store_points(self, db: psycopg.Connection, columns: Columns, seqs: np.ndarray, first_record: int) -> None:
+        """A batch's records (taken into ``columns``, with their ``seqs``; numbered in the run from
+        ``first_record``) and their points, sent as chunks with binary COPY; each series' summary updated from the
+        columns."""
         series = {key: SeriesState(pk, MetricSummary(*stats)) for pk, key, *stats in db.execute(
             f"SELECT pk, key, {SUMMARY_COLUMNS} FROM series WHERE run = %s", (self.pk,))}
         columns.settle()
@@ -135,17 +137,20 @@ class PostgresRunWriter:
         steps, times = columns.pending.field("step"), columns.pending.field("time")
         epochs = columns.pending.field("epoch")
         epochs = epochs_or_nan(epochs)
-        rows = []
+        if first_record + len(seqs) > MAX_RECORDS:
+            raise OverflowError(f"a run holds at most {MAX_RECORDS} metrics records")
+        points = []
         for key, found in by_key.items():
             numbers, values = _points_of(found)
             state = series[key]
-            rows += chunk_rows(state.pk, state.stats.count, seq=seqs[numbers], step=steps[numbers], value=values,
-                               time=times[numbers], epoch=epochs[numbers])
+            points += chunk_rows(POINTS, state.pk, state.stats.count, record=numbers + first_record, value=values)
             state.stats.add_many(steps[numbers], values)
-        with db.cursor().copy(f"COPY chunks ({COPY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(COPY_TYPES)
-            for row in rows:
-                copy.write_row(row)
+        records = chunk_rows(RECORDS, self.pk, first_record, seq=seqs, step=steps, time=times, epoch=epochs)
+        for table, rows in ((RECORDS, records), (POINTS, points)):
+            with db.cursor().copy(table.copy_statement) as copy:
+                copy.set_types(table.copy_types)
+                for row in rows:
+                    copy.write_row(row)
         db.cursor().executemany(
             "UPDATE series SET count = %s, nan_count = %s, last = %s, last_step = %s, min = %s, min_step = %s, "
             "max = %s, max_step = %s WHERE pk = %s", [series[key].row() for key in by_key])
