@@ -300,6 +300,22 @@ def test_a_line_not_exactly_in_stepline_s_layout_sends_the_whole_body_to_the_gen
     assert metrics_batch.read_lines(GOOD + b"\n" + GOOD.replace(b'"seq":2', b'"seq":3'), limit=1) is None
 
 
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.binary(max_size=6).map(lambda line: line.replace(b"\n", b"")), max_size=12),
+       tail=st.binary(max_size=4).map(lambda rest: rest.replace(b"\n", b"")), limit=st.integers(0, 14))
+def test_a_shipper_s_native_line_scan_is_the_python_one(lines, tail, limit):
+    """Where a batch of whole lines ends, how many lines, whether one is empty: the same natively as in Python."""
+    from stepline.logbook import tail as tail_module
+
+    chunk = b"".join(line + b"\n" for line in lines) + tail
+    native = tail_module.scan_lines(chunk, limit)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tail_module, "NATIVE", False)
+        assert native == tail_module.scan_lines(chunk, limit)
+    taken = min(limit, len(lines))
+    assert native == (sum(len(line) + 1 for line in lines[:taken]), taken, b"" in lines[:taken])
+
+
 def test_two_threads_logging_into_one_run_lose_nothing(logdir):
     """Both threads add to the run's open segment, and either may find it taken and open the next."""
     run = stepline.init(project="p", name="shared", dir=logdir)

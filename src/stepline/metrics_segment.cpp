@@ -9,6 +9,7 @@
 //     segment.add_records(records) -> taken; segment.columns() -> encode's, without the lines (an index)
 //     segment.add_lines(body) -> (taken, end, first_seq, last_seq); segment.seqs(); segment.records()
 //                                                                        (a server reading what a client sent)
+//     scan_lines(text, limit) -> (end, lines, empty)                     (a shipper cutting a file's lines)
 //
 // Why: a run's queue held a tuple and a dict per call, which the writer thread read back on another core under
 // the interpreter lock the training loop needs: cache misses on every object, then a dict per record and its
@@ -680,13 +681,46 @@ PyMethodDef segment_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
+// Of the first `limit` lines of text that end with a newline: where the last of them ends (past its newline), how
+// many there are, and whether one is empty. One memchr a line, without the interpreter lock: a shipper's scans of
+// each 4 MB batch in Python (counting, cutting, looking for an empty line) held the lock the training loop needs
+// for 5 ms.
+PyObject* scan_lines(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyBytes_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "scan_lines(text: bytes, limit: int)");
+        return nullptr;
+    }
+    const Py_ssize_t limit = PyLong_AsSsize_t(args[1]);
+    if (limit == -1 && PyErr_Occurred()) return nullptr;
+    const char* start = PyBytes_AS_STRING(args[0]);
+    const char* end = start + PyBytes_GET_SIZE(args[0]);
+    const char* next = start;
+    Py_ssize_t lines = 0;
+    bool empty = false;
+    Py_BEGIN_ALLOW_THREADS
+    for (; lines < limit; ++lines) {
+        const char* newline = static_cast<const char*>(std::memchr(next, '\n', end - next));
+        if (newline == nullptr) break;
+        empty |= newline == next;
+        next = newline + 1;
+    }
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("(nnO)", static_cast<Py_ssize_t>(next - start), lines, empty ? Py_True : Py_False);
+}
+
+PyMethodDef module_functions[] = {
+    {"scan_lines", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(scan_lines)), METH_FASTCALL,
+     "scan_lines(text, limit) -> (end, lines, empty): of text's first limit whole lines"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
 PySequenceMethods segment_sequence = {reinterpret_cast<lenfunc>(segment_length)};
 
 PyTypeObject SegmentType = {PyVarObject_HEAD_INIT(nullptr, 0) "stepline.metrics_segment.Segment"};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT, "stepline.metrics_segment",
                       "Plain metrics calls read at the call and encoded in a batch off the interpreter lock.", -1,
-                      nullptr};
+                      module_functions};
 
 }  // namespace
 

@@ -3,6 +3,7 @@
     tail = RecordTail(run_path / "metrics.jsonl")
     tail.read_new()   # [record, ...]; a line still being written waits for the next call
     chunk, end = whole_lines(path, offset, stop, limit_bytes)   # lines as written, for a shipper
+    end, lines, has_empty_line = scan_lines(chunk)
     count_lines(path, offset)   # the lines past offset, not read yet
 
 ``decode_lines`` is the one reading rule, shared by :class:`RecordTail` (the server's run caches and the
@@ -21,6 +22,7 @@ from typing import Any
 import orjson
 
 from stepline import events
+from stepline.metrics_batch import NATIVE, native
 
 # Files are read in chunks of this size, so a large backlog never needs its whole size in memory at once.
 READ_CHUNK = 16 << 20
@@ -113,9 +115,25 @@ def whole_lines(path: Path, offset: int, stop: int, limit_bytes: int,
                 break
             chunk += more
             end = chunk.rfind(b"\n") + 1
-    while limit_lines is not None and chunk.count(b"\n", 0, end) > limit_lines:  # short lines: fewer of them
-        end = chunk.rfind(b"\n", 0, end // 2) + 1 or chunk.find(b"\n") + 1
+    if limit_lines is not None:
+        end = scan_lines(chunk, limit_lines)[0] or end  # short lines: fewer of them (at least one)
     return chunk[:end], offset + end
+
+
+def scan_lines(chunk: bytes, limit: int | None = None) -> tuple[int, int, bool]:
+    """Of ``chunk``'s first ``limit`` lines that end with a newline (every one, without a limit): where the last
+    of them ends (past its newline), how many there are, and whether one is empty. Natively, without the
+    interpreter lock, when the metrics segment is built."""
+    limit = len(chunk) if limit is None else limit
+    if NATIVE and native is not None:
+        return native.scan_lines(chunk, limit)  # type: ignore[no-any-return]
+    end = chunk.rfind(b"\n") + 1
+    lines = chunk.count(b"\n", 0, end)
+    if lines > limit:
+        end, lines = 0, limit
+        for _ in range(limit):
+            end = chunk.index(b"\n", end) + 1
+    return end, lines, end > 0 and (chunk.startswith(b"\n") or chunk.find(b"\n\n", 0, end) >= 0)
 
 
 def count_lines(path: Path, offset: int = 0) -> int:

@@ -24,7 +24,7 @@ from stepline import events
 from stepline.config import logbook_root
 from stepline.errors import start_thread, warn
 from stepline.logbook import layout
-from stepline.logbook.tail import LineCounts, count_lines, decode_lines, whole_lines
+from stepline.logbook.tail import LineCounts, count_lines, decode_lines, scan_lines, whole_lines
 from stepline.remote.client import RemoteRejected, RemoteUnauthorized, RemoteUnavailable
 from stepline.urls import redacted
 
@@ -142,19 +142,20 @@ class Shipper:
             chunk, end = whole_lines(cursor.path, cursor.offset, stop, LINE_BATCH_BYTES, LINE_BATCH_RECORDS)
             if not chunk:
                 return  # a line not finished yet
-            chunk = _unacked_lines(chunk, kind, self._acked_of(kind))
+            chunk, lines = _unacked_lines(chunk, kind, self._acked_of(kind))
             if chunk:
                 if kind == events.MEDIA:
                     self._upload_media(project, run_id, decode_lines(chunk.split(b"\n"), LineCounts()))
-                self._sent(self._send_lines(client, project, run_id, kind, chunk), progress)
+                self._sent(self._send_lines(client, project, run_id, kind, chunk, lines), progress)
             cursor.offset = end
 
-    def _send_lines(self, client: LineTransport, project: str, run_id: str, kind: str, chunk: bytes) -> int:
-        """Send lines; how many records they held."""
+    def _send_lines(self, client: LineTransport, project: str, run_id: str, kind: str, chunk: bytes,
+                    lines: int) -> int:
+        """Send ``lines`` lines; how many records they held."""
         acked = self._acked_of(kind)
         try:
             answer = client.send_lines(project, run_id, chunk)
-            sent = chunk.count(b"\n")
+            sent = lines
         except RemoteUnauthorized:
             raise
         except RemoteRejected:  # a torn line among them, maybe: send what the reading rule takes of them
@@ -241,21 +242,25 @@ class Shipper:
                 self.files_sent += 1
 
 
-def _unacked_lines(chunk: bytes, kind: str, acked: int) -> bytes:
+def _unacked_lines(chunk: bytes, kind: str, acked: int) -> tuple[bytes, int]:
     """The lines past the first ones the backend has (by their seq, where a line shows it as stepline writes
-    it; a line whose seq cannot be seen this way is kept, for the backend to judge), and no empty line."""
-    if chunk.startswith(b"\n") or _EMPTY_LINE.search(chunk):
-        chunk = b"".join(line + b"\n" for line in chunk.split(b"\n") if line)
+    it; a line whose seq cannot be seen this way is kept, for the backend to judge), and no empty line; and how
+    many lines that is."""
+    _, lines, has_empty_line = scan_lines(chunk)
+    if has_empty_line:
+        kept = [line for line in chunk.split(b"\n")[:-1] if line]
+        chunk, lines = b"".join(line + b"\n" for line in kept), len(kept)
     last = _seq_of(chunk[chunk.rfind(b"\n", 0, len(chunk) - 1) + 1:], kind)
     if last is not None and last <= acked:
-        return b""
+        return b"", 0
     start = 0
     while start < len(chunk):
         seq = _seq_of(chunk[start:chunk.find(b"\n", start)], kind)
         if seq is None or seq > acked:
             break
         start = chunk.find(b"\n", start) + 1
-    return chunk[start:]
+        lines -= 1
+    return chunk[start:], lines
 
 
 def _seq_of(line: bytes, kind: str) -> int | None:
@@ -269,7 +274,6 @@ def _seq_of(line: bytes, kind: str) -> int | None:
 
 _SEQ_PREFIXES = {kind: b'{"type":"%s","seq":' % kind.encode() for kind in SHIP_ORDER}
 _DIGITS = re.compile(rb"[0-9]{1,19}(?=[,}])")
-_EMPTY_LINE = re.compile(rb"\n\n")  # found three times faster than by bytes.find (1.2 against 3.1 ms per 4 MB)
 
 
 def _opening(meta: dict[str, Any]) -> dict[str, Any]:
