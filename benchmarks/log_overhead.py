@@ -1,6 +1,6 @@
 """What one ``run.log`` of 8 metrics costs the training loop, beside a baseline in the same run.
 
-    python benchmarks/log_overhead.py [--calls 200000] [--repeats 5]
+    python benchmarks/log_overhead.py [--calls 200000] [--repeats 5] [--eval-every 100]
 
 Baseline: an orjson line appended to an open file, the cheapest synchronous logger there is. Beside
 stepline as it ships (plain calls read into native metrics segments, src/stepline/metrics_segment.cpp), stepline
@@ -14,7 +14,9 @@ fresh child process, with its ratio to the baseline:
 - points per second drained into the logbook: log calls back to back, then finish(), wall clock (here
   the writer is the bottleneck and the bounded queue makes the caller wait);
 - peak RSS of the child;
-and, below the table, a bound of this design: the queue and writer thread with a sink that writes nothing (what
+With ``--eval-every N``, every Nth step also logs 2 other metrics (``eval/loss``, ``eval/acc``), as a training
+loop with an evaluation does: the records' keys then differ within a writer's batch.
+And, below the table, a bound of this design: the queue and writer thread with a sink that writes nothing (what
 any writer sharing the caller's interpreter lock could drain at best).
 """
 
@@ -32,6 +34,7 @@ import time
 
 KEYS = [f"metric_{i}" for i in range(8)]
 STEP_WORK_US = 20.0
+EVAL_EVERY = int(os.environ.get("BENCH_EVAL_EVERY", "0"))  # set by --eval-every, for the child processes
 
 
 def _percentiles(durations: list[int]) -> dict[str, float]:
@@ -60,7 +63,13 @@ def _timed_loop(log, calls: int, work_us: float) -> tuple[list[int], float]:
         t0 = clock()
         log(values, step)
         durations.append(clock() - t0)
+        if EVAL_EVERY and step % EVAL_EVERY == 0:
+            log({"eval/loss": step * 0.5, "eval/acc": 0.9}, step)
     return durations, start
+
+
+def _points(calls: int) -> int:
+    return calls * len(KEYS) + (2 * len(range(0, calls, EVAL_EVERY)) if EVAL_EVERY else 0)
 
 
 def measure_baseline(calls: int, folder: str) -> dict[str, float]:
@@ -75,7 +84,7 @@ def measure_baseline(calls: int, folder: str) -> dict[str, float]:
         _, start = _timed_loop(log, calls, 0)
         handle.flush()
         elapsed = time.perf_counter() - start
-    return {**_percentiles(durations), "points_per_s": calls * len(KEYS) / elapsed}
+    return {**_percentiles(durations), "points_per_s": _points(calls) / elapsed}
 
 
 def measure_stepline(calls: int, folder: str) -> dict[str, float]:
@@ -90,8 +99,9 @@ def measure_stepline(calls: int, folder: str) -> dict[str, float]:
     elapsed = time.perf_counter() - start
     with open(os.path.join(run.path, "metrics.jsonl"), "rb") as handle:
         landed = sum(1 for _ in handle)
-    assert landed == calls, f"{landed} of {calls} records landed"
-    return {**_percentiles(durations), "points_per_s": calls * len(KEYS) / elapsed}
+    expected = calls + (len(range(0, calls, EVAL_EVERY)) if EVAL_EVERY else 0)
+    assert landed == expected, f"{landed} of {expected} records landed"
+    return {**_percentiles(durations), "points_per_s": _points(calls) / elapsed}
 
 
 def measure_empty_sink(calls: int, folder: str) -> dict[str, float]:
@@ -105,7 +115,7 @@ def measure_empty_sink(calls: int, folder: str) -> dict[str, float]:
     run = stepline.init(project="bench", dir=folder)
     _, start = _timed_loop(lambda values, step: run.log(values, step=step), calls, 0)
     run.finish()
-    return {"points_per_s": calls * len(KEYS) / (time.perf_counter() - start)}
+    return {"points_per_s": _points(calls) / (time.perf_counter() - start)}
 
 
 def child(kind: str, calls: int) -> None:
@@ -132,6 +142,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--before-src", help="another checkout's src/ folder, measured beside this one")
+    parser.add_argument("--eval-every", type=int, default=0, help="every Nth step also logs 2 eval metrics")
     parser.add_argument("--child", choices=["baseline", "stepline", "empty sink"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -145,12 +156,14 @@ def main() -> None:
         for kind, env in kinds.items():  # interleaved, so drift in the machine's load hits all alike
             child_kind = kind if kind in ("baseline", "empty sink") else "stepline"
             out = subprocess.run([sys.executable, __file__, "--child", child_kind, "--calls", str(args.calls)],
-                                 check=True, capture_output=True, text=True, env={**os.environ, **env}).stdout
+                                 check=True, capture_output=True, text=True,
+                                 env={**os.environ, **env, "BENCH_EVAL_EVERY": str(args.eval_every)}).stdout
             results[kind].append(json.loads(out.strip().splitlines()[-1]))
     median = {kind: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for kind, runs in results.items()}
     empty = median.pop("empty sink")
     base = median.pop("baseline")
-    print(f"run.log of {len(KEYS)} metrics, {args.calls} calls, median of {args.repeats} repeats; "
+    evals = f", 2 eval metrics every {args.eval_every} steps" if args.eval_every else ""
+    print(f"run.log of {len(KEYS)} metrics{evals}, {args.calls} calls, median of {args.repeats} repeats; "
           "each figure with its ratio to the baseline (an orjson line appended to a file)")
     print(f"{'figure':<20}{'baseline':>14}" + "".join(f"{kind:>16}{'ratio':>7}" for kind in median))
     for key, label in FIGURES:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import stepline
 from stepline import events, metrics_batch
-from stepline.logbook.columns import NO_EPOCH
+from stepline.logbook.columns import NO_EPOCH, Columns
 from stepline.metrics_batch import CLOSED, NOT_PLAIN, TAKEN, MetricsBatch
 from tests.conftest import REPO
 from tests.test_index import assert_index_matches_the_file
@@ -127,8 +127,36 @@ def test_the_columns_are_the_records_numbers_and_kinds():
     floats_only = MetricsBatch(segment_of([(1.0, 0, None, {"a": 1.0, "b": 2})]), 1).encoded().columns
     assert floats_only.kinds == ("float", "int") and floats_only.integers is not None
     assert MetricsBatch(segment_of([(1.0, 0, None, {"a": 1.0})]), 1).encoded().columns.integers is None
-    mixed = MetricsBatch(segment_of([(1.0, 0, None, {"a": 1.0}), (2.0, 1, None, {"b": 2.0})]), 1).encoded().columns
-    assert mixed.keys is None and mixed.floats is None
+    assert floats_only.places is None and floats_only.counts is None  # every record has every key
+
+
+def test_records_whose_keys_differ_give_each_key_the_points_the_python_index_gives_it():
+    """A segment with an eval record among training ones (most segments of a real run): per key, in the order
+    first logged, its records and values, of the kinds the Python path's index keeps (numpy's reading of the
+    key's values), and the same index once taken in."""
+    big = 2**53 + 1
+    calls = [(1.0, 0, None, {"loss": 0.5, "n": 1}), (2.0, 1, 0.5, {"loss": 0.25, "eval": True}),
+             (3.0, 2, None, {"n": 2.5, "eval": False, "big": big}), (4.0, 3, 1.0, {"loss": 0.125, "big": 1.5, "ok": 1})]
+    encoded = MetricsBatch(segment_of(calls), 1).encoded().columns
+    assert encoded.keys == ("loss", "n", "eval", "big", "ok") and encoded.counts == (3, 2, 2, 2, 1)
+    assert np.frombuffer(encoded.places, np.uint32).tolist() == [0, 1, 3, 0, 2, 1, 2, 2, 3, 3]
+    assert encoded.kinds == ("float", "float", "bool", "float", "int")
+    assert encoded.exact == (True, True, True, False, True)
+    native, python = Columns(), Columns()
+    native.add_columns(encoded)
+    python.add(python_records(calls, 1))
+    native.settle()
+    python.settle()
+    assert list(native) == list(python)
+    for key, column in python.items():
+        found = native[key]
+        assert (found.kind, found.exact, found.summary.as_dict()) == (column.kind, column.exact,
+                                                                     column.summary.as_dict()), key
+        for field in ("record", "value"):
+            assert found.pending.field(field).tolist() == column.pending.field(field).tolist(), (key, field)
+    for field in ("step", "time", "epoch"):
+        assert (native.pending.field(field).view(np.int64).tolist()
+                == python.pending.field(field).view(np.int64).tolist()), field
 
 
 @pytest.mark.parametrize("call", [

@@ -64,15 +64,18 @@ class RecordColumns:
     steps: bytes  # int64, one per record
     times: bytes  # float64
     epochs: bytes  # float64, columns.NO_EPOCH where a record has none
-    # With the same keys in every record: those keys, the kind the index keeps each as ("float", "int" or
-    # "bool") and whether its rows hold every value exactly, and every value of each key as float64 and as int64
-    # (None when every kind is float), a key's values after another's. Otherwise None: the index takes the
-    # records themselves.
-    keys: tuple[str, ...] | None
-    kinds: tuple[str, ...] | None
-    exact: tuple[bool, ...] | None
-    floats: bytes | None
+    # The keys logged, in the order first logged, the kind the index keeps each as ("float", "int" or "bool") and
+    # whether its rows hold every value exactly; each key's values as float64 and as int64 (None when every kind
+    # is float), a key's values after another's.
+    keys: tuple[str, ...]
+    kinds: tuple[str, ...]
+    exact: tuple[bool, ...]
+    floats: bytes
     integers: bytes | None
+    # None when every record has every key (each key has a value per record). Otherwise each value's record, its
+    # place among these records (uint32), and how many values each key has.
+    places: bytes | None
+    counts: tuple[int, ...] | None
 
 
 @dataclass(frozen=True)

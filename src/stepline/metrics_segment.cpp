@@ -4,7 +4,8 @@
 //     segment = Segment(limit)
 //     segment.add(time, step, epoch, values) -> TAKEN | CLOSED | NOT_PLAIN   (at each run.log, in the caller)
 //     segment.close() -> records held                                        (the writer, taking it)
-//     segment.encode(first_seq) -> (lines, steps, times, epochs, keys, kinds, exact, floats, integers)
+//     segment.encode(first_seq) -> (lines, steps, times, epochs, keys, kinds, exact, floats, integers, places,
+//                                   counts)
 //     segment.records(first_seq) -> [record dicts]                           (the Python path, a backlog)
 //     segment.add_records(records) -> taken; segment.columns() -> encode's, without the lines (an index)
 //     segment.add_lines(body) -> (taken, end, first_seq, last_seq); segment.seqs(); segment.records()
@@ -25,10 +26,12 @@
 // The lines are those of stepline.events.encode (docs/format.md): keys in the call's order, NaN and the
 // infinities by name, floats as the shortest text that reads back the same double, in orjson's layout.
 // steps, times, epochs: n int64 / float64 / float64 (a record without an epoch: columns.NO_EPOCH's bits).
-// keys: the first record's keys when every record has the same keys in the same order, else None (and so are
-// the rest); then kinds and exact say how the index keeps each key (see fill_columns), and floats and integers
-// hold every record's value of each key as float64 and as int64 (None when every key is a float column), a key's
-// n values after another's.
+// keys: the keys logged, in the order first logged; kinds and exact say how the index keeps each (see
+// fill_columns); floats and integers hold each key's values as float64 and as int64 (integers None when every
+// key is a float column), a key's values after another's. With the same keys in every record (most segments),
+// each key has n values and places and counts are None; otherwise places (uint32) gives each value's record and
+// counts how many values each key has. Where the keys differ, the index was built from records in Python, a
+// third as fast: a run that logs eval metrics every 100 steps drained at 1.1 M points/s against 3.3 M.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -423,17 +426,91 @@ Py_ssize_t common_width(const Segment* self) {
 struct Columns {
     std::vector<long long> steps, integers;
     std::vector<double> times, epochs, floats;
+    std::vector<int> keys;           // the segment's keys the values name, in the order first logged
     std::vector<const char*> kinds;  // per key: "float", "int" or "bool", what numpy makes of the values
     std::vector<bool> exact;         // per key: whether float64 rows hold every value as logged
+    // Where the records' keys differ: each value's record (its place in the segment), a key's after another's,
+    // and how many values each key has. Empty where every record has every key, in the same order.
+    std::vector<uint32_t> places;
+    std::vector<Py_ssize_t> counts;
 };
 
 constexpr long long EXACT_INTEGERS = 1LL << 53;  // a float64 holds every integer below this exactly
 
-// The index's columns: each record's step, time and epoch; with the same keys in every record, the values of
-// each key as float64 and as int64, and the kind the index keeps them as (stepline.logbook.columns: a key whose
-// first value is a float is a float column; any other is as numpy reads the values: float if any is, else int if
-// any is, else bool).
-void fill_columns(const Segment* self, Py_ssize_t width, Columns& columns) {
+bool is_large(const Number& number) {
+    return number.kind == INT && (number.integer >= EXACT_INTEGERS || number.integer <= -EXACT_INTEGERS);
+}
+
+// Every record has the same keys in the same order (width of them): a key's n values after another's.
+void fill_alike(const Segment* self, Py_ssize_t width, Columns& columns) {
+    const auto& values = *self->values;
+    const Py_ssize_t n = static_cast<Py_ssize_t>(self->records->size());
+    columns.floats.resize(n * width);
+    columns.integers.resize(n * width);
+    for (Py_ssize_t j = 0; j < width; ++j) {
+        bool floats = false, integers = false, large = false;
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            const Number& number = values[i * width + j].number;
+            columns.floats[j * n + i] = as_double(number);
+            columns.integers[j * n + i] = number.kind == FLOAT ? 0 : number.integer;
+            floats |= number.kind == FLOAT;
+            integers |= number.kind == INT;
+            large |= is_large(number);
+        }
+        const bool float_first = values[j].number.kind == FLOAT;
+        columns.keys.push_back(values[j].key);
+        columns.kinds.push_back(float_first || floats ? "float" : integers ? "int" : "bool");
+        columns.exact.push_back(float_first || !large);
+    }
+}
+
+// Records whose keys differ: per key, in the order first logged, its values and the places of their records.
+void fill_grouped(const Segment* self, Columns& columns) {
+    const auto& records = *self->records;
+    const auto& values = *self->values;
+    std::vector<Py_ssize_t> slot(self->keys->size(), -1);  // a key's place among the keys logged
+    for (const Value& value : values) {
+        Py_ssize_t& found = slot[value.key];
+        if (found < 0) {
+            found = static_cast<Py_ssize_t>(columns.keys.size());
+            columns.keys.push_back(value.key);
+            columns.counts.push_back(0);
+        }
+        ++columns.counts[found];
+    }
+    const size_t width = columns.keys.size();
+    std::vector<Py_ssize_t> next(width);  // where each key's next value goes
+    for (size_t k = 1; k < width; ++k) next[k] = next[k - 1] + columns.counts[k - 1];
+    std::vector<unsigned char> floats(width), integers(width), large(width);  // per key: what its values hold
+    columns.places.resize(values.size());
+    columns.floats.resize(values.size());
+    columns.integers.resize(values.size());
+    const Py_ssize_t n = static_cast<Py_ssize_t>(records.size());
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        const Py_ssize_t end = i + 1 < n ? records[i + 1].first_value : static_cast<Py_ssize_t>(values.size());
+        for (Py_ssize_t v = records[i].first_value; v < end; ++v) {
+            const Py_ssize_t k = slot[values[v].key];
+            const Number& number = values[v].number;
+            const Py_ssize_t at = next[k]++;
+            columns.places[at] = static_cast<uint32_t>(i);
+            columns.floats[at] = as_double(number);
+            columns.integers[at] = number.kind == FLOAT ? 0 : number.integer;
+            floats[k] |= number.kind == FLOAT;
+            integers[k] |= number.kind == INT;
+            large[k] |= is_large(number);
+        }
+    }
+    for (size_t k = 0; k < width; ++k) {
+        columns.kinds.push_back(floats[k] ? "float" : integers[k] ? "int" : "bool");
+        columns.exact.push_back(!large[k]);
+    }
+}
+
+// The index's columns (stepline.logbook.columns): each record's step, time and epoch, and each key's values as
+// float64 and as int64 with the kind the index keeps them as. With the same keys in every record, a key whose
+// first value is a float is a float column; any other key (every key, where the records' keys differ) is as numpy
+// reads its values: float if any is, else int if any is, else bool.
+void fill_columns(const Segment* self, Columns& columns) {
     const auto& records = *self->records;
     const Py_ssize_t n = static_cast<Py_ssize_t>(records.size());
     columns.steps.resize(n);
@@ -448,25 +525,11 @@ void fill_columns(const Segment* self, Py_ssize_t width, Columns& columns) {
             columns.epochs[i] = as_double(records[i].epoch);
         }
     }
-    if (width == 0) return;
-    const auto& values = *self->values;
-    columns.floats.resize(n * width);
-    columns.integers.resize(n * width);
-    columns.kinds.resize(width);
-    columns.exact.resize(width);
-    for (Py_ssize_t j = 0; j < width; ++j) {
-        bool floats = false, integers = false, large = false;
-        for (Py_ssize_t i = 0; i < n; ++i) {
-            const Number& number = values[i * width + j].number;
-            columns.floats[j * n + i] = as_double(number);
-            columns.integers[j * n + i] = number.kind == FLOAT ? 0 : number.integer;
-            floats |= number.kind == FLOAT;
-            integers |= number.kind == INT;
-            large |= number.kind == INT && (number.integer >= EXACT_INTEGERS || number.integer <= -EXACT_INTEGERS);
-        }
-        const bool float_first = values[j].number.kind == FLOAT;
-        columns.kinds[j] = float_first || floats ? "float" : integers ? "int" : "bool";
-        columns.exact[j] = float_first || !large;
+    const Py_ssize_t width = common_width(self);
+    if (width > 0) {
+        fill_alike(self, width, columns);
+    } else {
+        fill_grouped(self, columns);
     }
 }
 
@@ -480,9 +543,9 @@ PyObject* number_object(const Number& number) {
     Py_RETURN_NONE;
 }
 
-// The first record's keys, with each one's kind and exactness (see fill_columns): (keys, kinds, exact).
+// The keys logged, with each one's kind and exactness (see fill_columns): (keys, kinds, exact).
 PyObject* key_columns(const Segment* self, const Columns& columns) {
-    const Py_ssize_t width = static_cast<Py_ssize_t>(columns.kinds.size());
+    const Py_ssize_t width = static_cast<Py_ssize_t>(columns.keys.size());
     PyObject* keys = PyTuple_New(width);
     PyObject* kinds = PyTuple_New(width);
     PyObject* exact = PyTuple_New(width);
@@ -493,7 +556,7 @@ PyObject* key_columns(const Segment* self, const Columns& columns) {
         return nullptr;
     }
     for (Py_ssize_t j = 0; j < width; ++j) {
-        PyTuple_SET_ITEM(keys, j, Py_NewRef((*self->keys)[(*self->values)[j].key].text));
+        PyTuple_SET_ITEM(keys, j, Py_NewRef((*self->keys)[columns.keys[j]].text));
         PyTuple_SET_ITEM(exact, j, Py_NewRef(columns.exact[j] ? Py_True : Py_False));
         PyObject* kind = PyUnicode_InternFromString(columns.kinds[j]);
         if (kind == nullptr) {
@@ -507,37 +570,45 @@ PyObject* key_columns(const Segment* self, const Columns& columns) {
     return Py_BuildValue("(NNN)", keys, kinds, exact);
 }
 
-// The answer of encode (with lines) and columns (without): (lines, steps, times, epochs, keys, kinds, exact,
-// floats, integers), lines left out when null.
-PyObject* answer_of(const Segment* self, PyObject* lines, const Columns& columns, Py_ssize_t width) {
-    PyObject* head = Py_BuildValue("(NNN)", bytes_of(columns.steps), bytes_of(columns.times),
-                                   bytes_of(columns.epochs));
-    PyObject* keyed = head && width ? key_columns(self, columns) : Py_BuildValue("(OOO)", Py_None, Py_None, Py_None);
-    if (head == nullptr || keyed == nullptr) {
-        Py_XDECREF(lines);
-        Py_XDECREF(head);
-        Py_XDECREF(keyed);
-        return nullptr;
+PyObject* counts_of(const Columns& columns) {
+    PyObject* counts = PyTuple_New(static_cast<Py_ssize_t>(columns.counts.size()));
+    for (size_t k = 0; counts != nullptr && k < columns.counts.size(); ++k) {
+        PyObject* count = PyLong_FromSsize_t(columns.counts[k]);
+        if (count == nullptr) Py_CLEAR(counts);
+        else PyTuple_SET_ITEM(counts, static_cast<Py_ssize_t>(k), count);
     }
+    return counts;
+}
+
+constexpr Py_ssize_t COLUMN_PARTS = 10;
+
+// The answer of encode (with lines) and columns (without): (lines, steps, times, epochs, keys, kinds, exact,
+// floats, integers, places, counts), lines left out when null.
+PyObject* answer_of(const Segment* self, PyObject* lines, const Columns& columns) {
     bool all_floats = true;
     for (const char* kind : columns.kinds) all_floats &= kind[0] == 'f';
-    PyObject* floats = width ? bytes_of(columns.floats) : Py_NewRef(Py_None);
-    PyObject* integers = width && !all_floats ? bytes_of(columns.integers) : Py_NewRef(Py_None);
-    PyObject* parts[] = {PyTuple_GET_ITEM(head, 0), PyTuple_GET_ITEM(head, 1), PyTuple_GET_ITEM(head, 2),
-                         PyTuple_GET_ITEM(keyed, 0), PyTuple_GET_ITEM(keyed, 1), PyTuple_GET_ITEM(keyed, 2),
-                         floats, integers};
-    const Py_ssize_t first = lines ? 1 : 0;
-    PyObject* answer = floats && integers ? PyTuple_New(first + 8) : nullptr;
-    if (answer != nullptr) {
-        if (lines) PyTuple_SET_ITEM(answer, 0, lines);
-        for (Py_ssize_t i = 0; i < 8; ++i) PyTuple_SET_ITEM(answer, first + i, Py_NewRef(parts[i]));
-    } else {
-        Py_XDECREF(lines);
+    const bool grouped = !columns.counts.empty();
+    PyObject* parts[COLUMN_PARTS] = {
+        bytes_of(columns.steps), bytes_of(columns.times), bytes_of(columns.epochs), nullptr, nullptr, nullptr,
+        bytes_of(columns.floats), all_floats ? Py_NewRef(Py_None) : bytes_of(columns.integers),
+        grouped ? bytes_of(columns.places) : Py_NewRef(Py_None), grouped ? counts_of(columns) : Py_NewRef(Py_None)};
+    PyObject* keyed = key_columns(self, columns);
+    if (keyed != nullptr) {
+        for (Py_ssize_t i = 0; i < 3; ++i) parts[3 + i] = Py_NewRef(PyTuple_GET_ITEM(keyed, i));
+        Py_DECREF(keyed);
     }
-    Py_DECREF(head);
-    Py_DECREF(keyed);
-    Py_XDECREF(floats);
-    Py_XDECREF(integers);
+    const Py_ssize_t first = lines ? 1 : 0;
+    PyObject* answer = PyTuple_New(first + COLUMN_PARTS);
+    for (PyObject* part : parts) {
+        if (part == nullptr) Py_CLEAR(answer);
+    }
+    if (answer == nullptr) {
+        for (PyObject* part : parts) Py_XDECREF(part);
+        Py_XDECREF(lines);
+        return nullptr;
+    }
+    if (lines) PyTuple_SET_ITEM(answer, 0, lines);
+    for (Py_ssize_t i = 0; i < COLUMN_PARTS; ++i) PyTuple_SET_ITEM(answer, first + i, parts[i]);
     return answer;
 }
 
@@ -553,26 +624,22 @@ PyObject* segment_encode(Segment* self, PyObject* arg) {
     if (lines == nullptr) return nullptr;
     char* start = PyBytes_AS_STRING(lines);
     char* end;
-    Py_ssize_t width;
     Columns columns;
     Py_BEGIN_ALLOW_THREADS  // the segment is closed: nothing changes it while the lock is let go
     end = write_lines(start, self, first_seq);
-    width = common_width(self);
-    fill_columns(self, width, columns);
+    fill_columns(self, columns);
     Py_END_ALLOW_THREADS
     if (_PyBytes_Resize(&lines, end - start) < 0) return nullptr;
-    return answer_of(self, lines, columns, width);
+    return answer_of(self, lines, columns);
 }
 
 PyObject* segment_columns(Segment* self, PyObject*) {
     self->closed = true;
-    Py_ssize_t width;
     Columns columns;
     Py_BEGIN_ALLOW_THREADS
-    width = common_width(self);
-    fill_columns(self, width, columns);
+    fill_columns(self, columns);
     Py_END_ALLOW_THREADS
-    return answer_of(self, nullptr, columns, width);
+    return answer_of(self, nullptr, columns);
 }
 
 // One record as the Python path writes it: {"type", "seq", "time", "step", ["epoch",] "values"}.

@@ -184,25 +184,30 @@ class Columns(dict[str, Column]):
             self._add_grouped(records, numbers, steps)
         self._took(steps, times, epoch_array)
 
-    def add_columns(self, columns: RecordColumns) -> bool:
-        """Take in metrics records given as columns (a native metrics segment's, ``stepline.metrics_batch``), when
-        they have the same keys: per key, the kind :meth:`add` would keep it as, whether the rows hold it exactly,
-        and its values as float64 and int64 rows. False, and nothing taken, when their keys differ."""
-        if columns.keys is None or columns.kinds is None or columns.exact is None or columns.floats is None:
-            return False
+    def add_columns(self, columns: RecordColumns) -> None:
+        """Take in metrics records given as columns (a native metrics segment's, ``stepline.metrics_batch``): per
+        key, the kind :meth:`add` would keep it as, whether the rows hold it exactly, and its values as float64
+        and int64 rows, with the places of their records where not every record has every key."""
         steps = np.frombuffer(columns.steps, np.int64)
         n = len(steps)
         numbers = self._numbers(n)
-        floats = np.frombuffer(columns.floats, np.float64).reshape(-1, n)
-        integers = None if columns.integers is None else np.frombuffer(columns.integers, np.int64).reshape(-1, n)
-        for row, (key, kind, is_exact) in enumerate(zip(columns.keys, columns.kinds, columns.exact)):
-            if kind == "float" or integers is None:
-                values = floats[row]
+        floats = np.frombuffer(columns.floats, np.float64)
+        integers = None if columns.integers is None else np.frombuffer(columns.integers, np.int64)
+        places = None if columns.places is None else np.frombuffer(columns.places, np.uint32)
+        start = 0
+        for key, kind, is_exact, count in zip(columns.keys, columns.kinds, columns.exact, columns.counts or
+                                              [n] * len(columns.keys)):
+            part = slice(start, start + count)
+            start += count
+            values: np.ndarray = floats[part]
+            if kind != "float" and integers is not None:
+                values = integers[part] if kind == "int" else integers[part] != 0
+            if places is None:  # every record has the key: their numbers and steps are shared
+                self.column(key).take(numbers, steps, values, is_exact)
             else:
-                values = integers[row] if kind == "int" else integers[row] != 0
-            self.column(key).take(numbers, steps, values, is_exact)
+                where = places[part]
+                self.column(key).take(numbers[where], steps[where], values, is_exact)
         self._took(steps, np.frombuffer(columns.times, np.float64), np.frombuffer(columns.epochs, np.float64))
-        return True
 
     def _numbers(self, n: int) -> np.ndarray:
         """The numbers of ``n`` records about to be taken in."""

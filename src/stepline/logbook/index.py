@@ -180,18 +180,19 @@ class MetricIndex:
         else:
             records = self.tail.fresh(records)
         columns = record_columns(records)  # read natively when they are plain, as most are
-        if columns is None or not self.columns.add_columns(columns):
+        if columns is None:
             self.columns.add(records)
+        else:
+            self.columns.add_columns(columns)
 
     def add_batch(self, batch: MetricsBatch | ReceivedLines, columns: RecordColumns) -> None:
         """Take in a batch just written to the file: a writer's, or lines a server received; from their columns
-        (from their records when their keys differ, or when the batch is not past what the index holds)."""
+        (from their records when the batch is not past what the index holds)."""
         if batch.first_seq <= self.tail.last_seq:
             self.add(batch.records)  # by the readers' rule for seq
             return
         self.tail.last_seq = batch.last_seq
-        if not self.columns.add_columns(columns):  # the keys differ: the records, read in Python
-            self.columns.add(batch.records)
+        self.columns.add_columns(columns)
 
     def summaries(self) -> dict[str, MetricSummary]:
         self.columns.settle()

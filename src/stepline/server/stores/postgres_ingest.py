@@ -66,8 +66,7 @@ class PostgresRunWriter:
             if received.first_seq <= stored:  # partly: by the general rule
                 return self._append(db, received.records)
             columns = Columns()  # a shipper's next batch: its points from the columns read natively
-            if not columns.add_columns(received.columns()):
-                columns.add(received.records)
+            columns.add_columns(received.columns())
             self._store_points(db, columns, np.frombuffer(received.seqs(), np.int64), metric_records)
             max_seq[events.METRICS] = received.last_seq
             db.execute("UPDATE runs SET max_seq = %s, metric_records = %s WHERE pk = %s",
