@@ -14,7 +14,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # torch is pinned first: anything that pulls torch in later then finds it there, instead of a CUDA build.
-$(STAMP): pyproject.toml Makefile src/stepline/metrics_segment.cpp src/stepline/json_text.hpp src/stepline/json_lines.hpp | $(PY)
+$(STAMP): pyproject.toml Makefile $(wildcard src/stepline/*.cpp src/stepline/*.hpp) | $(PY)
 	$(PY) -m pip install --quiet "torch==2.13.0"
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)

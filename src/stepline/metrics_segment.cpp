@@ -43,8 +43,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "index_columns.hpp"
 #include "json_lines.hpp"
 #include "json_text.hpp"
+#include "segment_store.hpp"
 
 namespace {
 
@@ -59,26 +61,17 @@ using json_text::put_double;
 using json_text::put_integer;
 using json_text::put_key;
 using json_text::put_number;
+using index_columns::Columns;
+using index_columns::fill_columns;
+using segment_store::as_double;
+using segment_store::give_back;
+using segment_store::Key;
+using segment_store::NO_EPOCH_BITS;
+using segment_store::Record;
+using segment_store::Store;
+using segment_store::take_store;
+using segment_store::Value;
 
-struct Value {
-    int key;  // in the segment's keys
-    Number number;
-};
-
-struct Record {
-    double time;
-    long long step;
-    Number epoch;
-    Py_ssize_t first_value;  // its values are values[first_value : next record's first_value]
-};
-
-struct Key {
-    PyObject* text;  // held by the segment: utf8 points into it, or into the body add_lines read
-    const char* utf8;
-    Py_ssize_t size;
-};
-
-constexpr uint64_t NO_EPOCH_BITS = 0x7FF800000E90C000ULL;
 enum Answer { TAKEN, CLOSED, NOT_PLAIN };
 
 // Reads a metric value or an epoch; false for what this encoder leaves to Python.
@@ -104,45 +97,6 @@ bool read_number(PyObject* object, Number& number) {
         return true;
     }
     return false;
-}
-
-double as_double(const Number& number) {
-    return number.kind == FLOAT ? number.real : static_cast<double>(number.integer);
-}
-
-// What a segment holds. A segment's store goes back to a few kept for the next segments when it is done: their
-// memory is in use already, so filling one costs no page faults and no growing (which made one call in a hundred
-// take 100 us).
-struct Store {
-    std::vector<Record> records;
-    std::vector<Value> values;
-    std::vector<Key> keys;
-    std::unordered_map<std::string_view, int> key_ids;  // views of the keys' utf8
-    std::vector<long long> seqs;                        // each record's, for records read by add_lines
-};
-
-constexpr size_t KEPT_STORES = 4;
-constexpr size_t KEPT_VALUES = 1 << 20;  // a store that grew past this many values is not kept
-std::vector<Store*> kept_stores;         // changed with the interpreter lock held only
-
-Store* take_store() {
-    if (kept_stores.empty()) return new (std::nothrow) Store();
-    Store* store = kept_stores.back();
-    kept_stores.pop_back();
-    return store;
-}
-
-void give_back(Store* store) {
-    if (kept_stores.size() >= KEPT_STORES || store->values.capacity() > KEPT_VALUES) {
-        delete store;
-        return;
-    }
-    store->records.clear();
-    store->values.clear();
-    store->keys.clear();
-    store->key_ids.clear();
-    store->seqs.clear();
-    kept_stores.push_back(store);
 }
 
 struct Segment {
@@ -408,131 +362,6 @@ char* write_lines(char* out, const Segment* self, long long first_seq) {
     return out;
 }
 
-// How many keys every record has, the first record's in its order; 0 when they differ.
-Py_ssize_t common_width(const Segment* self) {
-    const auto& records = *self->records;
-    const auto& values = *self->values;
-    const Py_ssize_t n = static_cast<Py_ssize_t>(records.size());
-    const Py_ssize_t width = n > 1 ? records[1].first_value : static_cast<Py_ssize_t>(values.size());
-    if (width == 0 || static_cast<Py_ssize_t>(values.size()) != n * width) return 0;
-    for (Py_ssize_t i = 1; i < n; ++i) {
-        if (records[i].first_value != i * width) return 0;
-        for (Py_ssize_t j = 0; j < width; ++j)
-            if (values[i * width + j].key != values[j].key) return 0;
-    }
-    return width;
-}
-
-struct Columns {
-    std::vector<long long> steps, integers;
-    std::vector<double> times, epochs, floats;
-    std::vector<int> keys;           // the segment's keys the values name, in the order first logged
-    std::vector<const char*> kinds;  // per key: "float", "int" or "bool", what numpy makes of the values
-    std::vector<bool> exact;         // per key: whether float64 rows hold every value as logged
-    // Where the records' keys differ: each value's record (its place in the segment), a key's after another's,
-    // and how many values each key has. Empty where every record has every key, in the same order.
-    std::vector<uint32_t> places;
-    std::vector<Py_ssize_t> counts;
-};
-
-constexpr long long EXACT_INTEGERS = 1LL << 53;  // a float64 holds every integer below this exactly
-
-bool is_large(const Number& number) {
-    return number.kind == INT && (number.integer >= EXACT_INTEGERS || number.integer <= -EXACT_INTEGERS);
-}
-
-// Every record has the same keys in the same order (width of them): a key's n values after another's.
-void fill_alike(const Segment* self, Py_ssize_t width, Columns& columns) {
-    const auto& values = *self->values;
-    const Py_ssize_t n = static_cast<Py_ssize_t>(self->records->size());
-    columns.floats.resize(n * width);
-    columns.integers.resize(n * width);
-    for (Py_ssize_t j = 0; j < width; ++j) {
-        bool floats = false, integers = false, large = false;
-        for (Py_ssize_t i = 0; i < n; ++i) {
-            const Number& number = values[i * width + j].number;
-            columns.floats[j * n + i] = as_double(number);
-            columns.integers[j * n + i] = number.kind == FLOAT ? 0 : number.integer;
-            floats |= number.kind == FLOAT;
-            integers |= number.kind == INT;
-            large |= is_large(number);
-        }
-        const bool float_first = values[j].number.kind == FLOAT;
-        columns.keys.push_back(values[j].key);
-        columns.kinds.push_back(float_first || floats ? "float" : integers ? "int" : "bool");
-        columns.exact.push_back(float_first || !large);
-    }
-}
-
-// Records whose keys differ: per key, in the order first logged, its values and the places of their records.
-void fill_grouped(const Segment* self, Columns& columns) {
-    const auto& records = *self->records;
-    const auto& values = *self->values;
-    std::vector<Py_ssize_t> slot(self->keys->size(), -1);  // a key's place among the keys logged
-    for (const Value& value : values) {
-        Py_ssize_t& found = slot[value.key];
-        if (found < 0) {
-            found = static_cast<Py_ssize_t>(columns.keys.size());
-            columns.keys.push_back(value.key);
-            columns.counts.push_back(0);
-        }
-        ++columns.counts[found];
-    }
-    const size_t width = columns.keys.size();
-    std::vector<Py_ssize_t> next(width);  // where each key's next value goes
-    for (size_t k = 1; k < width; ++k) next[k] = next[k - 1] + columns.counts[k - 1];
-    std::vector<unsigned char> floats(width), integers(width), large(width);  // per key: what its values hold
-    columns.places.resize(values.size());
-    columns.floats.resize(values.size());
-    columns.integers.resize(values.size());
-    const Py_ssize_t n = static_cast<Py_ssize_t>(records.size());
-    for (Py_ssize_t i = 0; i < n; ++i) {
-        const Py_ssize_t end = i + 1 < n ? records[i + 1].first_value : static_cast<Py_ssize_t>(values.size());
-        for (Py_ssize_t v = records[i].first_value; v < end; ++v) {
-            const Py_ssize_t k = slot[values[v].key];
-            const Number& number = values[v].number;
-            const Py_ssize_t at = next[k]++;
-            columns.places[at] = static_cast<uint32_t>(i);
-            columns.floats[at] = as_double(number);
-            columns.integers[at] = number.kind == FLOAT ? 0 : number.integer;
-            floats[k] |= number.kind == FLOAT;
-            integers[k] |= number.kind == INT;
-            large[k] |= is_large(number);
-        }
-    }
-    for (size_t k = 0; k < width; ++k) {
-        columns.kinds.push_back(floats[k] ? "float" : integers[k] ? "int" : "bool");
-        columns.exact.push_back(!large[k]);
-    }
-}
-
-// The index's columns (stepline.logbook.columns): each record's step, time and epoch, and each key's values as
-// float64 and as int64 with the kind the index keeps them as. With the same keys in every record, a key whose
-// first value is a float is a float column; any other key (every key, where the records' keys differ) is as numpy
-// reads its values: float if any is, else int if any is, else bool.
-void fill_columns(const Segment* self, Columns& columns) {
-    const auto& records = *self->records;
-    const Py_ssize_t n = static_cast<Py_ssize_t>(records.size());
-    columns.steps.resize(n);
-    columns.times.resize(n);
-    columns.epochs.resize(n);
-    for (Py_ssize_t i = 0; i < n; ++i) {
-        columns.steps[i] = records[i].step;
-        columns.times[i] = records[i].time;
-        if (records[i].epoch.kind == NONE) {
-            std::memcpy(&columns.epochs[i], &NO_EPOCH_BITS, sizeof(double));
-        } else {
-            columns.epochs[i] = as_double(records[i].epoch);
-        }
-    }
-    const Py_ssize_t width = common_width(self);
-    if (width > 0) {
-        fill_alike(self, width, columns);
-    } else {
-        fill_grouped(self, columns);
-    }
-}
-
 PyObject* number_object(const Number& number) {
     switch (number.kind) {
         case FLOAT: return PyFloat_FromDouble(number.real);
@@ -627,7 +456,7 @@ PyObject* segment_encode(Segment* self, PyObject* arg) {
     Columns columns;
     Py_BEGIN_ALLOW_THREADS  // the segment is closed: nothing changes it while the lock is let go
     end = write_lines(start, self, first_seq);
-    fill_columns(self, columns);
+    fill_columns(*self->store, columns);
     Py_END_ALLOW_THREADS
     if (_PyBytes_Resize(&lines, end - start) < 0) return nullptr;
     return answer_of(self, lines, columns);
@@ -637,7 +466,7 @@ PyObject* segment_columns(Segment* self, PyObject*) {
     self->closed = true;
     Columns columns;
     Py_BEGIN_ALLOW_THREADS
-    fill_columns(self, columns);
+    fill_columns(*self->store, columns);
     Py_END_ALLOW_THREADS
     return answer_of(self, nullptr, columns);
 }
