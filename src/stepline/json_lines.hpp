@@ -175,7 +175,9 @@ const char* read_line(const char* p, const char* end, Head& head, Take&& take) {
     if (!skip(p, end, ",\"step\":") || !read_number(p, end, number) || number.kind != INT) return nullptr;
     head.step = number.integer;
     head.epoch.kind = NONE;
-    if (skip(p, end, ",\"epoch\":") && !skip(p, end, "null") && !read_number(p, end, head.epoch)) return nullptr;
+    if (skip(p, end, ",\"epoch\":") && !skip(p, end, "null") &&
+        (!read_value(p, end, head.epoch) || head.epoch.kind == BOOL))  // a number, or NaN or an infinity by name
+        return nullptr;
     if (!skip(p, end, ",\"values\":{")) return nullptr;
     std::string_view key;
     do {

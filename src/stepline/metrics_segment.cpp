@@ -19,7 +19,7 @@
 // the lock and without touching a Python object.
 //
 // add takes a record only when every value is a float, a bool or a 64-bit int, every key is text UTF-8 can hold
-// (not empty), the time a finite float, the step a 64-bit int and the epoch None, a finite float or a 64-bit int:
+// (not empty), the time a finite float, the step a 64-bit int and the epoch None, a float or a 64-bit int:
 // NOT_PLAIN otherwise, and the caller takes its Python path (which coerces, warns, or writes what this does not).
 // CLOSED: the writer took the segment, or it holds `limit` records; the caller starts another.
 //
@@ -165,9 +165,8 @@ bool read_head(PyObject* time, PyObject* step, PyObject* epoch, PyObject* dict, 
     }
     record.epoch.kind = NONE;
     if (epoch == Py_None) return true;
-    // a bool, a NaN or an infinity: the Python path makes the epoch a number, or leaves it out and says so
-    return read_number(epoch, record.epoch) && record.epoch.kind != BOOL &&
-           (record.epoch.kind != FLOAT || std::isfinite(record.epoch.real));
+    // a bool: the Python path makes it the number it stands for (an epoch is a number wherever it goes)
+    return read_number(epoch, record.epoch) && record.epoch.kind != BOOL;
 }
 
 bool plain(PyObject* time, PyObject* step, PyObject* epoch, PyObject* dict) {

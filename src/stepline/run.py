@@ -10,7 +10,6 @@ thread does the I/O.
 from __future__ import annotations
 
 import functools
-import math
 import os
 import time
 import weakref
@@ -119,8 +118,8 @@ class Run:
                     or type(key) is not str or not key):
                 values, tag, media = self._coerce(values)
                 break
-        if epoch is not None and not (type(epoch) is float and math.isfinite(epoch)
-                                      or type(epoch) is int and INT64_MIN <= epoch <= UINT64_MAX):
+        if epoch is not None and type(epoch) is not float and (
+                type(epoch) is not int or not INT64_MIN <= epoch <= UINT64_MAX):
             epoch = self._coerce_epoch(epoch)
         if not values and not media:
             return
@@ -219,13 +218,7 @@ class Run:
         except InvalidValueError as err:
             self._warn_once(("epoch", type(epoch)), f"{err}; the point is logged without its epoch")
             return None
-        if type(number) is bool:  # the number it stands for: an epoch is a number wherever it goes
-            return int(number)
-        if type(number) is float and not math.isfinite(number):
-            self._warn_once(("epoch", "not finite"), f"the epoch {number} places the point nowhere on an epoch "
-                            "axis; the point is logged without its epoch")
-            return None
-        return number
+        return int(number) if type(number) is bool else number  # an epoch is a number wherever it goes
 
     # -- shortcuts ---------------------------------------------------------------------------------
 

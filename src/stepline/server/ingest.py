@@ -180,5 +180,7 @@ def _restored(record: dict[str, Any]) -> dict[str, Any]:
         for key, value in values.items():
             if type(value) is str:
                 values[key] = events.NON_FINITE_NAMES[value]
+        if type(record.get("epoch")) is str:
+            record["epoch"] = events.NON_FINITE_NAMES[record["epoch"]]
     return record
 

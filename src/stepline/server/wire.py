@@ -39,7 +39,7 @@ class MetricsRecord(_Record):
     seq: Seq
     time: Time
     step: StrictInt
-    epoch: StrictInt | StrictFloat | None = None
+    epoch: StrictInt | StrictFloat | Literal["NaN", "Infinity", "-Infinity"] | None = None
     values: dict[StrictStr, Number] = Field(min_length=1)
 
 
@@ -166,20 +166,24 @@ def _all_plain_metrics(records: list[dict[str, Any]], check_keys: bool) -> bool:
     except KeyError:
         return False
     epochs = map(dict.get, records, repeat("epoch"))
+    epoch_kinds = set(map(type, epochs))
     if (set(map(type, seqs)) != {int} or min(seqs) < 1 or not set(map(type, times)) <= _TIME_TYPES
-            or set(map(type, steps)) != {int} or not set(map(type, epochs)) <= _EPOCH_TYPES
+            or set(map(type, steps)) != {int} or not epoch_kinds <= _EPOCH_TYPES | {str}
             or set(map(type, values)) != {dict} or not all(values)
             or (check_keys and set(map(type, chain.from_iterable(values))) != {str})):
         return False
     kinds = set(map(type, chain.from_iterable(map(dict.values, values))))
-    return kinds <= _NUMBER_TYPES or (kinds <= _NUMBER_TYPES | {str} and all(map(_plain_metrics, records)))
+    if kinds <= _NUMBER_TYPES and str not in epoch_kinds:
+        return True
+    return kinds <= _NUMBER_TYPES | {str} and all(map(_plain_metrics, records))  # a value or epoch by name
 
 
 def _plain_metrics(record: dict[str, Any]) -> bool:
     seq, time, step, epoch, values = (record.get(field) for field in ("seq", "time", "step", "epoch", "values"))
     if (not _METRICS_FIELDS.issuperset(record) or type(seq) is not int or seq < 1
             or (type(time) is not float and type(time) is not int) or type(step) is not int
-            or (epoch is not None and type(epoch) is not float and type(epoch) is not int)
+            or (epoch is not None and type(epoch) is not float and type(epoch) is not int
+                and not (type(epoch) is str and epoch in _VALUE_NAMES))
             or type(values) is not dict or not values):
         return False
     for key, value in values.items():
