@@ -143,3 +143,20 @@ def test_a_resumed_run_keeps_numbering_its_media_and_goes_on_after_a_media_only_
     assert (first["step"], second["step"]) == (1, 2)
     assert first["items"][0]["path"] != second["items"][0]["path"]
     assert pixels_of(first["items"][0]).max() == 0 and pixels_of(second["items"][0]).min() == 255
+
+
+def test_large_images_logged_faster_than_they_are_encoded_wait_for_room_by_their_bytes(logdir, monkeypatch):
+    """The queue holds at most STEPLINE_QUEUE_MB of media waiting to be encoded (whatever its record bound): a
+    loop logging 768 KiB images far faster than PNG encodes them keeps its memory bounded, waits, and loses none."""
+    monkeypatch.setenv("STEPLINE_QUEUE_MB", "4")
+    image = np.random.default_rng(0).integers(0, 255, (512, 512, 3), dtype=np.uint8)
+    run = stepline.init(project="p", dir=logdir)
+    held = []
+    with pytest.warns(stepline.SteplineWarning, match="4 MB of media and files"):
+        for step in range(30):
+            run.log({"sample": stepline.Image(image)}, step=step)
+            held.append(run._queue.pending_bytes())
+    run.finish()
+    assert max(held) <= (4 << 20) + image.nbytes + 1000  # the bound, and the image that crossed it
+    samples = stepline.Logbook(logdir).run(run.id).media("sample")
+    assert [record["step"] for record in samples] == list(range(30))

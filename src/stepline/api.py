@@ -258,8 +258,9 @@ def _open(settings: Settings, meta: dict[str, Any], path: Any, *, first_seq: int
             shipper.written(count)
 
     writer = Writer([LogbookSink(path, meta)], first_seq=first_seq, max_queue=settings.queue_size,
-                    max_backlog_bytes=settings.max_backlog_bytes, label=meta["id"],
-                    heartbeat_interval=heartbeat_interval(), on_written=written if shippers else None)
+                    max_queue_bytes=settings.queue_bytes, max_backlog_bytes=settings.max_backlog_bytes,
+                    label=meta["id"], heartbeat_interval=heartbeat_interval(),
+                    on_written=written if shippers else None)
     return kind(run_id=meta["id"], name=meta["name"], project=meta["project"], path=path, writer=writer,
                 next_step=next_step, params=params, summary=meta.get("summary"), shippers=shippers,
                 backends=backends, system_interval=settings.system_interval,

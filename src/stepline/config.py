@@ -21,6 +21,7 @@ HEARTBEAT_INTERVAL = 10.0
 HEARTBEAT_TIMEOUT = 60.0
 DEFAULT_PROJECT = "default"
 DEFAULT_QUEUE_SIZE = 10_000
+DEFAULT_QUEUE_MB = 256
 DEFAULT_MAX_BACKLOG_MB = 128
 SYSTEM_INTERVAL = 10.0
 MIN_SYSTEM_INTERVAL = 0.1
@@ -36,6 +37,7 @@ class Settings:
     mode: str
     resume: str | bool | None
     queue_size: int
+    queue_bytes: int  # what the queued media and files hold, at most (estimated): images are large, calls small
     max_backlog_bytes: int
     system_interval: float | None  # seconds between two samples of the machine's figures; None: none taken
 
@@ -62,6 +64,7 @@ def resolve_settings(
         mode=mode,
         resume=_resume(resume),
         queue_size=_positive_int("STEPLINE_QUEUE_SIZE", DEFAULT_QUEUE_SIZE),
+        queue_bytes=_positive_int("STEPLINE_QUEUE_MB", DEFAULT_QUEUE_MB) << 20,
         max_backlog_bytes=_positive_int("STEPLINE_MAX_BACKLOG_MB", DEFAULT_MAX_BACKLOG_MB) << 20,
         system_interval=system_sampling(system_metrics, system_interval),
     )

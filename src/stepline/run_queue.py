@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stepline.metrics_batch import CLOSED, SEGMENT_RECORDS, TAKEN, new_segment
+from stepline.writer import queued_bytes
 
 if TYPE_CHECKING:
     from stepline.writer import Writer
@@ -28,7 +29,9 @@ class RunQueue:
         self._writer = writer
         self.items: Any = writer.items if writer is not None else DiscardQueue()
         self._max = writer.max_queue if writer is not None else 1 << 62
+        self._max_bytes = writer.max_queue_bytes if writer is not None else 1 << 62
         self._queued = 0  # records put on the queue, but for those of the open segment (see pending)
+        self._queued_bytes = 0  # their queued_bytes (media payloads, file data)
         # a segment is counted when it is full: smaller ones under a small bound, so that the bound holds
         self._segment_size = min(SEGMENT_RECORDS, max(1, self._max // 4))
         self._segment: Any = new_segment(self._segment_size) if writer is not None else None
@@ -52,6 +55,7 @@ class RunQueue:
             self._segment.close()  # the calls after this one go after it
         self.items.append(item)
         self._queued += 1
+        self._queued_bytes += queued_bytes(item)
         self._wait_if_full()
 
     def pending(self) -> int:
@@ -59,6 +63,10 @@ class RunQueue:
         if self._writer is None:
             return 0
         return self._queued + (len(self._segment) if self._segment is not None else 0) - self._writer.taken
+
+    def pending_bytes(self) -> int:
+        """What the queued media and files hold (estimated), less what the writer took."""
+        return self._queued_bytes - self._writer.taken_bytes if self._writer is not None else 0
 
     def stop(self, replacement: Any) -> None:
         """Take no more: later records go to ``replacement`` (a :class:`ClosedQueue`, a :class:`DiscardQueue`)."""
@@ -76,8 +84,11 @@ class RunQueue:
         return segment
 
     def _wait_if_full(self) -> None:
-        if self.pending() >= self._max:
-            self._writer.wait_for_room(self.pending)  # type: ignore[union-attr]
+        if self._full():
+            self._writer.wait_for_room(self._full)  # type: ignore[union-attr]
+
+    def _full(self) -> bool:
+        return self.pending() >= self._max or self.pending_bytes() >= self._max_bytes
 
 
 class DiscardQueue:

@@ -87,6 +87,14 @@ def _estimated_size(record: dict[str, Any]) -> int:
     return 200 + len(record.get("data") or b"") if record["type"] == events.FILE else 400
 
 
+def queued_bytes(item: Any) -> int:
+    """What a queued item holds that the queue's byte bound counts: a media record's payload, a file record's
+    data (a metrics call holds a few numbers: the bound on records covers those)."""
+    if type(item) is dict and item["type"] in (events.MEDIA, events.FILE):
+        return _estimated_size(item)
+    return 0
+
+
 def _size_of(value: Any) -> int:
     """About how much memory a media payload's value holds: an array's bytes, text's length, a table's rows
     at 64 bytes each."""
@@ -116,6 +124,7 @@ class Writer:
         *,
         first_seq: int,
         max_queue: int,
+        max_queue_bytes: int = 256 << 20,
         label: str,
         heartbeat_interval: float,
         max_backlog_bytes: int = 128 << 20,
@@ -123,11 +132,13 @@ class Writer:
     ) -> None:
         self.items: deque[Any] = deque()
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
         self._sinks = list(sinks)
         self._max_backlog_bytes = max_backlog_bytes
         self._backlogs: dict[Sink, Backlog] = {}
         self.lost = 0  # records a sink could not write by the end
         self.taken = 0  # records taken off the queue (written by this thread only)
+        self.taken_bytes = 0  # and the queued_bytes of those
         self._next_seq = first_seq
         self._heartbeat_interval = heartbeat_interval
         self._on_written = on_written  # told how many records each batch held, once every sink took it
@@ -141,16 +152,17 @@ class Writer:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def wait_for_room(self, pending: Callable[[], int]) -> None:
-        """Called by the caller when the queue is full (``pending()`` records, its own count): wait, never drop."""
+    def wait_for_room(self, full: Callable[[], bool]) -> None:
+        """Called by the caller when the queue is full (``full()``, by its own counts): wait, never drop."""
         if not self._warned_full:
             self._warned_full = True
             warn(
-                f"stepline's queue is full ({self.max_queue} records): the backend is slower than the "
-                "training loop, so log calls now wait for it. Log less often, or raise STEPLINE_QUEUE_SIZE."
+                f"stepline's queue is full ({self.max_queue} records, or {self.max_queue_bytes >> 20} MB of media "
+                "and files): the backend is slower than the training loop, so log calls now wait for it. Log less "
+                "often, or raise STEPLINE_QUEUE_SIZE / STEPLINE_QUEUE_MB."
             )
         self._wake.set()
-        while pending() >= self.max_queue and self._thread.is_alive():
+        while full() and self._thread.is_alive():
             # woken when the writer takes a batch: polling would take the GIL from it a thousand times a second
             self._room.wait(0.05)
             self._room.clear()
@@ -239,6 +251,7 @@ class Writer:
                 item["seq"] = self._next_seq
                 self._next_seq += 1
                 self.taken += 1
+                self.taken_bytes += queued_bytes(item)
                 records.append(item)
         if records:
             parts.append(records)
