@@ -135,10 +135,11 @@ def test_records_whose_keys_differ_give_each_key_the_points_the_python_index_giv
     key's values), and the same index once taken in."""
     big = 2**53 + 1
     calls = [(1.0, 0, None, {"loss": 0.5, "n": 1}), (2.0, 1, 0.5, {"loss": 0.25, "eval": True}),
-             (3.0, 2, None, {"n": 2.5, "eval": False, "big": big}), (4.0, 3, 1.0, {"loss": 0.125, "big": 1.5, "ok": 1})]
+             (3.0, 2, None, {"n": 2.5, "eval": False, "big": big, "loss": 0.0625}),
+             (4.0, 3, 1.0, {"loss": 0.125, "big": 1.5, "ok": 1})]  # "loss" in every record, the others not
     encoded = MetricsBatch(segment_of(calls), 1).encoded().columns
-    assert encoded.keys == ("loss", "n", "eval", "big", "ok") and encoded.counts == (3, 2, 2, 2, 1)
-    assert np.frombuffer(encoded.places, np.uint32).tolist() == [0, 1, 3, 0, 2, 1, 2, 2, 3, 3]
+    assert encoded.keys == ("loss", "n", "eval", "big", "ok") and encoded.counts == (4, 2, 2, 2, 1)
+    assert np.frombuffer(encoded.places, np.uint32).tolist() == [0, 1, 2, 3, 0, 2, 1, 2, 2, 3, 3]
     assert encoded.kinds == ("float", "float", "bool", "float", "int")
     assert encoded.exact == (True, True, True, False, True)
     native, python = Columns(), Columns()

@@ -202,7 +202,7 @@ class Columns(dict[str, Column]):
             values: np.ndarray = floats[part]
             if kind != "float" and integers is not None:
                 values = integers[part] if kind == "int" else integers[part] != 0
-            if places is None:  # every record has the key: their numbers and steps are shared
+            if places is None or count == n:  # every record has the key: their numbers and steps are shared
                 self.column(key).take(numbers, steps, values, is_exact)
             else:
                 where = places[part]
