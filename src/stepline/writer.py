@@ -23,6 +23,7 @@ from operator import itemgetter
 from typing import Any
 
 from stepline import events
+from stepline.config import DEFAULT_MAX_BACKLOG_MB, DEFAULT_QUEUE_MB
 from stepline.errors import start_thread, warn
 from stepline.metrics_batch import MetricsBatch, is_segment
 from stepline.sinks.base import Sink
@@ -124,10 +125,10 @@ class Writer:
         *,
         first_seq: int,
         max_queue: int,
-        max_queue_bytes: int = 256 << 20,
+        max_queue_bytes: int = DEFAULT_QUEUE_MB << 20,
         label: str,
         heartbeat_interval: float,
-        max_backlog_bytes: int = 128 << 20,
+        max_backlog_bytes: int = DEFAULT_MAX_BACKLOG_MB << 20,
         on_written: Callable[[int], None] | None = None,
     ) -> None:
         self.items: deque[Any] = deque()
