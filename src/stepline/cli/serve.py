@@ -4,6 +4,7 @@ unless told otherwise."""
 from __future__ import annotations
 
 import argparse
+import ctypes
 import errno
 import gc
 import os
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.open:
         webbrowser.open(url)
     tune_garbage_collector()
+    tune_allocator()
     try:
         server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning"))
         server.run(sockets=[listener])  # the socket bound above: the address printed is the one served
@@ -81,6 +83,25 @@ def tune_garbage_collector() -> None:
     allocations rather than 700."""
     gc.freeze()
     gc.set_threshold(50_000, 10, 10)
+
+
+# glibc's mallopt parameters (malloc.h), and what this server sets them to.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+KEPT_FREE_BYTES = 128 << 20
+HEAP_BLOCK_BYTES = 32 << 20  # glibc's largest: a body up to this size is taken from the heap
+
+
+def tune_allocator() -> bool:
+    """Let this server process reuse the memory of one request's body for the next. glibc gives each block over
+    its mapping threshold (a shipper's 4 MB batch, and uvicorn's and Starlette's copies of it) pages of its own
+    and hands them back when freed, so every batch had the kernel zero some 4,000 pages anew: an eighth of the
+    server's CPU on ingest. Here blocks up to 32 MB come from the heap, and up to 128 MB of freed heap is kept
+    for the next request. Whether glibc's malloc was found and tuned (elsewhere: nothing to tune)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, HEAP_BLOCK_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, KEPT_FREE_BYTES))
 
 
 def megabytes(text: str) -> int:
