@@ -152,7 +152,7 @@ def test_large_images_logged_faster_than_they_are_encoded_wait_for_room_by_their
     image = np.random.default_rng(0).integers(0, 255, (512, 512, 3), dtype=np.uint8)
     run = stepline.init(project="p", dir=logdir)
     held = []
-    with pytest.warns(stepline.SteplineWarning, match="4 MB of media and files"):
+    with pytest.warns(stepline.SteplineWarning, match="or 4 MB"):
         for step in range(30):
             run.log({"sample": stepline.Image(image)}, step=step)
             held.append(run._queue.pending_bytes())

@@ -210,3 +210,24 @@ def test_concurrent_runs_in_threads_keep_their_own_points(logdir):
         series = book.run(run.id).series("v")
         assert series.steps == list(range(2000))
         assert series.values == [i * 10_000 + s for s in range(2000)]
+
+
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_calls_of_thousands_of_metrics_wait_for_room_by_their_bytes_and_all_land(logdir, monkeypatch, native):
+    """The queue's byte bound (STEPLINE_QUEUE_MB) counts metrics calls too, on either path: a loop logging a
+    statistic of each of 5,000 layers a step, faster than they are written, keeps the queue's memory near the
+    bound (not 10,000 calls of 5,000 values), waits, and loses none."""
+    monkeypatch.setattr(stepline.metrics_batch, "NATIVE", native == "1" and stepline.metrics_batch.native is not None)
+    monkeypatch.setenv("STEPLINE_QUEUE_MB", "4")
+    keys = [f"layer_{i}/grad_norm" for i in range(5000)]
+    run = stepline.init(project="p", dir=logdir)
+    held = []
+    with pytest.warns(stepline.SteplineWarning, match="or 4 MB"):
+        for step in range(200):
+            run.log({key: step + i / 8 for i, key in enumerate(keys)}, step=step)
+            held.append(run._queue.pending_bytes())
+    run.finish()
+    assert (3 << 20) <= max(held) <= (5 << 20) + 500_000  # the bound, a segment of a quarter of it, one call
+    summaries = read(logdir, run).summaries()
+    assert len(summaries) == 5000
+    assert summaries["layer_4999/grad_norm"].count == 200 and summaries["layer_4999/grad_norm"].last == 199 + 4999 / 8

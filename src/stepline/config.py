@@ -37,7 +37,7 @@ class Settings:
     mode: str
     resume: str | bool | None
     queue_size: int
-    queue_bytes: int  # what the queued media and files hold, at most (estimated): images are large, calls small
+    queue_bytes: int  # what the queued records hold in memory, at most (estimated): an image is large, a call small
     max_backlog_bytes: int
     system_interval: float | None  # seconds between two samples of the machine's figures; None: none taken
 

@@ -42,14 +42,19 @@ except ImportError:  # built without a C++17 compiler: run.log queues records fo
 NATIVE = native is not None and os.environ.get("STEPLINE_NATIVE", "1") != "0"
 # The most calls one segment holds: the writer's batch, and how far the queue's bound may be overshot.
 SEGMENT_RECORDS = 2_000
+# The most values one segment takes from log calls (12 MB: 24 bytes each), for a loop logging thousands of
+# metrics a call; the queue counts a segment's memory once it is closed.
+SEGMENT_VALUES = 1 << 19
+VALUE_BYTES = 24  # sizeof(Value), segment_store.hpp
 # What Segment.add answers: the call is in; the segment takes no more (start another); a value, key, step or
 # epoch the segment does not hold (the Python path takes the call).
 TAKEN, CLOSED, NOT_PLAIN = 0, 1, 2
 
 
-def new_segment(limit: int = SEGMENT_RECORDS) -> Any:
-    """An empty segment of up to ``limit`` calls; None when segments are not in use."""
-    return native.Segment(limit) if NATIVE and native is not None else None
+def new_segment(limit: int = SEGMENT_RECORDS, value_limit: int = SEGMENT_VALUES) -> Any:
+    """An empty segment of up to ``limit`` calls (fewer where they hold over ``value_limit`` values); None when
+    segments are not in use."""
+    return native.Segment(limit, value_limit) if NATIVE and native is not None else None
 
 
 def is_segment(item: Any) -> bool:

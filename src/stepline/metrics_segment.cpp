@@ -1,9 +1,9 @@
 // stepline.metrics_segment: plain metrics calls, read when they are made and written out in a batch, with the
 // interpreter lock released while their lines are written.
 //
-//     segment = Segment(limit)
+//     segment = Segment(limit[, value_limit])
 //     segment.add(time, step, epoch, values) -> TAKEN | CLOSED | NOT_PLAIN   (at each run.log, in the caller)
-//     segment.close() -> records held                                        (the writer, taking it)
+//     segment.close() -> records held; segment.held_bytes()                  (the writer, taking it)
 //     segment.encode(first_seq) -> (lines, steps, times, epochs, keys, kinds, exact, floats, integers, places,
 //                                   counts)
 //     segment.records(first_seq) -> [record dicts]                           (the Python path, a backlog)
@@ -107,6 +107,9 @@ struct Segment {
     std::vector<Key>* keys;
     std::unordered_map<std::string_view, int>* key_ids;
     Py_ssize_t limit;
+    // Values it takes from log calls before it closes: the queue counts a segment's memory once it is closed, so a
+    // loop logging thousands of metrics a call must not fill one with 2,000 of them.
+    Py_ssize_t value_limit;
     Py_ssize_t bound;  // the most bytes the lines can take
     bool closed;
     PyObject* source;  // the body add_lines read, which its keys point into
@@ -217,6 +220,7 @@ PyObject* segment_add(Segment* self, PyObject* const* args, Py_ssize_t nargs) {
         PyErr_SetString(PyExc_TypeError, "add(time, step, epoch, values) takes 4 arguments");
         return nullptr;
     }
+    if (static_cast<Py_ssize_t>(self->values->size()) >= self->value_limit) self->closed = true;
     if (!taking(self)) return PyLong_FromLong(plain(args[0], args[1], args[2], args[3]) ? CLOSED : NOT_PLAIN);
     return PyLong_FromLong(add_call(self, args[0], args[1], args[2], args[3]));
 }
@@ -522,13 +526,17 @@ PyObject* segment_close(Segment* self, PyObject*) {
     return PyLong_FromSsize_t(static_cast<Py_ssize_t>(self->records->size()));
 }
 
+PyObject* segment_held_bytes(Segment* self, PyObject*) {
+    return PyLong_FromSize_t(self->records->size() * sizeof(Record) + self->values->size() * sizeof(Value));
+}
+
 Py_ssize_t segment_length(Segment* self) {
     return static_cast<Py_ssize_t>(self->records->size());
 }
 
 PyObject* segment_new(PyTypeObject* type, PyObject* args, PyObject*) {
-    Py_ssize_t limit;
-    if (!PyArg_ParseTuple(args, "n:Segment", &limit)) return nullptr;
+    Py_ssize_t limit, value_limit = PY_SSIZE_T_MAX;
+    if (!PyArg_ParseTuple(args, "n|n:Segment", &limit, &value_limit)) return nullptr;
     Segment* self = reinterpret_cast<Segment*>(type->tp_alloc(type, 0));
     if (self == nullptr) return nullptr;
     self->store = take_store();
@@ -541,6 +549,7 @@ PyObject* segment_new(PyTypeObject* type, PyObject* args, PyObject*) {
     self->keys = &self->store->keys;
     self->key_ids = &self->store->key_ids;
     self->limit = limit;
+    self->value_limit = value_limit;
     self->bound = 0;
     self->closed = false;
     self->source = nullptr;
@@ -559,6 +568,8 @@ void segment_dealloc(Segment* self) {
 PyMethodDef segment_methods[] = {
     {"add", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(segment_add)), METH_FASTCALL,
      "add(time, step, epoch, values) -> TAKEN | CLOSED | NOT_PLAIN: one log call, read now"},
+    {"held_bytes", reinterpret_cast<PyCFunction>(segment_held_bytes), METH_NOARGS,
+     "held_bytes() -> int: the memory its records and values take (what the queue's byte bound counts)"},
     {"close", reinterpret_cast<PyCFunction>(segment_close), METH_NOARGS,
      "close() -> the records held; nothing is added after it"},
     {"encode", reinterpret_cast<PyCFunction>(segment_encode), METH_O,

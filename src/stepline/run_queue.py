@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from stepline.metrics_batch import CLOSED, SEGMENT_RECORDS, TAKEN, new_segment
+from stepline.metrics_batch import CLOSED, SEGMENT_RECORDS, SEGMENT_VALUES, TAKEN, VALUE_BYTES, new_segment
 from stepline.writer import queued_bytes
 
 if TYPE_CHECKING:
@@ -31,10 +31,11 @@ class RunQueue:
         self._max = writer.max_queue if writer is not None else 1 << 62
         self._max_bytes = writer.max_queue_bytes if writer is not None else 1 << 62
         self._queued = 0  # records put on the queue, but for those of the open segment (see pending)
-        self._queued_bytes = 0  # their queued_bytes (media payloads, file data)
+        self._queued_bytes = 0  # their queued_bytes (what they hold in memory, about)
         # a segment is counted when it is full: smaller ones under a small bound, so that the bound holds
         self._segment_size = min(SEGMENT_RECORDS, max(1, self._max // 4))
-        self._segment: Any = new_segment(self._segment_size) if writer is not None else None
+        self._segment_values = min(SEGMENT_VALUES, max(1, self._max_bytes // 4 // VALUE_BYTES))
+        self._segment: Any = self._open_segment() if writer is not None else None
         if self._segment is not None:
             self.items.append(self._segment)
 
@@ -65,7 +66,8 @@ class RunQueue:
         return self._queued + (len(self._segment) if self._segment is not None else 0) - self._writer.taken
 
     def pending_bytes(self) -> int:
-        """What the queued media and files hold (estimated), less what the writer took."""
+        """What the queued records hold in memory (estimated; the open segment once it closes), less what the
+        writer took."""
         return self._queued_bytes - self._writer.taken_bytes if self._writer is not None else 0
 
     def stop(self, replacement: Any) -> None:
@@ -78,10 +80,14 @@ class RunQueue:
     def _new_segment(self) -> Any:
         """The open segment is full or taken: count it, wait if the queue is full, open another behind it."""
         self._queued += len(self._segment)
+        self._queued_bytes += self._segment.held_bytes()
         self._wait_if_full()
-        segment = self._segment = new_segment(self._segment_size)
+        segment = self._segment = self._open_segment()
         self.items.append(segment)
         return segment
+
+    def _open_segment(self) -> Any:
+        return new_segment(self._segment_size, self._segment_values)
 
     def _wait_if_full(self) -> None:
         if self._full():

@@ -89,11 +89,15 @@ def _estimated_size(record: dict[str, Any]) -> int:
 
 
 def queued_bytes(item: Any) -> int:
-    """What a queued item holds that the queue's byte bound counts: a media record's payload, a file record's
-    data (a metrics call holds a few numbers: the bound on records covers those)."""
-    if type(item) is dict and item["type"] in (events.MEDIA, events.FILE):
+    """About how much memory a queued item holds, which the queue's byte bound counts: a record's (a media
+    record's payload, a file record's data), a metrics call's on the Python path, a closed segment's."""
+    if type(item) is dict:
         return _estimated_size(item)
-    return 0
+    if type(item) is tuple:  # (tag, time, step, epoch, values)
+        return 120 + 48 * len(item[4])
+    if is_segment(item):
+        return item.held_bytes()  # type: ignore[no-any-return]
+    return 0  # a flush marker
 
 
 def _size_of(value: Any) -> int:
@@ -158,9 +162,9 @@ class Writer:
         if not self._warned_full:
             self._warned_full = True
             warn(
-                f"stepline's queue is full ({self.max_queue} records, or {self.max_queue_bytes >> 20} MB of media "
-                "and files): the backend is slower than the training loop, so log calls now wait for it. Log less "
-                "often, or raise STEPLINE_QUEUE_SIZE / STEPLINE_QUEUE_MB."
+                f"stepline's queue is full ({self.max_queue} records, or {self.max_queue_bytes >> 20} MB): the "
+                "backend is slower than the training loop, so log calls now wait for it. Log less often, or raise "
+                "STEPLINE_QUEUE_SIZE / STEPLINE_QUEUE_MB."
             )
         self._wake.set()
         while full() and self._thread.is_alive():
@@ -224,6 +228,7 @@ class Writer:
                 and list(map(itemgetter(0), popped)).count(METRICS_TAG) == len(popped)):  # Python's common batch
             self._next_seq = seq + len(popped)
             self.taken += len(popped)
+            self.taken_bytes += sum(map(queued_bytes, popped))
             return [[
                 {"type": events.METRICS, "seq": number, "time": when, "step": step, "values": values}
                 if epoch is None else
@@ -243,9 +248,11 @@ class Writer:
                     parts.append(MetricsBatch(item, self._next_seq))
                     self._next_seq += count
                     self.taken += count
+                    self.taken_bytes += item.held_bytes()
             elif type(item) is tuple:
                 records.append(self._metrics_record(item))
                 self.taken += 1
+                self.taken_bytes += queued_bytes(item)
             elif isinstance(item, threading.Event):
                 markers.append(item)
             else:
