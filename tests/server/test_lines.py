@@ -14,6 +14,7 @@ import requests
 
 import stepline
 from stepline import Logbook, metrics_batch
+from stepline.remote import shipper as shipper_module
 from stepline.remote.client import RemoteClient
 from stepline.remote.shipper import Shipper
 
@@ -114,6 +115,31 @@ def test_a_push_resumed_part_way_sends_only_what_the_server_lacks(server, server
     remote = Logbook(serverdir).run(run.id)
     assert [row["step"] for row in remote.metrics()] == list(range(100))
     assert (remote.path / "metrics.jsonl").read_bytes() == (run.path / "metrics.jsonl").read_bytes()
+
+
+def test_batches_cut_by_bytes_and_by_lines_and_a_line_longer_than_a_batch_all_land_once(server, serverdir, logdir,
+                                                                                         monkeypatch):
+    monkeypatch.setattr(shipper_module, "LINE_BATCH_BYTES", 2000)  # about 20 lines
+    monkeypatch.setattr(shipper_module, "LINE_BATCH_RECORDS", 7)
+    process = server(root=serverdir)
+    run = stepline.init(project="p", dir=logdir)
+    for step in range(100):
+        wide = {f"layer_{i}": float(i) for i in range(300)} if step == 50 else {}  # a line of 4 KB
+        run.log({"loss": 1 / (step + 1), **wide}, step=step)
+    run.finish()
+    bodies: list[bytes] = []
+    client = RemoteClient(process.url)
+    send_lines = client.send_lines
+    monkeypatch.setattr(client, "send_lines", lambda *args: bodies.append(args[2]) or send_lines(*args))
+    shipper = Shipper(run.path, client)
+    shipper.ship()
+    assert shipper.records_sent == sum(body.count(b"\n") for body in bodies) == 100
+    assert max(body.count(b"\n") for body in bodies) == 7
+    assert [len(body.split(b"\n", 1)[0]) > 2000 for body in bodies if len(body) > 2000] == [True]  # the wide line
+    remote = Logbook(serverdir).run(run.id)
+    assert (remote.path / "metrics.jsonl").read_bytes() == (run.path / "metrics.jsonl").read_bytes()
+    assert remote.summaries()["layer_299"].count == 1 and remote.summaries()["loss"].count == 100
+    assert shipper.ship() == 0
 
 
 def test_bad_lines_are_refused_naming_the_line_and_nothing_of_the_batch_is_stored(server, serverdir):

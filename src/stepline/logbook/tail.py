@@ -2,8 +2,8 @@
 
     tail = RecordTail(run_path / "metrics.jsonl")
     tail.read_new()   # [record, ...]; a line still being written waits for the next call
-    chunk, end = whole_lines(path, offset, stop, limit_bytes)   # lines as written, for a shipper
-    end, lines, has_empty_line = scan_lines(chunk)
+    chunk, end = whole_lines(path, offset, stop, limit_bytes)   # lines as written
+    batch = line_batch(path, offset, stop, limit_bytes, limit_lines)   # and counted, for a shipper
     count_lines(path, offset)   # the lines past offset, not read yet
 
 ``decode_lines`` is the one reading rule, shared by :class:`RecordTail` (the server's run caches and the
@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -95,16 +95,38 @@ class RecordTail(LineCounts):
         return records
 
 
-def whole_lines(path: Path, offset: int, stop: int, limit_bytes: int,
-                limit_lines: int | None = None) -> tuple[bytes, int]:
+def whole_lines(path: Path, offset: int, stop: int, limit_bytes: int) -> tuple[bytes, int]:
     """The lines of a record file that end between ``offset`` and ``stop``, as written, each with its newline:
-    at most about ``limit_bytes`` (and ``limit_lines``) of them, but at least one; and the offset past the
-    last. A line not finished by ``stop`` waits. Nothing is decoded: what the lines hold is for their reader
-    to check."""
+    at most about ``limit_bytes`` of them, but at least one; and the offset past the last. A line not finished
+    by ``stop`` waits. Nothing is decoded: what the lines hold is for their reader to check."""
+    chunk = _read_lines(path, offset, stop, limit_bytes)
+    end = chunk.rfind(b"\n") + 1
+    return chunk[:end], offset + end
+
+
+class LineBatch(NamedTuple):
+    """A shipper's batch of a record file's whole lines (:func:`line_batch`)."""
+
+    lines: bytes  # as written, each with its newline
+    end: int  # the file's offset past the last
+    line_count: int
+    has_empty_line: bool
+
+
+def line_batch(path: Path, offset: int, stop: int, limit_bytes: int, limit_lines: int) -> LineBatch:
+    """:func:`whole_lines`, at most ``limit_lines`` of them (but at least one), counted in the same pass."""
+    chunk = _read_lines(path, offset, stop, limit_bytes)
+    end, line_count, has_empty_line = scan_lines(chunk, limit_lines)
+    return LineBatch(chunk[:end], offset + end, line_count, has_empty_line)
+
+
+def _read_lines(path: Path, offset: int, stop: int, limit_bytes: int) -> bytes:
+    """About ``limit_bytes`` of a record file from ``offset``, and on to the first newline where they hold none
+    (not past ``stop``); empty for a file that is not there."""
     try:
         handle = open(path, "rb")
     except FileNotFoundError:
-        return b"", offset
+        return b""
     with handle:
         handle.seek(offset)
         chunk = handle.read(max(0, min(stop - offset, limit_bytes)))
@@ -115,9 +137,7 @@ def whole_lines(path: Path, offset: int, stop: int, limit_bytes: int,
                 break
             chunk += more
             end = chunk.rfind(b"\n") + 1
-    if limit_lines is not None:
-        end = scan_lines(chunk, limit_lines)[0] or end  # short lines: fewer of them (at least one)
-    return chunk[:end], offset + end
+    return chunk
 
 
 def scan_lines(chunk: bytes, limit: int | None = None) -> tuple[int, int, bool]:

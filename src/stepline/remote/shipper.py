@@ -24,7 +24,7 @@ from stepline import events
 from stepline.config import logbook_root
 from stepline.errors import start_thread, warn
 from stepline.logbook import layout
-from stepline.logbook.tail import LineCounts, count_lines, decode_lines, scan_lines, whole_lines
+from stepline.logbook.tail import LineBatch, LineCounts, count_lines, decode_lines, line_batch, whole_lines
 from stepline.remote.client import RemoteRejected, RemoteUnauthorized, RemoteUnavailable
 from stepline.urls import redacted
 
@@ -139,15 +139,15 @@ class Shipper:
         """Send a file's lines up to ``stop`` as they are on disk, in batches of whole lines."""
         cursor = self._cursors[kind]
         while cursor.offset < stop:
-            chunk, end = whole_lines(cursor.path, cursor.offset, stop, LINE_BATCH_BYTES, LINE_BATCH_RECORDS)
-            if not chunk:
+            batch = line_batch(cursor.path, cursor.offset, stop, LINE_BATCH_BYTES, LINE_BATCH_RECORDS)
+            if not batch.lines:
                 return  # a line not finished yet
-            chunk, lines = _unacked_lines(chunk, kind, self._acked_of(kind))
+            chunk, lines = _unacked_lines(batch, kind, self._acked_of(kind))
             if chunk:
                 if kind == events.MEDIA:
                     self._upload_media(project, run_id, decode_lines(chunk.split(b"\n"), LineCounts()))
                 self._sent(self._send_lines(client, project, run_id, kind, chunk, lines), progress)
-            cursor.offset = end
+            cursor.offset = batch.end
 
     def _send_lines(self, client: LineTransport, project: str, run_id: str, kind: str, chunk: bytes,
                     lines: int) -> int:
@@ -242,12 +242,12 @@ class Shipper:
                 self.files_sent += 1
 
 
-def _unacked_lines(chunk: bytes, kind: str, acked: int) -> tuple[bytes, int]:
-    """The lines past the first ones the backend has (by their seq, where a line shows it as stepline writes
-    it; a line whose seq cannot be seen this way is kept, for the backend to judge), and no empty line; and how
-    many lines that is."""
-    _, lines, has_empty_line = scan_lines(chunk)
-    if has_empty_line:
+def _unacked_lines(batch: LineBatch, kind: str, acked: int) -> tuple[bytes, int]:
+    """The batch's lines past the first ones the backend has (by their seq, where a line shows it as stepline
+    writes it; a line whose seq cannot be seen this way is kept, for the backend to judge), and no empty line;
+    and how many lines that is."""
+    chunk, lines = batch.lines, batch.line_count
+    if batch.has_empty_line:
         kept = [line for line in chunk.split(b"\n")[:-1] if line]
         chunk, lines = b"".join(line + b"\n" for line in kept), len(kept)
     last = _seq_of(chunk[chunk.rfind(b"\n", 0, len(chunk) - 1) + 1:], kind)
