@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from stepline.logbook.metric_summary import MetricSummary
+from stepline.metrics_batch import record_columns
 
 if TYPE_CHECKING:
     from stepline.metrics_batch import RecordColumns
@@ -183,6 +184,14 @@ class Columns(dict[str, Column]):
         if not self._add_alike(records, numbers, steps):
             self._add_grouped(records, numbers, steps)
         self._took(steps, times, epoch_array)
+
+    def add_records(self, records: list[dict[str, Any]]) -> None:
+        """:meth:`add`, with the records read natively into columns when they are all plain, as most are."""
+        columns = record_columns(records)
+        if columns is None:
+            self.add(records)
+        else:
+            self.add_columns(columns)
 
     def add_columns(self, columns: RecordColumns) -> None:
         """Take in metrics records given as columns (a native metrics segment's, ``stepline.metrics_batch``): per

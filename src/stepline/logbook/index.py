@@ -44,7 +44,6 @@ from stepline.logbook.index_files import (
 )
 from stepline.logbook.metric_summary import MetricSummary
 from stepline.logbook.tail import RecordTail
-from stepline.metrics_batch import record_columns
 
 if TYPE_CHECKING:
     from stepline.metrics_batch import MetricsBatch, ReceivedLines, RecordColumns
@@ -179,11 +178,7 @@ class MetricIndex:
             self.tail.last_seq = seqs[-1]  # numbered by a writer in one go, as most are: all of them, at speed
         else:
             records = self.tail.fresh(records)
-        columns = record_columns(records)  # read natively when they are plain, as most are
-        if columns is None:
-            self.columns.add(records)
-        else:
-            self.columns.add_columns(columns)
+        self.columns.add_records(records)
 
     def add_batch(self, batch: MetricsBatch | ReceivedLines, columns: RecordColumns) -> None:
         """Take in a batch just written to the file: a writer's, or lines a server received; from their columns

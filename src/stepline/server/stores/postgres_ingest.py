@@ -99,7 +99,7 @@ class PostgresRunWriter:
         metrics = fresh if only_metrics else [r for r in fresh if r["type"] == events.METRICS]
         if metrics:
             columns = Columns()
-            columns.add(metrics)
+            columns.add_records(metrics)
             seqs = np.fromiter(map(itemgetter("seq"), metrics), np.int64, len(metrics))
             self._store_points(db, columns, seqs, metric_records)
         kept = [] if only_metrics else [(r["type"], r["seq"], r) for r in fresh
