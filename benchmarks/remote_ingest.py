@@ -182,9 +182,10 @@ def main() -> None:
                 for index, backend in enumerate([None, *urls]):
                     rates[index].append(throughput(client, backend, args.points))
                     latencies[index].append(latency(client, backend))
-                    if args.clients:
-                        together[index].append(concurrent_clients(client, backend, args.points, args.clients))
             queries = [series_query(client, url, args.series_points, 10) for url in urls]
+            for _ in range(args.repeats if args.clients else 0):  # apart: their aftermath would slow the rest
+                for index, backend in enumerate([None, *urls]):
+                    together[index].append(concurrent_clients(client, backend, args.points, args.clients))
         finally:
             for server, _ in servers:
                 server.terminate()
