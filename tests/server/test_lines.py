@@ -209,14 +209,14 @@ def test_a_server_reuses_one_batch_s_memory_for_the_next(server, serverdir, logd
         shipper.ship()
         return _page_faults(process.process.pid) - before
 
-    log_and_ship(range(40_000))  # the server's heap grows to its working size
+    log_and_ship(range(80_000))  # two full batches: the server's heap grows to its working size
     size_before = (run.path / "metrics.jsonl").stat().st_size
-    faults = log_and_ship(range(40_000, 160_000))
+    faults = log_and_ship(range(80_000, 200_000))
     megabytes = ((run.path / "metrics.jsonl").stat().st_size - size_before) / 2**20
     run.finish()
     assert megabytes > 20  # several batches of 8 MB
     assert faults / megabytes < 25, f"{faults} page faults for {megabytes:.0f} MB of lines (untuned: 450 a MB)"
-    assert Logbook(serverdir).run(run.id).summaries()["metric_7"].count == 160_000
+    assert Logbook(serverdir).run(run.id).summaries()["metric_7"].count == 200_000
 
 
 def _page_faults(pid: int) -> int:
