@@ -195,7 +195,7 @@ def test_a_client_compresses_only_what_crosses_a_network():
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the server's page faults from /proc")
 @pytest.mark.filterwarnings("ignore:stepline.s queue is full")
 def test_a_server_reuses_one_batch_s_memory_for_the_next(server, serverdir, logdir):
-    """glibc maps each copy of an 8 MB body afresh unless told otherwise (``tune_allocator``): hundreds of page
+    """glibc maps each copy of a 4 MB body afresh unless told otherwise (``tune_allocator``): hundreds of page
     faults a MB, an eighth of a server's CPU on ingest. Tuned, the batches after the first few fault a few pages."""
     process = server(root=serverdir)
     run = stepline.init(project="p", dir=logdir)
@@ -209,12 +209,12 @@ def test_a_server_reuses_one_batch_s_memory_for_the_next(server, serverdir, logd
         shipper.ship()
         return _page_faults(process.process.pid) - before
 
-    log_and_ship(range(80_000))  # two full batches: the server's heap grows to its working size
+    log_and_ship(range(80_000))  # four full batches: the server's heap grows to its working size
     size_before = (run.path / "metrics.jsonl").stat().st_size
     faults = log_and_ship(range(80_000, 200_000))
     megabytes = ((run.path / "metrics.jsonl").stat().st_size - size_before) / 2**20
     run.finish()
-    assert megabytes > 20  # several batches of 8 MB
+    assert megabytes > 20  # several batches of 4 MB
     assert faults / megabytes < 25, f"{faults} page faults for {megabytes:.0f} MB of lines (untuned: 450 a MB)"
     assert Logbook(serverdir).run(run.id).summaries()["metric_7"].count == 200_000
 

@@ -93,7 +93,7 @@ HEAP_BLOCK_BYTES = 32 << 20  # glibc's largest: a body up to this size is taken 
 
 def tune_allocator() -> bool:
     """Let this server process reuse the memory of one request's body for the next. glibc gives each block over
-    its mapping threshold (a shipper's 8 MB batch, and uvicorn's and Starlette's copies of it) pages of its own
+    its mapping threshold (a shipper's 4 MB batch, and uvicorn's and Starlette's copies of it) pages of its own
     and hands them back when freed, so every batch had the kernel zero thousands of pages anew: an eighth of the
     server's CPU on ingest. Here blocks up to 32 MB come from the heap, and up to 128 MB of freed heap is kept
     for the next request. Whether glibc's malloc was found and tuned (elsewhere: nothing to tune)."""

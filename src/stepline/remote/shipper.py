@@ -34,10 +34,9 @@ if TYPE_CHECKING:
 BATCH_RECORDS = 5000
 READ_BYTES = 8 << 20  # read of a record file at a time, so a large backlog never needs its size in memory
 # A stepline server takes bigger batches (up to 64 MB and 100,000 records): fewer round trips, each of which
-# waits for its answer, and less of a server's cost per request. 8 MB delivered a fast run at 0.75x the local
-# rate against 0.70x for 4 MB (medians of 16 runs of benchmarks/remote_ingest.py's loop, in turn); 16 MB no
-# better than 4.
-LINE_BATCH_BYTES = 8 << 20
+# waits for its answer. 8 MB was no faster than 4 (30 pairs of benchmarks/remote_ingest.py's loop, in turn:
+# ahead in 13, behind in 14), and holds twice the memory on both sides.
+LINE_BATCH_BYTES = 4 << 20
 LINE_BATCH_RECORDS = 50_000
 SHIP_ORDER = events.WIRE_RECORDS
 POLL_INTERVAL = 0.5

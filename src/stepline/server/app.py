@@ -55,7 +55,7 @@ def create_app(store: Store, *, auth: AuthStore | None = None, cors_origins: Seq
 
     def token_check(inner: ASGIApp) -> ASGIApp:
         # Plain ASGI, not @app.middleware("http"): that one passes every request body through streams of its own,
-        # a cost per chunk that an 8 MB batch of records paid on every push.
+        # a cost per chunk that a 4 MB batch of records paid on every push.
         async def check(scope: Scope, receive: Receive, send: Send) -> None:
             if require_token and scope["type"] == "http" and scope["path"].startswith("/api/v1/"):
                 refusal = _refusal(app.state.auth, Request(scope))
