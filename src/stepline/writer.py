@@ -89,14 +89,13 @@ def _estimated_size(record: dict[str, Any]) -> int:
 
 
 def queued_bytes(item: Any) -> int:
-    """About how much memory a queued item holds, which the queue's byte bound counts: a record's (a media
-    record's payload, a file record's data), a metrics call's on the Python path, a closed segment's."""
+    """About how much memory a queued record holds, which the queue's byte bound counts (a media record's
+    payload, a file record's data), or a metrics call on the Python path; a segment says its own
+    (``held_bytes``)."""
     if type(item) is dict:
         return _estimated_size(item)
     if type(item) is tuple:  # (tag, time, step, epoch, values)
         return 120 + 48 * len(item[4])
-    if is_segment(item):
-        return item.held_bytes()  # type: ignore[no-any-return]
     return 0  # a flush marker
 
 

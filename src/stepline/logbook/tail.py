@@ -140,11 +140,10 @@ def _read_lines(path: Path, offset: int, stop: int, limit_bytes: int) -> bytes:
     return chunk
 
 
-def scan_lines(chunk: bytes, limit: int | None = None) -> tuple[int, int, bool]:
-    """Of ``chunk``'s first ``limit`` lines that end with a newline (every one, without a limit): where the last
-    of them ends (past its newline), how many there are, and whether one is empty. Natively, without the
-    interpreter lock, when the metrics segment is built."""
-    limit = len(chunk) if limit is None else limit
+def scan_lines(chunk: bytes, limit: int) -> tuple[int, int, bool]:
+    """Of ``chunk``'s first ``limit`` lines that end with a newline: where the last of them ends (past its
+    newline), how many there are, and whether one is empty. Natively, without the interpreter lock, when the
+    metrics segment is built."""
     if NATIVE and native is not None:
         return native.scan_lines(chunk, limit)  # type: ignore[no-any-return]
     end = chunk.rfind(b"\n") + 1
